@@ -1,0 +1,12 @@
+//! Tezos cryptography for a remote signer: base58check, identifiers, keys and signatures
+//! of tz1 (Ed25519), tz2 (secp256k1), tz3 (P-256) and tz4 (BLS12-381 min-pk), signed and
+//! verified exactly as Octez does, and encrypted secret keys.
+#![forbid(unsafe_code)]
+
+pub mod base58;
+pub mod hash;
+pub mod ids;
+
+pub use base58::{Base58Error, Prefix};
+pub use hash::{blake2b_160, blake2b_256};
+pub use ids::{ChainId, Curve, IdError, PublicKeyHash};

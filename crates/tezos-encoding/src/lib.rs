@@ -1,0 +1,5 @@
+//! Decoding of the bytes a Tezos baker or wallet asks a remote signer to sign.
+#![forbid(unsafe_code)]
+
+pub mod watermark_kind;
+pub use watermark_kind::WatermarkKind;
