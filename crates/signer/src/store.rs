@@ -1,1 +1,175 @@
-//! (in progress)
+//! The watermark store: where high watermarks live between requests and across restarts.
+//!
+//! The interface is shaped for local files and for network databases shared by several
+//! signer processes alike: every method is async, one call is one atomic step per key, and
+//! every failure is an error the caller turns into a refusal (fail closed).
+//!
+//! A signing request goes through the store twice:
+//! 1. [`WatermarkStore::check_and_advance`] reads the key's record, applies
+//!    [`decide`](crate::watermark::decide) and, on [`Decision::Advance`], durably records the
+//!    reservation (level, round, hash, no signature) before it returns;
+//! 2. after the backend signed, [`WatermarkStore::record_signature`] durably attaches the
+//!    signature; the signature is released to the client only when that returned `Ok`.
+
+use crate::watermark::{Decision, Height, Watermark, WatermarkKey, WatermarkRequest};
+use async_trait::async_trait;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Why a store could not answer. Any of these means: do not sign.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Reading or writing the store failed.
+    #[error("watermark store I/O failed: {context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The stored data cannot be trusted; an operator has to look at it.
+    #[error("watermark store at {} is corrupt: {detail}", path.display())]
+    Corrupt { path: PathBuf, detail: String },
+    /// The store was never created at this place.
+    #[error("no watermark store at {}: {hint}", path.display())]
+    NotInitialised { path: PathBuf, hint: String },
+    /// Creating a store where one already exists.
+    #[error("a watermark store already exists at {}; refusing to overwrite it", path.display())]
+    AlreadyInitialised { path: PathBuf },
+    /// Another process holds the store.
+    #[error(
+        "watermark store at {} is locked by another process; two signers must never share one \
+         file store (stop the other signer, or use a shared database store)",
+        path.display()
+    )]
+    Locked { path: PathBuf },
+    /// A transient failure (network, database failover): the request may be retried.
+    #[error("watermark store temporarily unavailable: {0}")]
+    Unavailable(String),
+    /// An earlier write failed, so what is on disk is unknown; the store refuses everything
+    /// until it is reopened (which re-reads and checks the data).
+    #[error("watermark store stopped after a failed write ({0}); restart the signer")]
+    Failed(String),
+    /// `record_signature` found the record no longer holding the reservation it was called
+    /// for, so the signature must not be released.
+    #[error(
+        "watermark for {key} no longer holds the reservation at {expected} (now {}); \
+         the signature is withheld",
+        found.map_or_else(|| "nothing".to_string(), |h| h.to_string())
+    )]
+    ReservationLost {
+        key: String,
+        expected: Height,
+        found: Option<Height>,
+    },
+    /// An operator `set` without force would lower (or replace at the same height) a record.
+    #[error(
+        "refusing to set the watermark for {key} to {requested}: the current one is {current} \
+         (force is required to lower or replace it)"
+    )]
+    NotAbove {
+        key: String,
+        current: Height,
+        requested: Height,
+    },
+    /// A value the store will not record (for example an oversized signature string).
+    #[error("refusing to record an invalid watermark value: {0}")]
+    InvalidRecord(String),
+}
+
+impl StoreError {
+    /// Wrap an I/O error with what was being done, naming the file.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        StoreError::Io {
+            context: context.into(),
+            source: Arc::new(source),
+        }
+    }
+
+    /// Whether retrying the same call later may succeed.
+    pub const fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// A durable home for high watermarks, shared as `Arc<dyn WatermarkStore>`.
+///
+/// Implementations guarantee that, for one key, no two `check_and_advance` calls can both
+/// be allowed to sign different bytes at the same height, including across restarts and,
+/// for shared stores, across processes.
+#[async_trait]
+pub trait WatermarkStore: Send + Sync + std::fmt::Debug {
+    /// Read the key's record, decide, and on [`Decision::Advance`] durably record the
+    /// reservation (signature `None`) before returning. `ReturnStored` and
+    /// `SignAgainSameBytes` are only returned once the record they rest on is durable.
+    async fn check_and_advance(
+        &self,
+        key: WatermarkKey,
+        req: WatermarkRequest,
+    ) -> Result<Decision, StoreError>;
+
+    /// Durably attach `signature_b58` to the key's record if it still is the reservation of
+    /// `req` (same level, round and hash); otherwise [`StoreError::ReservationLost`]. If a
+    /// signature for these same bytes is recorded already, it is kept and `Ok` returned.
+    async fn record_signature(
+        &self,
+        key: WatermarkKey,
+        req: WatermarkRequest,
+        signature_b58: &str,
+    ) -> Result<(), StoreError>;
+
+    /// The key's current record.
+    async fn get(&self, key: WatermarkKey) -> Result<Option<Watermark>, StoreError>;
+
+    /// Every record, sorted by key.
+    async fn export(&self) -> Result<Vec<(WatermarkKey, Watermark)>, StoreError>;
+
+    /// Operator tool: replace the key's record. Without `force` it only raises a watermark
+    /// (or adds a signature to the same record), and refuses with [`StoreError::NotAbove`].
+    async fn set(
+        &self,
+        key: WatermarkKey,
+        watermark: Watermark,
+        force: bool,
+    ) -> Result<(), StoreError>;
+
+    /// Whether the store can take writes now.
+    async fn health(&self) -> Result<(), StoreError>;
+
+    /// The driver name (`file`, `mem`, …) for logs and metrics.
+    fn name(&self) -> &'static str;
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_unavailable_is_transient() {
+        assert!(StoreError::Unavailable("failover".into()).is_transient());
+        assert!(!StoreError::Failed("fsync".into()).is_transient());
+        assert!(!StoreError::Locked {
+            path: PathBuf::from("/x")
+        }
+        .is_transient());
+    }
+
+    #[test]
+    fn messages_say_what_to_do() {
+        let e = StoreError::NotInitialised {
+            path: PathBuf::from("/var/lib/signatory/watermarks"),
+            hint: "run `signatory watermark init`".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "no watermark store at /var/lib/signatory/watermarks: run `signatory watermark init`"
+        );
+        let e = StoreError::ReservationLost {
+            key: "block tz1 on Net".into(),
+            expected: Height::new(5, 0),
+            found: None,
+        };
+        assert!(e.to_string().contains("(now nothing)"), "{e}");
+    }
+}

@@ -5,6 +5,7 @@
 //! decode names exactly what went wrong: wrong prefix, bad checksum or wrong length.
 
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 /// A Tezos base58check prefix: its raw bytes and the payload length that goes with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -203,20 +204,26 @@ pub fn encode(prefix: Prefix, payload: &[u8]) -> String {
 
 /// Decode the raw bytes of a base58check string, checksum verified, prefix still on.
 pub fn decode_raw(s: &str) -> Result<Vec<u8>, Base58Error> {
-    let data = bs58::decode(s).into_vec().map_err(|e| match e {
+    decode_checked(s).map(|body| body.to_vec())
+}
+
+/// The checked body, in a buffer wiped on drop: secret keys pass through here.
+fn decode_checked(s: &str) -> Result<Zeroizing<Vec<u8>>, Base58Error> {
+    let mut data = Zeroizing::new(bs58::decode(s).into_vec().map_err(|e| match e {
         bs58::decode::Error::InvalidCharacter { index, .. } => {
             Base58Error::InvalidCharacter { position: index }
         }
         _ => Base58Error::InvalidCharacter { position: 0 },
-    })?;
-    if data.len() < 4 {
+    })?);
+    let Some(body_len) = data.len().checked_sub(4) else {
         return Err(Base58Error::TooShort { len: data.len() });
-    }
-    let (body, sum) = data.split_at(data.len() - 4);
+    };
+    let (body, sum) = data.split_at(body_len);
     if checksum(body) != sum {
         return Err(Base58Error::BadChecksum);
     }
-    Ok(body.to_vec())
+    data.truncate(body_len);
+    Ok(data)
 }
 
 /// Decode `s`, which must carry `prefix` and exactly the payload length of that prefix.
@@ -251,7 +258,24 @@ pub fn decode_array<const N: usize>(s: &str, prefix: Prefix) -> Result<[u8; N], 
 /// Where two prefixes share leading bytes the longer match wins, and a payload of the
 /// wrong length for the matched prefix is an error (not a silent fallback).
 pub fn decode_any(s: &str, candidates: &[Prefix]) -> Result<(Prefix, Vec<u8>), Base58Error> {
-    let body = decode_raw(s)?;
+    let body = decode_checked(s)?;
+    let p = match_prefix(&body, candidates)?;
+    let payload = body.get(p.bytes().len()..).unwrap_or_default().to_vec();
+    Ok((p, payload))
+}
+
+/// [`decode_any`] for secret material: the payload comes back in a buffer wiped on drop.
+pub(crate) fn decode_any_secret(
+    s: &str,
+    candidates: &[Prefix],
+) -> Result<(Prefix, Zeroizing<Vec<u8>>), Base58Error> {
+    let body = decode_checked(s)?;
+    let p = match_prefix(&body, candidates)?;
+    let payload = Zeroizing::new(body.get(p.bytes().len()..).unwrap_or_default().to_vec());
+    Ok((p, payload))
+}
+
+fn match_prefix(body: &[u8], candidates: &[Prefix]) -> Result<Prefix, Base58Error> {
     let mut best: Option<Prefix> = None;
     for &p in candidates {
         if body.starts_with(p.bytes())
@@ -262,8 +286,7 @@ pub fn decode_any(s: &str, candidates: &[Prefix]) -> Result<(Prefix, Vec<u8>), B
         }
     }
     if let Some(p) = best {
-        let payload = body.get(p.bytes().len()..).unwrap_or_default().to_vec();
-        return Ok((p, payload));
+        return Ok(p);
     }
     // No exact match: say which prefix it looked like, if any, with the length found.
     for &p in candidates {
@@ -276,6 +299,26 @@ pub fn decode_any(s: &str, candidates: &[Prefix]) -> Result<(Prefix, Vec<u8>), B
         }
     }
     Err(Base58Error::UnknownPrefix)
+}
+
+/// [`encode`] for secret material: every intermediate buffer is wiped, and so is the
+/// returned string when dropped.
+pub(crate) fn encode_secret(prefix: Prefix, payload: &[u8]) -> Zeroizing<String> {
+    let mut data = Zeroizing::new(Vec::with_capacity(prefix.bytes().len() + payload.len() + 4));
+    data.extend_from_slice(prefix.bytes());
+    data.extend_from_slice(payload);
+    let sum = checksum(&data);
+    data.extend_from_slice(&sum);
+    // Base58 is at most 1.37 characters per byte, so twice the input always fits.
+    let mut digits = Zeroizing::new(vec![0u8; data.len() * 2]);
+    let len = bs58::encode(&data[..])
+        .onto(&mut digits[..])
+        .unwrap_or_default();
+    let mut out = Zeroizing::new(String::with_capacity(len));
+    for &b in digits.iter().take(len) {
+        out.push(char::from(b));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -322,6 +365,16 @@ mod tests {
                 found: 21
             })
         );
+    }
+
+    #[test]
+    fn secret_encoding_matches_the_plain_one() {
+        for p in Prefix::ALL {
+            let payload = vec![0xa5; p.payload_len()];
+            assert_eq!(*encode_secret(p, &payload), encode(p, &payload));
+            let back = decode_any_secret(&encode(p, &payload), &[p]).map(|(q, b)| (q, b.to_vec()));
+            assert_eq!(back, Ok((p, payload)));
+        }
     }
 
     #[test]

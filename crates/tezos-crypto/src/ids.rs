@@ -1,7 +1,7 @@
 //! Identifiers: curves, public key hashes (tz1–tz4) and chain ids.
 
 use crate::base58::{self, Base58Error, Prefix};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
@@ -200,15 +200,15 @@ impl FromStr for ChainId {
 
 macro_rules! serde_as_b58 {
     ($t:ty) => {
-        impl Serialize for $t {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        impl ::serde::Serialize for $t {
+            fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(&self.to_b58check())
             }
         }
-        impl<'de> Deserialize<'de> for $t {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                <$t>::from_b58check(&s).map_err(serde::de::Error::custom)
+        impl<'de> ::serde::Deserialize<'de> for $t {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <String as ::serde::Deserialize>::deserialize(d)?;
+                <$t>::from_b58check(&s).map_err(::serde::de::Error::custom)
             }
         }
     };

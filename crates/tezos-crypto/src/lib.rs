@@ -4,9 +4,22 @@
 #![forbid(unsafe_code)]
 
 pub mod base58;
+pub mod encrypted;
+mod error;
 pub mod hash;
 pub mod ids;
+mod public_key;
+mod secret_key;
+mod signature;
+mod version;
 
 pub use base58::{Base58Error, Prefix};
+pub use error::CryptoError;
 pub use hash::{blake2b_160, blake2b_256};
 pub use ids::{ChainId, Curve, IdError, PublicKeyHash};
+pub use public_key::{
+    bls_dst, BlsPublicKey, Ed25519PublicKey, P256PublicKey, PublicKey, Secp256k1PublicKey,
+};
+pub use secret_key::SecretKey;
+pub use signature::Signature;
+pub use version::{SigningVersion, UnknownSigningVersion};

@@ -1,0 +1,436 @@
+//! One signing request, end to end: decode → policy → watermark → vault → verify → record.
+//!
+//! The order is the safety argument:
+//! 1. nothing is recorded or signed for bytes that do not decode or that the policy refuses;
+//! 2. for watermarked requests (blocks, preattestations, attestations) the new high
+//!    watermark is durable in the store *before* the vault is asked to sign, so a backend
+//!    failure after that point can never let a second, different payload through at that
+//!    level and round;
+//! 3. the signature is verified against the key's public key and then recorded in the store
+//!    (durably) *before* it is returned, so identical bytes asked again get the very same
+//!    signature back (ECDSA with a random nonce would otherwise produce a second, different
+//!    block at the same height);
+//! 4. one key's watermark slot is a critical section from step 2 to step 3, so concurrent
+//!    identical or conflicting requests are serialised.
+
+use crate::policy::{KeyPolicy, PolicyDenial, RequestFacts};
+use crate::store::{StoreError, WatermarkStore};
+use crate::vault::{Vault, VaultError};
+use crate::watermark::{Decision, Refusal, WatermarkKey, WatermarkRequest};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tezos_crypto::{ChainId, CryptoError, PublicKey, PublicKeyHash, Signature, SigningVersion};
+use tezos_encoding::{DecodeError, SigningRequest, WatermarkKind};
+
+/// A key the service can sign with: where it lives and what it may sign.
+#[derive(Debug, Clone)]
+pub struct KeyEntry {
+    pub public_key: PublicKey,
+    pub vault: Arc<dyn Vault>,
+    /// `None`: the key is in a vault but not enabled in the configuration; its public key is
+    /// served, but nothing is signed with it.
+    pub policy: Option<KeyPolicy>,
+}
+
+/// A request to sign, as the transport hands it over.
+#[derive(Debug, Clone, Copy)]
+pub struct SignRequest<'a> {
+    pub pkh: &'a PublicKeyHash,
+    /// The bytes to sign, magic byte included.
+    pub bytes: &'a [u8],
+    pub version: SigningVersion,
+    /// The authenticated client, if the request carried a valid authentication.
+    pub client: Option<&'a PublicKeyHash>,
+}
+
+/// What a request was, for the log line and the metrics (whatever the outcome).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestSummary {
+    /// Policy name of the request kind (`block`, `attestation_with_dal`, `generic` …).
+    pub kind: &'static str,
+    pub chain_id: Option<ChainId>,
+    pub level: Option<i32>,
+    pub round: Option<i32>,
+    /// Operation kinds of a generic request, pseudo-kinds applied.
+    pub operations: Vec<String>,
+}
+
+/// How long the parts of a request took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timings {
+    pub watermark: Duration,
+    pub vault: Duration,
+}
+
+/// The signature released to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    pub signature: Signature,
+    /// The same bytes were signed before: this is the recorded signature, not a new one.
+    pub replayed: bool,
+}
+
+/// Everything known about one request after it was handled.
+#[derive(Debug)]
+pub struct SignReport {
+    pub summary: Option<RequestSummary>,
+    pub vault: Option<String>,
+    pub timings: Timings,
+    pub log_payloads: bool,
+    pub result: Result<Signed, SignError>,
+}
+
+/// Why a request was not signed. [`SignError::class`] says how a transport should answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignError {
+    #[error("key {0} is not known to this signer")]
+    UnknownKey(PublicKeyHash),
+    #[error("key {0} is not enabled: add it to the `tezos:` section of the configuration")]
+    KeyNotEnabled(PublicKeyHash),
+    #[error("cannot decode the request: {0}")]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Policy(#[from] PolicyDenial),
+    #[error("{0}")]
+    Watermark(Refusal),
+    #[error("watermark store failed, refusing to sign: {0}")]
+    Store(#[from] StoreError),
+    #[error("signing backend failed: {0}")]
+    Vault(#[from] VaultError),
+    #[error("the backend returned a signature that does not verify against the public key of {pkh}; it was not released")]
+    BadSignature {
+        pkh: PublicKeyHash,
+        #[source]
+        source: CryptoError,
+    },
+    #[error("stored signature for identical bytes is unreadable: {0}")]
+    StoredSignature(CryptoError),
+    #[error("proof of possession exists only for tz4 (BLS) keys")]
+    NotBls,
+    #[error("{0} request without chain id or level cannot be watermarked; refusing to sign")]
+    NoWatermarkPosition(WatermarkKind),
+}
+
+/// How a transport should classify an error (maps to an HTTP status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Malformed input (400).
+    BadRequest,
+    /// Authentication required but missing (401).
+    Unauthenticated,
+    /// Policy refusal or authentication by an unauthorized client (403).
+    Forbidden,
+    /// Unknown key (404).
+    NotFound,
+    /// Watermark refusal (409).
+    Conflict,
+    /// The signer or one of its backends failed (500/503).
+    Internal,
+    /// A backend is temporarily unavailable (503).
+    Unavailable,
+}
+
+impl SignError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            SignError::UnknownKey(_) => ErrorClass::NotFound,
+            SignError::KeyNotEnabled(_) | SignError::NotBls => ErrorClass::Forbidden,
+            SignError::Decode(_) | SignError::NoWatermarkPosition(_) => ErrorClass::BadRequest,
+            SignError::Policy(d) if d.is_authentication() => ErrorClass::Unauthenticated,
+            SignError::Policy(_) => ErrorClass::Forbidden,
+            SignError::Watermark(_) => ErrorClass::Conflict,
+            SignError::Vault(e) if e.is_transient() => ErrorClass::Unavailable,
+            SignError::Store(e) if e.is_transient() => ErrorClass::Unavailable,
+            SignError::Store(_)
+            | SignError::Vault(_)
+            | SignError::BadSignature { .. }
+            | SignError::StoredSignature(_) => ErrorClass::Internal,
+        }
+    }
+}
+
+/// Fixed set of locks, one per watermark slot hash: bounded memory whatever chains and keys
+/// clients name, and two different slots rarely share a stripe.
+#[derive(Debug)]
+struct SlotLocks {
+    stripes: Vec<tokio::sync::Mutex<()>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl SlotLocks {
+    const STRIPES: usize = 1024;
+
+    fn new() -> Self {
+        SlotLocks {
+            stripes: (0..Self::STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+        }
+    }
+
+    async fn lock(&self, key: &WatermarkKey) -> tokio::sync::MutexGuard<'_, ()> {
+        let mut h = self.hasher.build_hasher();
+        key.hash(&mut h);
+        // The modulo keeps the index in range, so `get` cannot miss; fall back to stripe 0
+        // rather than panic if that ever changed.
+        let i = (h.finish() as usize) % self.stripes.len();
+        match self.stripes.get(i).or_else(|| self.stripes.first()) {
+            Some(m) => m.lock().await,
+            None => unreachable_lock().await,
+        }
+    }
+}
+
+// `stripes` is never empty (built with STRIPES > 0); this only satisfies the type checker
+// without a panic path.
+async fn unreachable_lock() -> tokio::sync::MutexGuard<'static, ()> {
+    static FALLBACK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    FALLBACK.lock().await
+}
+
+/// The signing service: keys, their vaults and policies, and the watermark store.
+#[derive(Debug)]
+pub struct SignService {
+    keys: HashMap<PublicKeyHash, KeyEntry>,
+    store: Arc<dyn WatermarkStore>,
+    locks: SlotLocks,
+}
+
+impl SignService {
+    pub fn new(keys: HashMap<PublicKeyHash, KeyEntry>, store: Arc<dyn WatermarkStore>) -> Self {
+        SignService {
+            keys,
+            store,
+            locks: SlotLocks::new(),
+        }
+    }
+
+    pub fn key(&self, pkh: &PublicKeyHash) -> Option<&KeyEntry> {
+        self.keys.get(pkh)
+    }
+
+    /// Every key the vaults hold, enabled or not, sorted.
+    pub fn keys(&self) -> Vec<(&PublicKeyHash, &KeyEntry)> {
+        let mut keys: Vec<_> = self.keys.iter().collect();
+        keys.sort_by_key(|(pkh, _)| **pkh);
+        keys
+    }
+
+    pub fn store(&self) -> &Arc<dyn WatermarkStore> {
+        &self.store
+    }
+
+    pub fn public_key(&self, pkh: &PublicKeyHash) -> Result<&PublicKey, SignError> {
+        self.keys
+            .get(pkh)
+            .map(|k| &k.public_key)
+            .ok_or(SignError::UnknownKey(*pkh))
+    }
+
+    /// Handle one signing request. Never panics; every outcome is in the report.
+    pub async fn sign(&self, req: SignRequest<'_>) -> SignReport {
+        let mut report = SignReport {
+            summary: None,
+            vault: None,
+            timings: Timings::default(),
+            log_payloads: false,
+            result: Err(SignError::UnknownKey(*req.pkh)),
+        };
+        let Some(key) = self.keys.get(req.pkh) else {
+            return report;
+        };
+        report.vault = Some(key.vault.name().to_string());
+        let Some(policy) = &key.policy else {
+            report.result = Err(SignError::KeyNotEnabled(*req.pkh));
+            return report;
+        };
+        report.log_payloads = policy.log_payloads;
+        let decoded = match SigningRequest::decode(req.bytes) {
+            Ok(d) => d,
+            Err(e) => {
+                report.result = Err(SignError::Decode(e));
+                return report;
+            }
+        };
+        let summary = summarise(&decoded);
+        let facts = RequestFacts {
+            kind: summary.kind,
+            chain_id: summary.chain_id,
+            operation_kinds: &summary.operations,
+        };
+        let allowed = policy.check_sign(&facts, req.client);
+        let slot = watermark_slot(&decoded, req.pkh, req.bytes);
+        report.summary = Some(summary);
+        if let Err(denial) = allowed {
+            report.result = Err(SignError::Policy(denial));
+            return report;
+        }
+        let slot = match slot {
+            Ok(slot) => slot,
+            Err(e) => {
+                report.result = Err(e);
+                return report;
+            }
+        };
+        report.result = match slot {
+            Some((wkey, wreq)) => {
+                self.sign_watermarked(key, &req, &wkey, &wreq, &mut report.timings)
+                    .await
+            }
+            None => self
+                .sign_and_verify(key, &req, &mut report.timings)
+                .await
+                .map(|signature| Signed {
+                    signature,
+                    replayed: false,
+                }),
+        };
+        report
+    }
+
+    async fn sign_watermarked(
+        &self,
+        key: &KeyEntry,
+        req: &SignRequest<'_>,
+        wkey: &WatermarkKey,
+        wreq: &WatermarkRequest,
+        timings: &mut Timings,
+    ) -> Result<Signed, SignError> {
+        let _slot = self.locks.lock(wkey).await;
+        let started = Instant::now();
+        let decision = self.store.check_and_advance(wkey, wreq).await;
+        timings.watermark += started.elapsed();
+        match decision? {
+            Decision::ReturnStored(stored) => {
+                let signature =
+                    Signature::from_b58check(&stored).map_err(SignError::StoredSignature)?;
+                return Ok(Signed {
+                    signature,
+                    replayed: true,
+                });
+            }
+            Decision::Refuse(refusal) => return Err(SignError::Watermark(refusal)),
+            Decision::Advance | Decision::SignAgainSameBytes => {}
+        }
+        let signature = self.sign_and_verify(key, req, timings).await?;
+        let started = Instant::now();
+        let recorded = self
+            .store
+            .record_signature(wkey, wreq, &signature.to_b58check())
+            .await;
+        timings.watermark += started.elapsed();
+        recorded?;
+        Ok(Signed {
+            signature,
+            replayed: false,
+        })
+    }
+
+    async fn sign_and_verify(
+        &self,
+        key: &KeyEntry,
+        req: &SignRequest<'_>,
+        timings: &mut Timings,
+    ) -> Result<Signature, SignError> {
+        let started = Instant::now();
+        let signed = key.vault.sign(req.pkh, req.bytes, req.version).await;
+        timings.vault += started.elapsed();
+        let signature = signed?;
+        key.public_key
+            .verify(req.bytes, &signature, req.version)
+            .map_err(|source| SignError::BadSignature {
+                pkh: *req.pkh,
+                source,
+            })?;
+        Ok(signature)
+    }
+
+    /// Produce a BLS proof of possession for a tz4 key (no watermark applies).
+    pub async fn prove_possession(
+        &self,
+        pkh: &PublicKeyHash,
+        override_pk: Option<&PublicKey>,
+        client: Option<&PublicKeyHash>,
+    ) -> Result<Signature, SignError> {
+        let key = self.keys.get(pkh).ok_or(SignError::UnknownKey(*pkh))?;
+        let policy = key.policy.as_ref().ok_or(SignError::KeyNotEnabled(*pkh))?;
+        if !matches!(key.public_key, PublicKey::Bls(_)) {
+            return Err(SignError::NotBls);
+        }
+        policy.check_proof_of_possession(client)?;
+        let proof = key.vault.prove_possession(pkh, override_pk).await?;
+        let proven = override_pk.unwrap_or(&key.public_key);
+        proven
+            .verify_proof_of_possession(&proof)
+            .or_else(|_| key.public_key.verify_proof_of_possession(&proof))
+            .map_err(|source| SignError::BadSignature { pkh: *pkh, source })?;
+        Ok(proof)
+    }
+
+    /// Check every vault and the watermark store; the first failure is returned.
+    pub async fn health(&self) -> Result<(), String> {
+        self.store
+            .health()
+            .await
+            .map_err(|e| format!("watermark store {}: {e}", self.store.name()))?;
+        let mut seen: Vec<&str> = Vec::new();
+        for key in self.keys.values() {
+            let name = key.vault.name();
+            if seen.contains(&name) {
+                continue;
+            }
+            seen.push(name);
+            key.vault
+                .health()
+                .await
+                .map_err(|e| format!("vault {name}: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+fn summarise(decoded: &SigningRequest) -> RequestSummary {
+    let (level, round) = match decoded.level_round() {
+        Some((l, r)) => (Some(l), Some(r)),
+        None => (None, None),
+    };
+    RequestSummary {
+        kind: decoded.kind().as_str(),
+        chain_id: decoded.chain_id(),
+        level,
+        round,
+        operations: decoded.policy_kinds(),
+    }
+}
+
+/// The watermark slot and request of a decoded request, if its kind is watermarked.
+/// A watermarked kind without a chain id or a level is refused, never signed unguarded.
+fn watermark_slot(
+    decoded: &SigningRequest,
+    pkh: &PublicKeyHash,
+    bytes: &[u8],
+) -> Result<Option<(WatermarkKey, WatermarkRequest)>, SignError> {
+    let Some(kind): Option<WatermarkKind> = decoded.watermark_kind() else {
+        return Ok(None);
+    };
+    let (Some(chain_id), Some((level, round))) = (decoded.chain_id(), decoded.level_round())
+    else {
+        return Err(SignError::NoWatermarkPosition(kind));
+    };
+    Ok(Some((
+        WatermarkKey {
+            chain_id,
+            pkh: *pkh,
+            kind,
+        },
+        WatermarkRequest {
+            level,
+            round,
+            request_hash: tezos_crypto::blake2b_256(bytes),
+        },
+    )))
+}

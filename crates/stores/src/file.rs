@@ -1,0 +1,886 @@
+//! The durable watermark store for one machine (the default `file` driver).
+//!
+//! # Layout
+//!
+//! Everything lives in `<base_dir>/watermarks/` (see [`crate::codec`] for the encodings):
+//!
+//! - `snapshot`: every record as of the start of one log generation, written to
+//!   `snapshot.tmp`, fsynced, renamed into place, then the directory fsynced;
+//! - `log-<generation>`: the append-only log that follows that snapshot. Each commit group
+//!   is one checksummed frame of records, and is fdatasynced before any caller waiting on it
+//!   is answered;
+//! - `lock`: held with an exclusive lock (`File::try_lock`) while the store is open, so two
+//!   processes never write one store.
+//!
+//! The directory exists only once `init` completed: `init` builds it under a temporary
+//! name and renames it into place. A missing directory is [`StoreError::NotInitialised`],
+//! never a silent fresh start; a directory without its snapshot or log is
+//! [`StoreError::Corrupt`].
+//!
+//! # Writes and group commit
+//!
+//! All state sits in one in-memory map under one mutex: `check_and_advance` decides and
+//! queues the new record inside that critical section, so two requests for one key are
+//! strictly ordered and at most one reserves a given height. One writer thread takes
+//! everything queued, writes it as a single frame, fdatasyncs once and then wakes every
+//! caller whose record it covered: concurrent callers share fsyncs. A caller answered
+//! `ReturnStored` or `SignAgainSameBytes` also waits until the record that answer rests on
+//! is durable. If a write or an fsync fails, the store stops accepting anything
+//! ([`StoreError::Failed`]) until it is reopened, because what reached the disk is unknown.
+//!
+//! # Recovery and compaction
+//!
+//! Opening replays the snapshot, then the log. A damaged frame at the end of the log,
+//! with no intact frame after it, is a torn write from a crash: it was never acknowledged,
+//! so it is truncated with a warning. A damaged frame followed by intact data is
+//! corruption and opening fails. (Media damage confined to the very last frame cannot be
+//! told apart from a torn write.) When the log passes a size threshold, the writer creates
+//! the next log, writes a snapshot that names it, then deletes the old log; a crash at any
+//! point leaves either the old pair or the new pair complete, and leftovers are removed at
+//! the next open.
+
+use crate::codec;
+use crate::rules;
+use async_trait::async_trait;
+use parking_lot::{Condvar, Mutex};
+use signatory_signer::store::{StoreError, WatermarkStore};
+use signatory_signer::watermark::{Decision, Watermark, WatermarkKey, WatermarkRequest};
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use tokio::sync::watch;
+
+/// The directory under the signer's base directory that holds the store.
+pub const STORE_DIR: &str = "watermarks";
+/// What to tell an operator whose store does not exist yet.
+pub const INIT_HINT: &str =
+    "create it with `signatory watermark init` (then import existing watermarks if this key \
+     has signed before)";
+
+const SNAPSHOT: &str = "snapshot";
+const SNAPSHOT_TMP: &str = "snapshot.tmp";
+const LOCK: &str = "lock";
+const LOG_PREFIX: &str = "log-";
+
+/// Tuning of the file store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FileStoreOptions {
+    /// Compact (snapshot and start a new log) once the log holds this many bytes.
+    pub compact_after_bytes: u64,
+}
+
+impl Default for FileStoreOptions {
+    fn default() -> Self {
+        FileStoreOptions {
+            compact_after_bytes: 8 << 20,
+        }
+    }
+}
+
+impl FileStoreOptions {
+    pub fn compact_after_bytes(mut self, bytes: u64) -> Self {
+        self.compact_after_bytes = bytes;
+        self
+    }
+}
+
+/// Counters of the writer's work since the store was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileStoreStats {
+    /// Every fsync and fdatasync issued (commits, compactions, directory syncs).
+    pub fsyncs: u64,
+    /// Commit groups written to the log.
+    pub commits: u64,
+    /// Records written to the log.
+    pub records_written: u64,
+    pub compactions: u64,
+    /// Size of the current log file.
+    pub log_bytes: u64,
+}
+
+/// What opening found on disk.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OpenReport {
+    pub keys: usize,
+    pub records_replayed: u64,
+    /// Bytes of a torn final commit group that were dropped.
+    pub torn_tail_bytes: Option<u64>,
+    /// Logs left over by a compaction interrupted by a crash, removed.
+    pub stale_logs_removed: usize,
+    pub log_generation: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    fsyncs: AtomicU64,
+    commits: AtomicU64,
+    records_written: AtomicU64,
+    compactions: AtomicU64,
+    log_bytes: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    mark: Watermark,
+    /// Sequence number of the record that set `mark` (0: read at open, durable).
+    seq: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    marks: HashMap<WatermarkKey, Entry>,
+    pending: Vec<(WatermarkKey, Watermark)>,
+    last_seq: u64,
+    failure: Option<String>,
+    shutdown: bool,
+}
+
+impl State {
+    fn enqueue(&mut self, key: WatermarkKey, mark: Watermark) -> u64 {
+        self.last_seq += 1;
+        let seq = self.last_seq;
+        self.pending.push((key, mark.clone()));
+        self.marks.insert(key, Entry { mark, seq });
+        seq
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct CommitState {
+    durable_seq: u64,
+    failure: Option<String>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    dir: PathBuf,
+    state: Mutex<State>,
+    wake_writer: Condvar,
+    commits: watch::Sender<CommitState>,
+    counters: Counters,
+    #[cfg(test)]
+    fail_next_sync: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    /// Stop accepting anything: every waiter and every later call gets the failure.
+    fn fail(&self, reason: String) {
+        tracing::error!(dir = %self.dir.display(), %reason, "watermark store stopped");
+        let mut state = self.state.lock();
+        if state.failure.is_none() {
+            state.failure = Some(reason.clone());
+        }
+        drop(state);
+        self.commits.send_modify(|c| {
+            c.failure.get_or_insert(reason);
+        });
+    }
+
+    fn sync(&self, file: &File, data_only: bool, path: &Path) -> Result<(), StoreError> {
+        self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+        #[cfg(test)]
+        if self.fail_next_sync.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::io(
+                format!("could not fsync {}", path.display()),
+                std::io::Error::other("injected fsync failure"),
+            ));
+        }
+        let result = if data_only {
+            file.sync_data()
+        } else {
+            file.sync_all()
+        };
+        result.map_err(|e| StoreError::io(format!("could not fsync {}", path.display()), e))
+    }
+
+    fn sync_dir(&self, dir: &Path) -> Result<(), StoreError> {
+        let handle = File::open(dir)
+            .map_err(|e| StoreError::io(format!("could not open {}", dir.display()), e))?;
+        self.sync(&handle, false, dir)
+    }
+}
+
+/// The durable file store. See the module documentation for its layout and guarantees.
+pub struct FileStore {
+    shared: Arc<Shared>,
+    writer: Option<JoinHandle<()>>,
+    report: OpenReport,
+    // Dropped after the writer thread is joined (see Drop), so the lock outlives every write.
+    _lock: File,
+}
+
+impl std::fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStore")
+            .field("dir", &self.shared.dir)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_err(context: &str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
+    let context = format!("{context} {}", path.display());
+    move |e| StoreError::io(context, e)
+}
+
+fn corrupt(path: &Path, detail: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        path: path.to_path_buf(),
+        detail: detail.into(),
+    }
+}
+
+fn log_name(generation: u64) -> String {
+    format!("{LOG_PREFIX}{generation}")
+}
+
+fn parse_log_name(name: &str) -> Option<u64> {
+    name.strip_prefix(LOG_PREFIX)?.parse().ok()
+}
+
+/// Offset of the first intact frame strictly after `from`, if any.
+fn intact_frame_after(data: &[u8], from: usize) -> Option<usize> {
+    let last = data.len().checked_sub(codec::FRAME_HEADER_LEN + 1)?;
+    (from.saturating_add(1)..=last).find(|&at| codec::frame_at(data, at).is_some())
+}
+
+/// Write `data` to `path` durably: temp file, fsync, rename, directory fsync.
+fn write_snapshot(shared: &Shared, dir: &Path, data: &[u8]) -> Result<(), StoreError> {
+    let tmp = dir.join(SNAPSHOT_TMP);
+    let target = dir.join(SNAPSHOT);
+    let mut file = File::create(&tmp).map_err(io_err("could not create", &tmp))?;
+    file.write_all(data).map_err(io_err("could not write", &tmp))?;
+    shared.sync(&file, false, &tmp)?;
+    drop(file);
+    fs::rename(&tmp, &target).map_err(io_err("could not rename into place", &target))?;
+    shared.sync_dir(dir)
+}
+
+fn create_log(shared: &Shared, dir: &Path, generation: u64) -> Result<File, StoreError> {
+    let path = dir.join(log_name(generation));
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(io_err("could not create", &path))?;
+    file.write_all(&codec::encode_log_header(generation))
+        .map_err(io_err("could not write", &path))?;
+    shared.sync(&file, false, &path)?;
+    shared.sync_dir(dir)?;
+    Ok(file)
+}
+
+impl FileStore {
+    /// The store's directory under a signer base directory.
+    pub fn store_dir(base_dir: &Path) -> PathBuf {
+        base_dir.join(STORE_DIR)
+    }
+
+    /// Create an empty store under `base_dir` (creating `base_dir` if needed). Refuses if a
+    /// store exists there already. Blocking: call it off the async runtime's workers.
+    pub fn init(base_dir: impl AsRef<Path>) -> Result<(), StoreError> {
+        let base = base_dir.as_ref();
+        let dir = Self::store_dir(base);
+        if fs::symlink_metadata(&dir).is_ok() {
+            return Err(StoreError::AlreadyInitialised { path: dir });
+        }
+        fs::create_dir_all(base).map_err(io_err("could not create", base))?;
+        let tmp = base.join(format!(".{STORE_DIR}.init-{}", std::process::id()));
+        if fs::symlink_metadata(&tmp).is_ok() {
+            fs::remove_dir_all(&tmp).map_err(io_err("could not remove leftover", &tmp))?;
+        }
+        fs::create_dir(&tmp).map_err(io_err("could not create", &tmp))?;
+        // Counters of a throwaway Shared: init is not part of any open store's stats.
+        let (commits, _) = watch::channel(CommitState::default());
+        let scratch = Shared {
+            dir: tmp.clone(),
+            state: Mutex::new(State::default()),
+            wake_writer: Condvar::new(),
+            commits,
+            counters: Counters::default(),
+            #[cfg(test)]
+            fail_next_sync: Default::default(),
+        };
+        const FIRST_GENERATION: u64 = 1;
+        drop(create_log(&scratch, &tmp, FIRST_GENERATION)?);
+        write_snapshot(
+            &scratch,
+            &tmp,
+            &codec::encode_snapshot(FIRST_GENERATION, std::iter::empty()),
+        )?;
+        match fs::rename(&tmp, &dir) {
+            Ok(()) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::AlreadyExists | ErrorKind::DirectoryNotEmpty) => {
+                let _cleanup = fs::remove_dir_all(&tmp);
+                return Err(StoreError::AlreadyInitialised { path: dir });
+            }
+            Err(e) => return Err(io_err("could not move the new store into", &dir)(e)),
+        }
+        scratch.sync_dir(base)
+    }
+
+    /// Open the store under `base_dir` with default options. Blocking.
+    pub fn open(base_dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(base_dir, FileStoreOptions::default())
+    }
+
+    /// Open the store under `base_dir`: take the process lock, replay snapshot and log,
+    /// drop a torn final commit group, and start the writer thread. Blocking.
+    pub fn open_with(
+        base_dir: impl AsRef<Path>,
+        options: FileStoreOptions,
+    ) -> Result<Self, StoreError> {
+        let dir = Self::store_dir(base_dir.as_ref());
+        match fs::metadata(&dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return Err(corrupt(&dir, "exists but is not a directory")),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(StoreError::NotInitialised {
+                    path: dir,
+                    hint: INIT_HINT.to_string(),
+                })
+            }
+            Err(e) => return Err(io_err("could not read", &dir)(e)),
+        }
+
+        let lock_path = dir.join(LOCK);
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(io_err("could not open", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked { path: dir });
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(io_err("could not lock", &lock_path)(e))
+            }
+        }
+
+        let (commits, _) = watch::channel(CommitState::default());
+        let shared = Shared {
+            dir: dir.clone(),
+            state: Mutex::new(State::default()),
+            wake_writer: Condvar::new(),
+            commits,
+            counters: Counters::default(),
+            #[cfg(test)]
+            fail_next_sync: Default::default(),
+        };
+        let (file, durable, report) = recover(&shared, &dir)?;
+        let log_bytes = file
+            .metadata()
+            .map_err(io_err("could not stat the log in", &dir))?
+            .len();
+        shared.counters.log_bytes.store(log_bytes, Ordering::Relaxed);
+        {
+            let mut state = shared.state.lock();
+            state.marks = durable
+                .iter()
+                .map(|(k, m)| (*k, Entry { mark: m.clone(), seq: 0 }))
+                .collect();
+        }
+        let shared = Arc::new(shared);
+        let writer = Writer {
+            shared: Arc::clone(&shared),
+            file,
+            generation: report.log_generation,
+            log_bytes,
+            durable,
+            compact_after: options.compact_after_bytes,
+            frame: Vec::new(),
+            body: Vec::new(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("watermark-writer".into())
+            .spawn(move || writer.run())
+            .map_err(io_err("could not start the writer thread for", &dir))?;
+        Ok(FileStore {
+            shared,
+            writer: Some(handle),
+            report,
+            _lock: lock,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    pub fn open_report(&self) -> &OpenReport {
+        &self.report
+    }
+
+    pub fn stats(&self) -> FileStoreStats {
+        let c = &self.shared.counters;
+        FileStoreStats {
+            fsyncs: c.fsyncs.load(Ordering::Relaxed),
+            commits: c.commits.load(Ordering::Relaxed),
+            records_written: c.records_written.load(Ordering::Relaxed),
+            compactions: c.compactions.load(Ordering::Relaxed),
+            log_bytes: c.log_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    #[cfg(test)]
+    fn fail_next_sync(&self) {
+        self.shared.fail_next_sync.store(true, Ordering::SeqCst);
+    }
+
+    /// Lock the state, refusing if the store stopped; run `f`; wake the writer if `f`
+    /// queued a record. Returns what `f` returned.
+    fn with_state<T>(
+        &self,
+        f: impl FnOnce(&mut State) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut state = self.shared.state.lock();
+        if let Some(reason) = &state.failure {
+            return Err(StoreError::Failed(reason.clone()));
+        }
+        let queued_before = state.last_seq;
+        let out = f(&mut state)?;
+        let queued = state.last_seq != queued_before;
+        drop(state);
+        if queued {
+            self.shared.wake_writer.notify_one();
+        }
+        Ok(out)
+    }
+
+    /// Wait until every record up to `seq` is on disk.
+    async fn wait_durable(&self, seq: u64) -> Result<(), StoreError> {
+        let mut commits = self.shared.commits.subscribe();
+        let outcome = commits
+            .wait_for(|c| c.durable_seq >= seq || c.failure.is_some())
+            .await
+            .map(|c| (c.durable_seq >= seq, c.failure.clone()));
+        match outcome {
+            Ok((true, _)) => Ok(()),
+            Ok((false, failure)) => Err(StoreError::Failed(
+                failure.unwrap_or_else(|| "write failed".to_string()),
+            )),
+            Err(_) => Err(StoreError::Failed("the writer thread is gone".to_string())),
+        }
+    }
+}
+
+/// Read the snapshot and log; returns the log opened for appending, the durable state and
+/// what was found.
+fn recover(
+    shared: &Shared,
+    dir: &Path,
+) -> Result<(File, HashMap<WatermarkKey, Watermark>, OpenReport), StoreError> {
+    let snapshot_path = dir.join(SNAPSHOT);
+    let snapshot = match fs::read(&snapshot_path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Err(corrupt(
+                &snapshot_path,
+                "the snapshot is missing; restore the directory from a backup or import the \
+                 watermarks again into a new store",
+            ))
+        }
+        Err(e) => return Err(io_err("could not read", &snapshot_path)(e)),
+    };
+    let (generation, records) =
+        codec::decode_snapshot(&snapshot).map_err(|d| corrupt(&snapshot_path, d))?;
+    let mut durable: HashMap<WatermarkKey, Watermark> = records.into_iter().collect();
+    let mut report = OpenReport {
+        log_generation: generation,
+        ..OpenReport::default()
+    };
+
+    let tmp = dir.join(SNAPSHOT_TMP);
+    if fs::symlink_metadata(&tmp).is_ok() {
+        fs::remove_file(&tmp).map_err(io_err("could not remove leftover", &tmp))?;
+    }
+    let entries = fs::read_dir(dir).map_err(io_err("could not list", dir))?;
+    for entry in entries {
+        let entry = entry.map_err(io_err("could not list", dir))?;
+        let name = entry.file_name();
+        let Some(other) = name.to_str().and_then(parse_log_name) else {
+            continue;
+        };
+        let path = entry.path();
+        if other > generation {
+            // Created by a compaction whose snapshot never landed: nothing was ever
+            // appended to it, so anything beyond its header is not ours to discard.
+            let len = entry.metadata().map_err(io_err("could not stat", &path))?.len();
+            if len > codec::LOG_HEADER_LEN as u64 {
+                return Err(corrupt(
+                    &path,
+                    format!("log generation {other} holds data but the snapshot names {generation}"),
+                ));
+            }
+        }
+        if other != generation {
+            tracing::info!(path = %path.display(), "removing a log left over by an interrupted compaction");
+            fs::remove_file(&path).map_err(io_err("could not remove", &path))?;
+            report.stale_logs_removed += 1;
+        }
+    }
+
+    let log_path = dir.join(log_name(generation));
+    let data = match fs::read(&log_path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Err(corrupt(
+                &log_path,
+                "the log named by the snapshot is missing; recent watermarks may be lost, \
+                 restore from a backup or import watermarks into a new store",
+            ))
+        }
+        Err(e) => return Err(io_err("could not read", &log_path)(e)),
+    };
+    let header_generation = codec::decode_log_header(&data).map_err(|d| corrupt(&log_path, d))?;
+    if header_generation != generation {
+        return Err(corrupt(
+            &log_path,
+            format!("log header says generation {header_generation}, expected {generation}"),
+        ));
+    }
+    let mut pos = codec::LOG_HEADER_LEN;
+    while pos < data.len() {
+        match codec::frame_at(&data, pos) {
+            Some(body) => {
+                let records = codec::decode_records(body).map_err(|d| {
+                    corrupt(&log_path, format!("commit group at byte {pos}: {d}"))
+                })?;
+                report.records_replayed += records.len() as u64;
+                durable.extend(records);
+                pos += codec::FRAME_HEADER_LEN + body.len();
+            }
+            None => {
+                if let Some(next) = intact_frame_after(&data, pos) {
+                    return Err(corrupt(
+                        &log_path,
+                        format!(
+                            "damaged commit group at byte {pos} is followed by intact data at \
+                             byte {next}; acknowledged watermarks may be lost, restore from a \
+                             backup"
+                        ),
+                    ));
+                }
+                let dropped = (data.len() - pos) as u64;
+                tracing::warn!(
+                    path = %log_path.display(),
+                    offset = pos,
+                    dropped_bytes = dropped,
+                    "dropping a torn commit group at the end of the watermark log (a crash \
+                     during a write); it was never acknowledged, so no signature depends on it"
+                );
+                report.torn_tail_bytes = Some(dropped);
+                break;
+            }
+        }
+    }
+
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&log_path)
+        .map_err(io_err("could not open", &log_path))?;
+    if report.torn_tail_bytes.is_some() {
+        file.set_len(pos as u64)
+            .map_err(io_err("could not truncate", &log_path))?;
+        shared.sync(&file, false, &log_path)?;
+    }
+    file.seek(SeekFrom::End(0))
+        .map_err(io_err("could not seek", &log_path))?;
+    report.keys = durable.len();
+    Ok((file, durable, report))
+}
+
+/// The single thread that writes the log: one frame and one fdatasync per commit group.
+struct Writer {
+    shared: Arc<Shared>,
+    file: File,
+    generation: u64,
+    log_bytes: u64,
+    /// Exactly what the log and snapshot hold: the content of the next snapshot.
+    durable: HashMap<WatermarkKey, Watermark>,
+    compact_after: u64,
+    frame: Vec<u8>,
+    body: Vec<u8>,
+}
+
+/// Marks the store failed if the writer leaves for any reason other than shutdown, so no
+/// caller waits forever on a commit that will never come.
+struct ExitGuard(Arc<Shared>);
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        let clean = {
+            let state = self.0.state.lock();
+            state.shutdown || state.failure.is_some()
+        };
+        if !clean {
+            self.0.fail("the watermark writer stopped unexpectedly".to_string());
+        }
+    }
+}
+
+impl Writer {
+    fn run(mut self) {
+        let _guard = ExitGuard(Arc::clone(&self.shared));
+        loop {
+            let (batch, upto) = {
+                let mut state = self.shared.state.lock();
+                while state.pending.is_empty() && !state.shutdown && state.failure.is_none() {
+                    self.shared.wake_writer.wait(&mut state);
+                }
+                if state.pending.is_empty() || state.failure.is_some() {
+                    return;
+                }
+                (std::mem::take(&mut state.pending), state.last_seq)
+            };
+            if let Err(e) = self.commit(batch, upto) {
+                self.shared.fail(e.to_string());
+                return;
+            }
+        }
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.shared.dir.join(log_name(self.generation))
+    }
+
+    fn commit(
+        &mut self,
+        batch: Vec<(WatermarkKey, Watermark)>,
+        upto: u64,
+    ) -> Result<(), StoreError> {
+        self.body.clear();
+        self.frame.clear();
+        for (key, mark) in &batch {
+            codec::encode_record(key, mark, &mut self.body);
+        }
+        codec::encode_frame(&self.body, &mut self.frame);
+        let path = self.log_path();
+        self.file
+            .write_all(&self.frame)
+            .map_err(io_err("could not append to", &path))?;
+        self.shared.sync(&self.file, true, &path)?;
+        self.log_bytes += self.frame.len() as u64;
+
+        let counters = &self.shared.counters;
+        counters.commits.fetch_add(1, Ordering::Relaxed);
+        counters
+            .records_written
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        counters.log_bytes.store(self.log_bytes, Ordering::Relaxed);
+        self.durable.extend(batch);
+        self.shared.commits.send_modify(|c| c.durable_seq = upto);
+
+        if self.log_bytes >= self.compact_after {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    /// Snapshot the durable state and start the next log generation.
+    fn compact(&mut self) -> Result<(), StoreError> {
+        let dir = self.shared.dir.clone();
+        let next = self.generation + 1;
+        let next_path = dir.join(log_name(next));
+        if fs::symlink_metadata(&next_path).is_ok() {
+            fs::remove_file(&next_path).map_err(io_err("could not remove stale", &next_path))?;
+        }
+        let file = create_log(&self.shared, &dir, next)?;
+        write_snapshot(
+            &self.shared,
+            &dir,
+            &codec::encode_snapshot(next, self.durable.iter()),
+        )?;
+        // The new pair is complete on disk; the old log is now redundant.
+        let old_path = self.log_path();
+        self.file = file;
+        self.generation = next;
+        self.log_bytes = codec::LOG_HEADER_LEN as u64;
+        if let Err(e) = fs::remove_file(&old_path) {
+            tracing::warn!(path = %old_path.display(), error = %e, "could not remove the old watermark log; it will be removed at the next open");
+        }
+        let counters = &self.shared.counters;
+        counters.compactions.fetch_add(1, Ordering::Relaxed);
+        counters.log_bytes.store(self.log_bytes, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl Drop for FileStore {
+    fn drop(&mut self) {
+        self.shared.state.lock().shutdown = true;
+        self.shared.wake_writer.notify_all();
+        if let Some(writer) = self.writer.take() {
+            // A panicking writer already marked the store failed (ExitGuard).
+            let _joined = writer.join();
+        }
+    }
+}
+
+#[async_trait]
+impl WatermarkStore for FileStore {
+    async fn check_and_advance(
+        &self,
+        key: WatermarkKey,
+        req: WatermarkRequest,
+    ) -> Result<Decision, StoreError> {
+        let (decision, seq) = self.with_state(|state| {
+            let current_seq = state.marks.get(&key).map_or(0, |e| e.seq);
+            let (decision, record) = rules::check(state.marks.get(&key).map(|e| &e.mark), &req);
+            let seq = match record {
+                Some(record) => state.enqueue(key, record),
+                None => current_seq,
+            };
+            Ok((decision, seq))
+        })?;
+        // A refusal is safe whatever reaches the disk; anything that leads to a signature
+        // waits until the record it rests on is durable.
+        if !matches!(decision, Decision::Refuse(_)) {
+            self.wait_durable(seq).await?;
+        }
+        Ok(decision)
+    }
+
+    async fn record_signature(
+        &self,
+        key: WatermarkKey,
+        req: WatermarkRequest,
+        signature_b58: &str,
+    ) -> Result<(), StoreError> {
+        let seq = self.with_state(|state| {
+            let entry = state.marks.get(&key);
+            let current_seq = entry.map_or(0, |e| e.seq);
+            match rules::attach_signature(&key, entry.map(|e| &e.mark), &req, signature_b58)? {
+                Some(record) => Ok(state.enqueue(key, record)),
+                None => Ok(current_seq),
+            }
+        })?;
+        self.wait_durable(seq).await
+    }
+
+    async fn get(&self, key: WatermarkKey) -> Result<Option<Watermark>, StoreError> {
+        self.with_state(|state| Ok(state.marks.get(&key).map(|e| e.mark.clone())))
+    }
+
+    async fn export(&self) -> Result<Vec<(WatermarkKey, Watermark)>, StoreError> {
+        let mut all = self.with_state(|state| {
+            Ok(state
+                .marks
+                .iter()
+                .map(|(k, e)| (*k, e.mark.clone()))
+                .collect::<Vec<_>>())
+        })?;
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(all)
+    }
+
+    async fn set(
+        &self,
+        key: WatermarkKey,
+        watermark: Watermark,
+        force: bool,
+    ) -> Result<(), StoreError> {
+        let seq = self.with_state(|state| {
+            let entry = state.marks.get(&key);
+            let current_seq = entry.map_or(0, |e| e.seq);
+            match rules::checked_set(&key, entry.map(|e| &e.mark), watermark, force)? {
+                Some(record) => Ok(state.enqueue(key, record)),
+                None => Ok(current_seq),
+            }
+        })?;
+        self.wait_durable(seq).await
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        self.with_state(|_| Ok(()))?;
+        if self.writer.as_ref().is_none_or(JoinHandle::is_finished) {
+            return Err(StoreError::Failed("the writer thread is gone".to_string()));
+        }
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "file"
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::test_support::key;
+
+    fn req(level: i32, round: i32, h: u8) -> WatermarkRequest {
+        WatermarkRequest::new(level, round, [h; 32])
+    }
+
+    fn new_store() -> (tempfile::TempDir, FileStore) {
+        let base = tempfile::tempdir().unwrap();
+        FileStore::init(base.path()).unwrap();
+        let store = FileStore::open(base.path()).unwrap();
+        (base, store)
+    }
+
+    #[tokio::test]
+    async fn a_failed_fsync_stops_the_store_until_reopened() {
+        let (base, store) = new_store();
+        assert_eq!(
+            store.check_and_advance(key(1), req(1, 0, 1)).await.unwrap(),
+            Decision::Advance
+        );
+        store.fail_next_sync();
+        let err = store.check_and_advance(key(1), req(2, 0, 1)).await.unwrap_err();
+        assert!(matches!(err, StoreError::Failed(_)), "{err}");
+        // Every later call refuses, even one that would be a plain refusal or read.
+        for result in [
+            store.check_and_advance(key(2), req(1, 0, 1)).await.map(|_| ()),
+            store.record_signature(key(1), req(1, 0, 1), "sig").await,
+            store.health().await,
+            store.get(key(1)).await.map(|_| ()),
+        ] {
+            assert!(matches!(result, Err(StoreError::Failed(_))), "{result:?}");
+        }
+        drop(store);
+        // Reopening re-reads the disk; the unacknowledged reservation may or may not be
+        // there, but the acknowledged one is.
+        let store = FileStore::open(base.path()).unwrap();
+        assert!(store.get(key(1)).await.unwrap().unwrap().level >= 1);
+        store.health().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failed_fsync_during_a_shared_commit_fails_every_waiter() {
+        let (_base, store) = new_store();
+        let store = Arc::new(store);
+        store.fail_next_sync();
+        let mut tasks = Vec::new();
+        for i in 0..16u8 {
+            let s = Arc::clone(&store);
+            tasks.push(tokio::spawn(async move {
+                s.check_and_advance(key(i), req(1, 0, 1)).await
+            }));
+        }
+        for t in tasks {
+            assert!(matches!(t.await.unwrap(), Err(StoreError::Failed(_))));
+        }
+    }
+
+    #[test]
+    fn log_names_round_trip() {
+        assert_eq!(parse_log_name(&log_name(17)), Some(17));
+        assert_eq!(parse_log_name("log-x"), None);
+        assert_eq!(parse_log_name("snapshot"), None);
+    }
+}

@@ -1,0 +1,150 @@
+//! The state transitions every store applies under its per-key critical section, so that
+//! the in-memory and the file store (and later database stores) cannot drift apart.
+
+use signatory_signer::store::StoreError;
+use signatory_signer::watermark::{decide, Decision, Watermark, WatermarkKey, WatermarkRequest};
+
+/// Longest signature string accepted (a BLS signature is 142 characters in base58check).
+pub(crate) const MAX_SIGNATURE_LEN: usize = 512;
+
+/// The decision for `req`, and the record to persist when it reserves a new height.
+pub(crate) fn check(
+    current: Option<&Watermark>,
+    req: &WatermarkRequest,
+) -> (Decision, Option<Watermark>) {
+    let decision = decide(current, req);
+    let record = (decision == Decision::Advance).then(|| Watermark::reserved(req));
+    (decision, record)
+}
+
+/// The record to persist to attach `signature`, or `None` when these exact bytes already
+/// carry a signature (it is kept: both sign the same bytes).
+pub(crate) fn attach_signature(
+    key: &WatermarkKey,
+    current: Option<&Watermark>,
+    req: &WatermarkRequest,
+    signature: &str,
+) -> Result<Option<Watermark>, StoreError> {
+    check_signature(signature)?;
+    match current {
+        Some(current) if current.is_for(req) => Ok(match current.signature {
+            Some(_) => None,
+            None => Some(Watermark {
+                signature: Some(signature.to_string()),
+                ..current.clone()
+            }),
+        }),
+        other => Err(StoreError::ReservationLost {
+            key: key.to_string(),
+            expected: req.height(),
+            found: other.map(Watermark::height),
+        }),
+    }
+}
+
+/// The record an operator `set` persists, or `None` when nothing changes. Without `force`
+/// a watermark is only raised, or completed with a signature for the same bytes.
+pub(crate) fn checked_set(
+    key: &WatermarkKey,
+    current: Option<&Watermark>,
+    new: Watermark,
+    force: bool,
+) -> Result<Option<Watermark>, StoreError> {
+    if let Some(signature) = &new.signature {
+        check_signature(signature)?;
+    }
+    let Some(current) = current else {
+        return Ok(Some(new));
+    };
+    if force || new.height() > current.height() {
+        return Ok((new != *current).then_some(new));
+    }
+    if new.height() == current.height() && new.request_hash == current.request_hash {
+        let merged = Watermark {
+            signature: current.signature.clone().or(new.signature),
+            ..new
+        };
+        return Ok((merged != *current).then_some(merged));
+    }
+    Err(StoreError::NotAbove {
+        key: key.to_string(),
+        current: current.height(),
+        requested: new.height(),
+    })
+}
+
+fn check_signature(signature: &str) -> Result<(), StoreError> {
+    if signature.is_empty() || signature.len() > MAX_SIGNATURE_LEN || !signature.is_ascii() {
+        return Err(StoreError::InvalidRecord(format!(
+            "a signature must be 1 to {MAX_SIGNATURE_LEN} ASCII characters (base58check), \
+             found {} bytes",
+            signature.len()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::test_support::key;
+
+    fn mark(level: i32, round: i32, h: u8, sig: Option<&str>) -> Watermark {
+        Watermark {
+            level,
+            round,
+            request_hash: [h; 32],
+            signature: sig.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn set_without_force_only_raises() {
+        let k = key(0);
+        let cur = mark(10, 1, 1, Some("sigA"));
+        assert!(matches!(
+            checked_set(&k, Some(&cur), mark(10, 0, 1, None), false),
+            Err(StoreError::NotAbove { .. })
+        ));
+        assert!(matches!(
+            checked_set(&k, Some(&cur), mark(10, 1, 2, None), false),
+            Err(StoreError::NotAbove { .. })
+        ));
+        assert_eq!(
+            checked_set(&k, Some(&cur), mark(10, 2, 2, None), false).unwrap(),
+            Some(mark(10, 2, 2, None))
+        );
+        // same record without signature: nothing to write, the signature is kept
+        assert_eq!(checked_set(&k, Some(&cur), mark(10, 1, 1, None), false).unwrap(), None);
+        // force lowers
+        assert_eq!(
+            checked_set(&k, Some(&cur), mark(1, 0, 3, None), true).unwrap(),
+            Some(mark(1, 0, 3, None))
+        );
+    }
+
+    #[test]
+    fn signature_attaches_only_to_its_own_reservation() {
+        let k = key(0);
+        let r = WatermarkRequest::new(10, 1, [1; 32]);
+        assert_eq!(
+            attach_signature(&k, Some(&mark(10, 1, 1, None)), &r, "sigA").unwrap(),
+            Some(mark(10, 1, 1, Some("sigA")))
+        );
+        assert_eq!(
+            attach_signature(&k, Some(&mark(10, 1, 1, Some("sigB"))), &r, "sigA").unwrap(),
+            None
+        );
+        for other in [None, Some(mark(10, 1, 2, None)), Some(mark(11, 0, 1, None))] {
+            assert!(matches!(
+                attach_signature(&k, other.as_ref(), &r, "sigA"),
+                Err(StoreError::ReservationLost { .. })
+            ));
+        }
+        assert!(matches!(
+            attach_signature(&k, Some(&mark(10, 1, 1, None)), &r, ""),
+            Err(StoreError::InvalidRecord(_))
+        ));
+    }
+}

@@ -1,0 +1,352 @@
+//! What survives a reopen, and how damage on disk is handled.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{key, new_file_store, req};
+use signatory_signer::store::{StoreError, WatermarkStore};
+use signatory_signer::watermark::{Decision, RefusalReason, Watermark};
+use signatory_stores::{FileStore, FileStoreOptions};
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+fn log_path(base: &Path, generation: u64) -> PathBuf {
+    base.join("watermarks").join(format!("log-{generation}"))
+}
+
+/// Run `f` with a subscriber that captures log output; return `f`'s result and the text.
+fn with_captured_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
+    let buffer = Arc::new(Mutex::new(Vec::<u8>::new()));
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl Write for Sink {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(data);
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let sink = Arc::clone(&buffer);
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || Sink(Arc::clone(&sink)))
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+    (out, text)
+}
+
+#[tokio::test]
+async fn acknowledged_records_are_present_after_reopen() {
+    let (base, store) = new_file_store();
+    for i in 0..10u16 {
+        assert_eq!(
+            store.check_and_advance(key(i), req(100 + i32::from(i), 1, 7)).await.unwrap(),
+            Decision::Advance
+        );
+        if i % 2 == 0 {
+            store
+                .record_signature(key(i), req(100 + i32::from(i), 1, 7), &format!("sig{i}"))
+                .await
+                .unwrap();
+        }
+    }
+    let before = store.export().await.unwrap();
+    drop(store);
+
+    let store = FileStore::open(base.path()).unwrap();
+    assert_eq!(store.export().await.unwrap(), before);
+    assert_eq!(store.open_report().records_replayed, 15);
+    // Decisions after the restart follow the recorded state.
+    assert_eq!(
+        store.check_and_advance(key(0), req(100, 1, 7)).await.unwrap(),
+        Decision::ReturnStored("sig0".into())
+    );
+    assert_eq!(
+        store.check_and_advance(key(1), req(101, 1, 7)).await.unwrap(),
+        Decision::SignAgainSameBytes
+    );
+    match store.check_and_advance(key(2), req(102, 1, 8)).await.unwrap() {
+        Decision::Refuse(r) => assert_eq!(r.reason, RefusalReason::DifferentPayload),
+        other => panic!("{other:?}"),
+    }
+    match store.check_and_advance(key(3), req(102, 9, 7)).await.unwrap() {
+        Decision::Refuse(r) => assert_eq!(r.reason, RefusalReason::LevelBelow),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_torn_final_commit_is_dropped_with_a_warning() {
+    let (base, store) = new_file_store();
+    store.check_and_advance(key(0), req(1, 0, 1)).await.unwrap();
+    store.check_and_advance(key(0), req(2, 0, 1)).await.unwrap();
+    drop(store);
+    // A crash in the middle of the last write leaves only part of its frame.
+    let log = log_path(base.path(), 1);
+    let len = fs::metadata(&log).unwrap().len();
+    OpenOptions::new().write(true).open(&log).unwrap().set_len(len - 20).unwrap();
+
+    let (store, logs) = with_captured_logs(|| FileStore::open(base.path()));
+    let store = store.unwrap();
+    assert!(logs.contains("WARN") && logs.contains("torn commit group"), "{logs}");
+    assert!(store.open_report().torn_tail_bytes.is_some_and(|n| n > 0));
+    assert_eq!(store.get(key(0)).await.unwrap().unwrap().level, 1);
+    // The log was cut back to the last intact commit, and writing goes on from there.
+    store.check_and_advance(key(0), req(3, 0, 1)).await.unwrap();
+    drop(store);
+    let (store, logs) = with_captured_logs(|| FileStore::open(base.path()));
+    let store = store.unwrap();
+    assert_eq!(store.open_report().torn_tail_bytes, None, "{logs}");
+    assert_eq!(store.get(key(0)).await.unwrap().unwrap().level, 3);
+}
+
+#[tokio::test]
+async fn zeroes_after_the_last_commit_are_a_torn_tail() {
+    let (base, store) = new_file_store();
+    store.check_and_advance(key(0), req(1, 0, 1)).await.unwrap();
+    drop(store);
+    let log = log_path(base.path(), 1);
+    let mut file = OpenOptions::new().append(true).open(&log).unwrap();
+    file.write_all(&[0u8; 4096]).unwrap();
+    drop(file);
+    let store = FileStore::open(base.path()).unwrap();
+    assert_eq!(store.open_report().torn_tail_bytes, Some(4096));
+    assert_eq!(store.get(key(0)).await.unwrap().unwrap().level, 1);
+}
+
+#[tokio::test]
+async fn a_damaged_commit_followed_by_intact_ones_is_corruption() {
+    let (base, store) = new_file_store();
+    for level in 1..=3 {
+        store.check_and_advance(key(0), req(level, 0, 1)).await.unwrap();
+    }
+    drop(store);
+    let log = log_path(base.path(), 1);
+    let mut bytes = fs::read(&log).unwrap();
+    // Inside the first frame's body (24-byte header, 8-byte frame header).
+    bytes[24 + 8 + 40] ^= 0x01;
+    fs::write(&log, &bytes).unwrap();
+    match FileStore::open(base.path()) {
+        Err(StoreError::Corrupt { path, detail }) => {
+            assert_eq!(path, log);
+            assert!(detail.contains("followed by intact data"), "{detail}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_damaged_snapshot_is_corruption() {
+    let (base, store) = new_file_store();
+    store.check_and_advance(key(0), req(1, 0, 1)).await.unwrap();
+    drop(store);
+    let snapshot = base.path().join("watermarks/snapshot");
+    let mut bytes = fs::read(&snapshot).unwrap();
+    bytes[10] ^= 0x40;
+    fs::write(&snapshot, &bytes).unwrap();
+    assert!(matches!(
+        FileStore::open(base.path()),
+        Err(StoreError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn a_store_that_was_never_created_is_not_silently_started() {
+    let base = tempfile::tempdir().unwrap();
+    for dir in [base.path().to_path_buf(), base.path().join("absent")] {
+        match FileStore::open(&dir) {
+            Err(StoreError::NotInitialised { path, hint }) => {
+                assert_eq!(path, dir.join("watermarks"));
+                assert!(hint.contains("signatory watermark init"), "{hint}");
+            }
+            other => panic!("expected NotInitialised, got {other:?}"),
+        }
+    }
+    // Opening must not have created anything.
+    assert!(!base.path().join("watermarks").exists());
+}
+
+#[test]
+fn init_refuses_an_existing_store() {
+    let (base, store) = new_file_store();
+    drop(store);
+    assert!(matches!(
+        FileStore::init(base.path()),
+        Err(StoreError::AlreadyInitialised { .. })
+    ));
+    // No leftovers of the refused attempt beside the store.
+    let names: Vec<_> = fs::read_dir(base.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec!["watermarks"]);
+}
+
+#[test]
+fn missing_snapshot_or_log_is_corruption_not_a_reset() {
+    for victim in ["snapshot", "log-1"] {
+        let (base, store) = new_file_store();
+        drop(store);
+        fs::remove_file(base.path().join("watermarks").join(victim)).unwrap();
+        match FileStore::open(base.path()) {
+            Err(StoreError::Corrupt { detail, .. }) => {
+                assert!(detail.contains("missing"), "{victim}: {detail}")
+            }
+            other => panic!("{victim}: expected Corrupt, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_second_open_while_the_first_is_alive_is_locked() {
+    let (base, store) = new_file_store();
+    match FileStore::open(base.path()) {
+        Err(e @ StoreError::Locked { .. }) => {
+            assert!(e.to_string().contains("locked by another process"), "{e}")
+        }
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    drop(store);
+    FileStore::open(base.path()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_and_reopen_preserve_everything() {
+    let base = tempfile::tempdir().unwrap();
+    FileStore::init(base.path()).unwrap();
+    let options = FileStoreOptions::default().compact_after_bytes(2048);
+    let store = Arc::new(FileStore::open_with(base.path(), options.clone()).unwrap());
+    let mut tasks = Vec::new();
+    for k in 0..8u16 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            for level in 1..=60 {
+                let r = req(level, level % 3, u32::from(k));
+                assert_eq!(store.check_and_advance(key(k), r).await.unwrap(), Decision::Advance);
+                if level % 4 != 0 {
+                    store.record_signature(key(k), r, &format!("sig-{k}-{level}")).await.unwrap();
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let stats = store.stats();
+    assert!(stats.compactions >= 3, "{stats:?}");
+    let before = store.export().await.unwrap();
+    assert_eq!(before.len(), 8);
+    drop(store);
+
+    let store = FileStore::open_with(base.path(), options).unwrap();
+    assert_eq!(store.export().await.unwrap(), before);
+    let report = store.open_report().clone();
+    assert!(report.log_generation > 1, "{report:?}");
+    // Only the current log remains.
+    let mut names: Vec<String> = fs::read_dir(base.path().join("watermarks"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            "lock".to_string(),
+            format!("log-{}", report.log_generation),
+            "snapshot".to_string()
+        ]
+    );
+    for k in 0..8u16 {
+        assert_eq!(
+            store.get(key(k)).await.unwrap().unwrap(),
+            Watermark {
+                level: 60,
+                round: 0,
+                request_hash: req(60, 0, u32::from(k)).request_hash,
+                signature: None,
+            }
+        );
+        match store.check_and_advance(key(k), req(59, 0, u32::from(k))).await.unwrap() {
+            Decision::Refuse(r) => assert_eq!(r.reason, RefusalReason::LevelBelow),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn leftovers_of_an_interrupted_compaction_are_cleaned_up() {
+    let (base, store) = new_file_store();
+    store.check_and_advance(key(0), req(5, 0, 1)).await.unwrap();
+    drop(store);
+    let dir = base.path().join("watermarks");
+    // A crash after creating the next log but before the snapshot named it, and a temp
+    // snapshot that never got renamed.
+    fs::write(dir.join("log-2"), b"").unwrap();
+    fs::write(dir.join("snapshot.tmp"), b"partial").unwrap();
+    let store = FileStore::open(base.path()).unwrap();
+    assert_eq!(store.open_report().stale_logs_removed, 1);
+    assert!(!dir.join("log-2").exists() && !dir.join("snapshot.tmp").exists());
+    assert_eq!(store.get(key(0)).await.unwrap().unwrap().level, 5);
+    drop(store);
+
+    // A newer log that holds data is not ours to delete.
+    fs::write(dir.join("log-2"), vec![1u8; 200]).unwrap();
+    assert!(matches!(
+        FileStore::open(base.path()),
+        Err(StoreError::Corrupt { .. })
+    ));
+}
+
+#[tokio::test]
+async fn record_signature_needs_the_exact_reservation() {
+    let (_base, store) = new_file_store();
+    store.check_and_advance(key(0), req(5, 0, 1)).await.unwrap();
+    for wrong in [req(5, 0, 2), req(5, 1, 1), req(4, 0, 1)] {
+        assert!(matches!(
+            store.record_signature(key(0), wrong, "sig").await,
+            Err(StoreError::ReservationLost { .. })
+        ));
+    }
+    assert!(matches!(
+        store.record_signature(key(1), req(5, 0, 1), "sig").await,
+        Err(StoreError::ReservationLost { found: None, .. })
+    ));
+    store.record_signature(key(0), req(5, 0, 1), "sigA").await.unwrap();
+    // A second signature of the same bytes keeps the first.
+    store.record_signature(key(0), req(5, 0, 1), "sigB").await.unwrap();
+    assert_eq!(
+        store.get(key(0)).await.unwrap().unwrap().signature.as_deref(),
+        Some("sigA")
+    );
+}
+
+#[tokio::test]
+async fn operator_set_only_lowers_with_force_and_persists() {
+    let (base, store) = new_file_store();
+    let high = Watermark {
+        level: 50,
+        round: 0,
+        request_hash: [1; 32],
+        signature: None,
+    };
+    store.set(key(0), high.clone(), false).await.unwrap();
+    let low = Watermark {
+        level: 10,
+        ..high.clone()
+    };
+    assert!(matches!(
+        store.set(key(0), low.clone(), false).await,
+        Err(StoreError::NotAbove { .. })
+    ));
+    assert_eq!(store.get(key(0)).await.unwrap(), Some(high));
+    store.set(key(0), low.clone(), true).await.unwrap();
+    drop(store);
+    let store = FileStore::open(base.path()).unwrap();
+    assert_eq!(store.get(key(0)).await.unwrap(), Some(low));
+    store.health().await.unwrap();
+    assert_eq!(store.name(), "file");
+}

@@ -1,0 +1,286 @@
+//! Import and export: Octez files, ECAD Signatory files, our interchange document.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use signatory_signer::store::WatermarkStore;
+use signatory_signer::watermark::{Watermark, WatermarkKey};
+use signatory_stores::interchange::{
+    from_interchange_json, import_into, read_ecad_dir, read_octez_dir, to_interchange_json,
+    write_octez_dir, ImportError, ImportReport,
+};
+use signatory_stores::{FileStore, MemStore};
+use std::fs;
+use tezos_crypto::base58::{encode, Prefix};
+use tezos_crypto::{ChainId, PublicKeyHash};
+use tezos_encoding::WatermarkKind;
+
+const MAINNET: &str = "NetXdQprcVkpaWU";
+const GHOSTNET: &str = "NetXnHfVqm9iesp";
+const BAKER: &str = "tz1b9kV41KV9N3sp69ycLdSoZ2Ak8jXwtNPv";
+const BLS_BAKER: &str = "tz4JmbuiJGyC2thisABCS59PnGr749dsP4WY";
+
+fn chain(s: &str) -> ChainId {
+    s.parse().unwrap()
+}
+
+fn pkh(s: &str) -> PublicKeyHash {
+    s.parse().unwrap()
+}
+
+fn k(chain_id: &str, baker: &str, kind: WatermarkKind) -> WatermarkKey {
+    WatermarkKey::new(chain(chain_id), pkh(baker), kind)
+}
+
+fn edsig(n: u8) -> String {
+    encode(Prefix::Edsig, &[n; 64])
+}
+
+fn find(records: &[(WatermarkKey, Watermark)], key: WatermarkKey) -> &Watermark {
+    &records.iter().find(|(k, _)| *k == key).unwrap().1
+}
+
+#[test]
+fn octez_files_are_read_with_legacy_names_and_optional_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash_a = hex::encode([0xa1u8; 32]);
+    let hash_b = hex::encode([0xb2u8; 32]);
+    fs::write(
+        dir.path().join("block_high_watermark"),
+        format!(
+            r#"{{"{MAINNET}":{{"{BAKER}":{{"level":5000123,"round":2,"hash":"{hash_a}","signature":"{sig}"}},
+                "{BLS_BAKER}":{{"level":7,"hash":"{hash_b}"}}}},
+               "{GHOSTNET}":{{"{BAKER}":{{"level":99,"round":0,"hash":"{hash_b}"}}}}}}"#,
+            sig = edsig(1)
+        ),
+    )
+    .unwrap();
+    // Both the current and the pre-Oxford name exist: the higher watermark wins.
+    fs::write(
+        dir.path().join("preattestation_high_watermark"),
+        format!(r#"{{"{MAINNET}":{{"{BAKER}":{{"level":400,"round":1,"hash":"{hash_a}"}}}}}}"#),
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("preendorsement_high_watermark"),
+        format!(r#"{{"{MAINNET}":{{"{BAKER}":{{"level":400,"round":3,"hash":"{hash_b}"}}}}}}"#),
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("endorsement_high_watermark"),
+        format!(r#"{{"{MAINNET}":{{"{BAKER}":{{"level":12,"round":0,"hash":"{hash_a}"}}}}}}"#),
+    )
+    .unwrap();
+
+    let records = read_octez_dir(dir.path()).unwrap();
+    assert_eq!(records.len(), 5);
+    assert_eq!(
+        find(&records, k(MAINNET, BAKER, WatermarkKind::Block)),
+        &Watermark {
+            level: 5_000_123,
+            round: 2,
+            request_hash: [0xa1; 32],
+            signature: Some(edsig(1)),
+        }
+    );
+    // No round (a pre-Tenderbake record): the whole level stays taken.
+    let no_round = find(&records, k(MAINNET, BLS_BAKER, WatermarkKind::Block));
+    assert_eq!((no_round.level, no_round.round), (7, i32::MAX));
+    assert_eq!(find(&records, k(GHOSTNET, BAKER, WatermarkKind::Block)).level, 99);
+    let pre = find(&records, k(MAINNET, BAKER, WatermarkKind::Preattestation));
+    assert_eq!((pre.level, pre.round, pre.request_hash), (400, 3, [0xb2; 32]));
+    assert_eq!(find(&records, k(MAINNET, BAKER, WatermarkKind::Attestation)).level, 12);
+}
+
+#[test]
+fn octez_import_errors_name_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        read_octez_dir(dir.path()),
+        Err(ImportError::NothingFound { .. })
+    ));
+    fs::write(
+        dir.path().join("block_high_watermark"),
+        format!(r#"{{"{MAINNET}":{{"{BAKER}":{{"level":1,"round":0,"hash":"abcd"}}}}}}"#),
+    )
+    .unwrap();
+    let err = read_octez_dir(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("32 bytes"), "{err}");
+    fs::write(
+        dir.path().join("block_high_watermark"),
+        format!(
+            r#"{{"{MAINNET}":{{"{BAKER}":{{"level":1,"round":0,"hash":"{}","signature":"edsigNOPE"}}}}}}"#,
+            hex::encode([0u8; 32])
+        ),
+    )
+    .unwrap();
+    let err = read_octez_dir(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("not a signature"), "{err}");
+}
+
+#[test]
+fn ecad_files_merge_attestation_with_dal_into_attestation() {
+    let base = tempfile::tempdir().unwrap();
+    let wm = base.path().join("watermark_v2");
+    fs::create_dir(&wm).unwrap();
+    let vh = encode(Prefix::PayloadHash, &[0x5a; 32]);
+    fs::write(
+        wm.join(format!("{MAINNET}.json")),
+        format!(
+            r#"{{"{BAKER}":{{
+                "block":{{"level":300,"round":0,"hash":"{vh}"}},
+                "preattestation":{{"level":300,"round":1,"hash":null}},
+                "attestation":{{"level":300,"round":0,"hash":"{vh}"}},
+                "attestation_with_dal":{{"level":300,"round":1,"hash":"{vh}"}}
+            }}}}"#
+        ),
+    )
+    .unwrap();
+    fs::write(
+        wm.join(format!("{GHOSTNET}.json")),
+        format!(r#"{{"{BLS_BAKER}":{{"endorsement":{{"level":8,"round":2}}}}}}"#),
+    )
+    .unwrap();
+    fs::write(wm.join("README"), "not a chain file").unwrap();
+
+    for dir in [base.path(), wm.as_path()] {
+        let records = read_ecad_dir(dir).unwrap();
+        assert_eq!(records.len(), 4);
+        let att = find(&records, k(MAINNET, BAKER, WatermarkKind::Attestation));
+        assert_eq!((att.level, att.round), (300, 1), "the higher of the two slots");
+        assert_eq!(att.request_hash, [0x5a; 32]);
+        assert_eq!(att.signature, None);
+        let pre = find(&records, k(MAINNET, BAKER, WatermarkKind::Preattestation));
+        assert_eq!((pre.level, pre.round, pre.request_hash), (300, 1, [0; 32]));
+        let old = find(&records, k(GHOSTNET, BLS_BAKER, WatermarkKind::Attestation));
+        assert_eq!((old.level, old.round), (8, 2));
+    }
+
+    fs::write(
+        wm.join(format!("{MAINNET}.json")),
+        format!(r#"{{"{BAKER}":{{"generic":{{"level":1,"round":0}}}}}}"#),
+    )
+    .unwrap();
+    let err = read_ecad_dir(base.path()).unwrap_err();
+    assert!(err.to_string().contains("unknown request kind"), "{err}");
+    assert!(matches!(
+        read_ecad_dir(&base.path().join("absent")),
+        Err(ImportError::NothingFound { .. })
+    ));
+}
+
+fn mark(level: i32, round: i32, h: u8, sig: Option<String>) -> Watermark {
+    Watermark {
+        level,
+        round,
+        request_hash: [h; 32],
+        signature: sig,
+    }
+}
+
+#[tokio::test]
+async fn import_takes_the_max_and_never_lowers() {
+    let store = MemStore::new();
+    let block = k(MAINNET, BAKER, WatermarkKind::Block);
+    let pre = k(MAINNET, BAKER, WatermarkKind::Preattestation);
+    let att = k(MAINNET, BAKER, WatermarkKind::Attestation);
+    store.set(block, mark(200, 0, 1, None), false).await.unwrap();
+    store.set(pre, mark(100, 0, 1, None), false).await.unwrap();
+
+    let report = import_into(
+        &store,
+        vec![
+            (block, mark(150, 5, 2, None)),     // lower: kept
+            (pre, mark(100, 2, 3, Some(edsig(3)))), // higher round: raised
+            (att, mark(90, 0, 4, None)),
+            (att, mark(91, 0, 5, None)), // same key twice: the higher is imported
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        report,
+        ImportReport {
+            added: 1,
+            raised: 1,
+            kept: 1
+        }
+    );
+    assert_eq!(store.get(block).await.unwrap(), Some(mark(200, 0, 1, None)));
+    assert_eq!(store.get(pre).await.unwrap(), Some(mark(100, 2, 3, Some(edsig(3)))));
+    assert_eq!(store.get(att).await.unwrap(), Some(mark(91, 0, 5, None)));
+
+    // Same height, other bytes: kept as is.
+    let report = import_into(&store, vec![(block, mark(200, 0, 9, None))]).await.unwrap();
+    assert_eq!(report.kept, 1);
+    assert_eq!(store.get(block).await.unwrap(), Some(mark(200, 0, 1, None)));
+}
+
+#[tokio::test]
+async fn interchange_round_trips_through_a_file_store() {
+    let base = tempfile::tempdir().unwrap();
+    FileStore::init(base.path()).unwrap();
+    let store = FileStore::open(base.path()).unwrap();
+    let records = vec![
+        (k(MAINNET, BAKER, WatermarkKind::Block), mark(10, 1, 1, Some(edsig(1)))),
+        (k(GHOSTNET, BLS_BAKER, WatermarkKind::Attestation), mark(-1, 0, 2, None)),
+    ];
+    import_into(&store, records.clone()).await.unwrap();
+    let exported = store.export().await.unwrap();
+    let json = to_interchange_json(&exported).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc["format"], "signatory-watermarks");
+    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["watermarks"][0]["chain_id"], MAINNET);
+    assert_eq!(doc["watermarks"][0]["kind"], "block");
+    assert_eq!(doc["watermarks"][0]["request_hash"], hex::encode([1u8; 32]));
+    assert!(doc["watermarks"][1].get("signature").is_none());
+
+    let mut expected = records;
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(from_interchange_json(&json, "test").unwrap(), expected);
+
+    let newer = json.replace("\"version\": 1", "\"version\": 2");
+    let err = from_interchange_json(&newer, "test").unwrap_err();
+    assert!(err.to_string().contains("version 2 is not supported"), "{err}");
+    let extra = json.replace("\"version\": 1", "\"version\": 1, \"surprise\": true");
+    assert!(matches!(
+        from_interchange_json(&extra, "test"),
+        Err(ImportError::Json { .. })
+    ));
+}
+
+#[test]
+fn octez_export_reads_back_and_never_lowers_existing_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let block = k(MAINNET, BAKER, WatermarkKind::Block);
+    let att = k(MAINNET, BAKER, WatermarkKind::Attestation);
+    // The Octez signer already stands higher for attestations.
+    fs::write(
+        dir.path().join("attestation_high_watermark"),
+        format!(
+            r#"{{"{MAINNET}":{{"{BAKER}":{{"level":500,"round":0,"hash":"{}"}}}}}}"#,
+            hex::encode([7u8; 32])
+        ),
+    )
+    .unwrap();
+    let records = vec![
+        (block, mark(42, 3, 1, Some(edsig(2)))),
+        (att, mark(400, 0, 2, None)),
+    ];
+    let written = write_octez_dir(dir.path(), &records).unwrap();
+    assert_eq!(written.len(), 2, "{written:?}");
+
+    let raw: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.path().join("block_high_watermark")).unwrap())
+            .unwrap();
+    let entry = &raw[MAINNET][BAKER];
+    assert_eq!(entry["level"], 42);
+    assert_eq!(entry["round"], 3);
+    assert_eq!(entry["hash"], hex::encode([1u8; 32]));
+    assert_eq!(entry["signature"], edsig(2));
+
+    let back = read_octez_dir(dir.path()).unwrap();
+    assert_eq!(find(&back, block), &mark(42, 3, 1, Some(edsig(2))));
+    assert_eq!(find(&back, att), &mark(500, 0, 7, None));
+}
