@@ -19,13 +19,19 @@ fuzz_target!(|data: &[u8]| {
                 .map(|rest| (*p, rest))
         }) {
             let again = base58::encode(prefix, payload);
-            assert_eq!(base58::decode(&again, prefix).ok().as_deref(), Some(payload));
+            assert_eq!(
+                base58::decode(&again, prefix).ok().as_deref(),
+                Some(payload)
+            );
         }
     }
 
     if let Ok((prefix, payload)) = base58::decode_any(s, &Prefix::ALL) {
         let again = base58::encode(prefix, &payload);
-        assert_eq!(base58::decode_any(&again, &Prefix::ALL), Ok((prefix, payload)));
+        assert_eq!(
+            base58::decode_any(&again, &Prefix::ALL),
+            Ok((prefix, payload))
+        );
     }
 
     if let Ok(pkh) = PublicKeyHash::from_b58check(s) {
@@ -34,8 +40,14 @@ fuzz_target!(|data: &[u8]| {
     }
 
     if let Ok(pk) = PublicKey::from_b58check(s) {
-        assert_eq!(PublicKey::from_b58check(&pk.to_b58check()).as_ref(), Ok(&pk));
-        assert_eq!(PublicKey::from_tagged_bytes(&pk.to_tagged_bytes()).as_ref(), Ok(&pk));
+        assert_eq!(
+            PublicKey::from_b58check(&pk.to_b58check()).as_ref(),
+            Ok(&pk)
+        );
+        assert_eq!(
+            PublicKey::from_tagged_bytes(&pk.to_tagged_bytes()).as_ref(),
+            Ok(&pk)
+        );
     }
 
     if let Ok(sig) = Signature::from_b58check(s) {

@@ -32,7 +32,10 @@ pub struct KeyPolicy {
 impl Default for KeyPolicy {
     fn default() -> Self {
         KeyPolicy {
-            allowed_requests: DEFAULT_REQUEST_KINDS.iter().map(|s| s.to_string()).collect(),
+            allowed_requests: DEFAULT_REQUEST_KINDS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             allowed_operations: BTreeSet::new(),
             allowed_chains: None,
             authorized_clients: None,
@@ -141,11 +144,7 @@ impl fmt::Display for KeyPolicy {
         let requests: Vec<&str> = self.allowed_requests.iter().map(String::as_str).collect();
         write!(f, "{}", requests.join(","))?;
         if !self.allowed_operations.is_empty() {
-            let ops: Vec<&str> = self
-                .allowed_operations
-                .iter()
-                .map(String::as_str)
-                .collect();
+            let ops: Vec<&str> = self.allowed_operations.iter().map(String::as_str).collect();
             write!(f, " generic=[{}]", ops.join(","))?;
         }
         if let Some(chains) = &self.allowed_chains {

@@ -302,7 +302,7 @@ impl SignService {
     ) -> Result<Signed, SignError> {
         let _slot = self.locks.lock(wkey).await;
         let started = Instant::now();
-        let decision = self.store.check_and_advance(wkey, wreq).await;
+        let decision = self.store.check_and_advance(*wkey, *wreq).await;
         timings.watermark += started.elapsed();
         match decision? {
             Decision::ReturnStored(stored) => {
@@ -320,7 +320,7 @@ impl SignService {
         let started = Instant::now();
         let recorded = self
             .store
-            .record_signature(wkey, wreq, &signature.to_b58check())
+            .record_signature(*wkey, *wreq, &signature.to_b58check())
             .await;
         timings.watermark += started.elapsed();
         recorded?;
@@ -427,10 +427,6 @@ fn watermark_slot(
             pkh: *pkh,
             kind,
         },
-        WatermarkRequest {
-            level,
-            round,
-            request_hash: tezos_crypto::blake2b_256(bytes),
-        },
+        WatermarkRequest::for_bytes(level, round, bytes),
     )))
 }

@@ -191,11 +191,9 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (cur, req) = (self.current, self.requested);
         match self.reason {
-            RefusalReason::LevelBelow => write!(
-                f,
-                "level {} is below the high watermark {cur}",
-                req.level
-            ),
+            RefusalReason::LevelBelow => {
+                write!(f, "level {} is below the high watermark {cur}", req.level)
+            }
             RefusalReason::RoundBelow => write!(
                 f,
                 "level {} round {} is below the high watermark {cur}",
@@ -286,14 +284,32 @@ mod tests {
         let stored = mark(10, 2, 7, Some("edsigStored"));
         let cases = [
             // level below, whatever the round and hash
-            (req(9, 0, 7), refusal(RefusalReason::LevelBelow, (10, 2), (9, 0))),
-            (req(9, 5, 7), refusal(RefusalReason::LevelBelow, (10, 2), (9, 5))),
-            (req(9, 2, 8), refusal(RefusalReason::LevelBelow, (10, 2), (9, 2))),
+            (
+                req(9, 0, 7),
+                refusal(RefusalReason::LevelBelow, (10, 2), (9, 0)),
+            ),
+            (
+                req(9, 5, 7),
+                refusal(RefusalReason::LevelBelow, (10, 2), (9, 5)),
+            ),
+            (
+                req(9, 2, 8),
+                refusal(RefusalReason::LevelBelow, (10, 2), (9, 2)),
+            ),
             // same level, round below
-            (req(10, 1, 7), refusal(RefusalReason::RoundBelow, (10, 2), (10, 1))),
-            (req(10, 0, 8), refusal(RefusalReason::RoundBelow, (10, 2), (10, 0))),
+            (
+                req(10, 1, 7),
+                refusal(RefusalReason::RoundBelow, (10, 2), (10, 1)),
+            ),
+            (
+                req(10, 0, 8),
+                refusal(RefusalReason::RoundBelow, (10, 2), (10, 0)),
+            ),
             // same level and round
-            (req(10, 2, 8), refusal(RefusalReason::DifferentPayload, (10, 2), (10, 2))),
+            (
+                req(10, 2, 8),
+                refusal(RefusalReason::DifferentPayload, (10, 2), (10, 2)),
+            ),
             (req(10, 2, 7), Decision::ReturnStored("edsigStored".into())),
             // above
             (req(10, 3, 8), Decision::Advance),
@@ -309,7 +325,10 @@ mod tests {
     #[test]
     fn a_reservation_without_signature_allows_only_identical_bytes() {
         let stored = mark(10, 2, 7, None);
-        assert_eq!(decide(Some(&stored), &req(10, 2, 7)), Decision::SignAgainSameBytes);
+        assert_eq!(
+            decide(Some(&stored), &req(10, 2, 7)),
+            Decision::SignAgainSameBytes
+        );
         assert_eq!(
             decide(Some(&stored), &req(10, 2, 8)),
             refusal(RefusalReason::DifferentPayload, (10, 2), (10, 2))
@@ -333,7 +352,10 @@ mod tests {
             )
         );
         let low = mark(i32::MIN, i32::MIN, 1, None);
-        assert_eq!(decide(Some(&low), &req(i32::MIN, i32::MIN + 1, 2)), Decision::Advance);
+        assert_eq!(
+            decide(Some(&low), &req(i32::MIN, i32::MIN + 1, 2)),
+            Decision::Advance
+        );
     }
 
     #[test]

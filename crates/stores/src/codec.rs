@@ -26,6 +26,8 @@ pub(crate) const MAX_FRAME_BODY: usize = 256 << 20;
 const RECORD_PUT: u8 = 1;
 const RECORD_FIXED_LEN: usize = 1 + 4 + 21 + 1 + 4 + 4 + 32 + 1;
 
+// `i` stays below 256 in this compile-time loop, so the indexing cannot fail.
+#[allow(clippy::indexing_slicing)]
 const CRC32C_TABLE: [u32; 256] = {
     let mut table = [0u32; 256];
     let mut i = 0;
@@ -279,7 +281,12 @@ pub(crate) fn decode_snapshot(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
     use crate::test_support::key;

@@ -255,7 +255,8 @@ fn write_snapshot(shared: &Shared, dir: &Path, data: &[u8]) -> Result<(), StoreE
     let tmp = dir.join(SNAPSHOT_TMP);
     let target = dir.join(SNAPSHOT);
     let mut file = File::create(&tmp).map_err(io_err("could not create", &tmp))?;
-    file.write_all(data).map_err(io_err("could not write", &tmp))?;
+    file.write_all(data)
+        .map_err(io_err("could not write", &tmp))?;
     shared.sync(&file, false, &tmp)?;
     drop(file);
     fs::rename(&tmp, &target).map_err(io_err("could not rename into place", &target))?;
@@ -317,7 +318,12 @@ impl FileStore {
         )?;
         match fs::rename(&tmp, &dir) {
             Ok(()) => {}
-            Err(e) if matches!(e.kind(), ErrorKind::AlreadyExists | ErrorKind::DirectoryNotEmpty) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::AlreadyExists | ErrorKind::DirectoryNotEmpty
+                ) =>
+            {
                 let _cleanup = fs::remove_dir_all(&tmp);
                 return Err(StoreError::AlreadyInitialised { path: dir });
             }
@@ -383,12 +389,23 @@ impl FileStore {
             .metadata()
             .map_err(io_err("could not stat the log in", &dir))?
             .len();
-        shared.counters.log_bytes.store(log_bytes, Ordering::Relaxed);
+        shared
+            .counters
+            .log_bytes
+            .store(log_bytes, Ordering::Relaxed);
         {
             let mut state = shared.state.lock();
             state.marks = durable
                 .iter()
-                .map(|(k, m)| (*k, Entry { mark: m.clone(), seq: 0 }))
+                .map(|(k, m)| {
+                    (
+                        *k,
+                        Entry {
+                            mark: m.clone(),
+                            seq: 0,
+                        },
+                    )
+                })
                 .collect();
         }
         let shared = Arc::new(shared);
@@ -516,11 +533,16 @@ fn recover(
         if other > generation {
             // Created by a compaction whose snapshot never landed: nothing was ever
             // appended to it, so anything beyond its header is not ours to discard.
-            let len = entry.metadata().map_err(io_err("could not stat", &path))?.len();
+            let len = entry
+                .metadata()
+                .map_err(io_err("could not stat", &path))?
+                .len();
             if len > codec::LOG_HEADER_LEN as u64 {
                 return Err(corrupt(
                     &path,
-                    format!("log generation {other} holds data but the snapshot names {generation}"),
+                    format!(
+                        "log generation {other} holds data but the snapshot names {generation}"
+                    ),
                 ));
             }
         }
@@ -554,9 +576,8 @@ fn recover(
     while pos < data.len() {
         match codec::frame_at(&data, pos) {
             Some(body) => {
-                let records = codec::decode_records(body).map_err(|d| {
-                    corrupt(&log_path, format!("commit group at byte {pos}: {d}"))
-                })?;
+                let records = codec::decode_records(body)
+                    .map_err(|d| corrupt(&log_path, format!("commit group at byte {pos}: {d}")))?;
                 report.records_replayed += records.len() as u64;
                 durable.extend(records);
                 pos += codec::FRAME_HEADER_LEN + body.len();
@@ -626,7 +647,8 @@ impl Drop for ExitGuard {
             state.shutdown || state.failure.is_some()
         };
         if !clean {
-            self.0.fail("the watermark writer stopped unexpectedly".to_string());
+            self.0
+                .fail("the watermark writer stopped unexpectedly".to_string());
         }
     }
 }
@@ -782,7 +804,7 @@ impl WatermarkStore for FileStore {
                 .map(|(k, e)| (*k, e.mark.clone()))
                 .collect::<Vec<_>>())
         })?;
-        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all.sort_by_key(|(key, _)| *key);
         Ok(all)
     }
 
@@ -817,7 +839,12 @@ impl WatermarkStore for FileStore {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
     use crate::test_support::key;
@@ -841,11 +868,17 @@ mod tests {
             Decision::Advance
         );
         store.fail_next_sync();
-        let err = store.check_and_advance(key(1), req(2, 0, 1)).await.unwrap_err();
+        let err = store
+            .check_and_advance(key(1), req(2, 0, 1))
+            .await
+            .unwrap_err();
         assert!(matches!(err, StoreError::Failed(_)), "{err}");
         // Every later call refuses, even one that would be a plain refusal or read.
         for result in [
-            store.check_and_advance(key(2), req(1, 0, 1)).await.map(|_| ()),
+            store
+                .check_and_advance(key(2), req(1, 0, 1))
+                .await
+                .map(|_| ()),
             store.record_signature(key(1), req(1, 0, 1), "sig").await,
             store.health().await,
             store.get(key(1)).await.map(|_| ()),

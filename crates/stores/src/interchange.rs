@@ -15,7 +15,9 @@
 //!   `{"<pkh>": {"<kind>": {"level": N, "round": N, "hash": "vh…" | null}}}` where kind is
 //!   `block`, `preattestation`, `attestation`, `attestation_with_dal` (or the older
 //!   `preendorsement`, `endorsement`). `attestation_with_dal` merges into the attestation
-//!   watermark. A missing hash is imported as all zeros, so no request matches it.
+//!   watermark. A missing hash is imported as all zeros, so no request matches it. ECAD
+//!   records a block's payload round, which can be below the block's own round, so block
+//!   watermarks are imported at round `i32::MAX`: their whole level stays taken.
 //!
 //! Our own document ([`InterchangeDocument`], version 1):
 //!
@@ -44,9 +46,15 @@ pub const INTERCHANGE_VERSION: u32 = 1;
 /// Octez file names per kind, current name first, then the pre-Oxford name.
 pub const OCTEZ_FILES: [(WatermarkKind, &str); 5] = [
     (WatermarkKind::Block, "block_high_watermark"),
-    (WatermarkKind::Preattestation, "preattestation_high_watermark"),
+    (
+        WatermarkKind::Preattestation,
+        "preattestation_high_watermark",
+    ),
     (WatermarkKind::Attestation, "attestation_high_watermark"),
-    (WatermarkKind::Preattestation, "preendorsement_high_watermark"),
+    (
+        WatermarkKind::Preattestation,
+        "preendorsement_high_watermark",
+    ),
     (WatermarkKind::Attestation, "endorsement_high_watermark"),
 ];
 
@@ -106,7 +114,12 @@ const SIGNATURE_PREFIXES: [Prefix; 5] = [
 fn check_signature(origin: &str, signature: &str) -> Result<(), ImportError> {
     base58::decode_any(signature, &SIGNATURE_PREFIXES)
         .map(|_| ())
-        .map_err(|e| bad(origin, format!("signature {signature:?} is not a signature: {e}")))
+        .map_err(|e| {
+            bad(
+                origin,
+                format!("signature {signature:?} is not a signature: {e}"),
+            )
+        })
 }
 
 fn parse_chain(origin: &str, s: &str) -> Result<ChainId, ImportError> {
@@ -328,11 +341,16 @@ pub fn parse_ecad_chain_file(
                     .map_err(|e| bad(origin, format!("hash {vh:?}: {e}")))?,
                 None => [0; 32],
             };
+            // A block's payload round may be below the round it was signed at.
+            let round = match kind {
+                WatermarkKind::Block => i32::MAX,
+                _ => mark.round,
+            };
             out.push((
                 WatermarkKey::new(chain_id, pkh, kind),
                 Watermark {
                     level: mark.level,
-                    round: mark.round,
+                    round,
                     request_hash,
                     signature: None,
                 },
@@ -438,7 +456,10 @@ impl InterchangeDocument {
         if self.format != INTERCHANGE_FORMAT {
             return Err(bad(
                 origin,
-                format!("format is {:?}, expected {INTERCHANGE_FORMAT:?}", self.format),
+                format!(
+                    "format is {:?}, expected {INTERCHANGE_FORMAT:?}",
+                    self.format
+                ),
             ));
         }
         if self.version != INTERCHANGE_VERSION {

@@ -42,8 +42,7 @@ impl WatermarkStore for MemStore {
         signature_b58: &str,
     ) -> Result<(), StoreError> {
         let mut marks = self.marks.lock();
-        if let Some(record) = rules::attach_signature(&key, marks.get(&key), &req, signature_b58)?
-        {
+        if let Some(record) = rules::attach_signature(&key, marks.get(&key), &req, signature_b58)? {
             marks.insert(key, record);
         }
         Ok(())

@@ -85,7 +85,12 @@ fn check_signature(signature: &str) -> Result<(), StoreError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
     use crate::test_support::key;
@@ -116,7 +121,10 @@ mod tests {
             Some(mark(10, 2, 2, None))
         );
         // same record without signature: nothing to write, the signature is kept
-        assert_eq!(checked_set(&k, Some(&cur), mark(10, 1, 1, None), false).unwrap(), None);
+        assert_eq!(
+            checked_set(&k, Some(&cur), mark(10, 1, 1, None), false).unwrap(),
+            None
+        );
         // force lowers
         assert_eq!(
             checked_set(&k, Some(&cur), mark(1, 0, 3, None), true).unwrap(),

@@ -1,5 +1,10 @@
 //! Concurrent requests: per-key atomicity, independence of keys, and group commit.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -37,8 +42,7 @@ where
 async fn one_winner_per_height(store: Arc<dyn WatermarkStore>) {
     const TASKS: usize = 32;
     for level in 1..=20 {
-        let requests: Vec<WatermarkRequest> =
-            (0..TASKS).map(|i| req(level, 0, i as u32)).collect();
+        let requests: Vec<WatermarkRequest> = (0..TASKS).map(|i| req(level, 0, i as u32)).collect();
         let decisions = race(TASKS, |i| {
             let store = Arc::clone(&store);
             let r = requests[i];
@@ -58,7 +62,10 @@ async fn one_winner_per_height(store: Arc<dyn WatermarkStore>) {
             }
         }
         let stored = store.get(key(0)).await.unwrap().unwrap();
-        assert!(stored.is_for(&requests[winners[0]]), "the record is the winner's");
+        assert!(
+            stored.is_for(&requests[winners[0]]),
+            "the record is the winner's"
+        );
     }
 }
 
@@ -79,10 +86,18 @@ async fn identical_concurrent_requests_reserve_once_and_sign_the_same_bytes() {
     let store: Arc<dyn WatermarkStore> = Arc::new(store);
     let decisions = race(16, |_| {
         let store = Arc::clone(&store);
-        async move { store.check_and_advance(key(1), req(5, 0, 42)).await.unwrap() }
+        async move {
+            store
+                .check_and_advance(key(1), req(5, 0, 42))
+                .await
+                .unwrap()
+        }
     })
     .await;
-    let advances = decisions.iter().filter(|d| **d == Decision::Advance).count();
+    let advances = decisions
+        .iter()
+        .filter(|d| **d == Decision::Advance)
+        .count();
     assert_eq!(advances, 1, "{decisions:?}");
     assert!(decisions
         .iter()
@@ -107,10 +122,16 @@ async fn keys_do_not_interfere(store: Arc<dyn WatermarkStore>) {
         }
     })
     .await;
-    assert!(decisions.iter().all(|d| *d == Decision::Advance), "{decisions:?}");
+    assert!(
+        decisions.iter().all(|d| *d == Decision::Advance),
+        "{decisions:?}"
+    );
     for i in 0..KEYS {
         let stored = store.get(key(i as u16)).await.unwrap().unwrap();
-        assert_eq!(stored.signature.as_deref(), Some(format!("sig{i}").as_str()));
+        assert_eq!(
+            stored.signature.as_deref(),
+            Some(format!("sig{i}").as_str())
+        );
     }
     assert_eq!(store.export().await.unwrap().len(), KEYS);
 }
@@ -133,7 +154,10 @@ async fn sequential_reservations_cost_one_fsync_each() {
     let (_base, store) = new_file_store();
     let before = store.stats();
     for level in 1..=20 {
-        store.check_and_advance(key(0), req(level, 0, 1)).await.unwrap();
+        store
+            .check_and_advance(key(0), req(level, 0, 1))
+            .await
+            .unwrap();
     }
     let after = store.stats();
     assert_eq!(after.fsyncs - before.fsyncs, 20);
@@ -148,7 +172,12 @@ async fn concurrent_reservations_share_fsyncs() {
     let before = store.stats();
     let decisions = race(TASKS, |i| {
         let store = Arc::clone(&store);
-        async move { store.check_and_advance(key(i as u16), req(1, 0, 1)).await.unwrap() }
+        async move {
+            store
+                .check_and_advance(key(i as u16), req(1, 0, 1))
+                .await
+                .unwrap()
+        }
     })
     .await;
     assert!(decisions.iter().all(|d| *d == Decision::Advance));

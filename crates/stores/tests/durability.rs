@@ -1,5 +1,10 @@
 //! What survives a reopen, and how damage on disk is handled.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -44,7 +49,10 @@ async fn acknowledged_records_are_present_after_reopen() {
     let (base, store) = new_file_store();
     for i in 0..10u16 {
         assert_eq!(
-            store.check_and_advance(key(i), req(100 + i32::from(i), 1, 7)).await.unwrap(),
+            store
+                .check_and_advance(key(i), req(100 + i32::from(i), 1, 7))
+                .await
+                .unwrap(),
             Decision::Advance
         );
         if i % 2 == 0 {
@@ -62,18 +70,32 @@ async fn acknowledged_records_are_present_after_reopen() {
     assert_eq!(store.open_report().records_replayed, 15);
     // Decisions after the restart follow the recorded state.
     assert_eq!(
-        store.check_and_advance(key(0), req(100, 1, 7)).await.unwrap(),
+        store
+            .check_and_advance(key(0), req(100, 1, 7))
+            .await
+            .unwrap(),
         Decision::ReturnStored("sig0".into())
     );
     assert_eq!(
-        store.check_and_advance(key(1), req(101, 1, 7)).await.unwrap(),
+        store
+            .check_and_advance(key(1), req(101, 1, 7))
+            .await
+            .unwrap(),
         Decision::SignAgainSameBytes
     );
-    match store.check_and_advance(key(2), req(102, 1, 8)).await.unwrap() {
+    match store
+        .check_and_advance(key(2), req(102, 1, 8))
+        .await
+        .unwrap()
+    {
         Decision::Refuse(r) => assert_eq!(r.reason, RefusalReason::DifferentPayload),
         other => panic!("{other:?}"),
     }
-    match store.check_and_advance(key(3), req(102, 9, 7)).await.unwrap() {
+    match store
+        .check_and_advance(key(3), req(102, 9, 7))
+        .await
+        .unwrap()
+    {
         Decision::Refuse(r) => assert_eq!(r.reason, RefusalReason::LevelBelow),
         other => panic!("{other:?}"),
     }
@@ -88,11 +110,19 @@ async fn a_torn_final_commit_is_dropped_with_a_warning() {
     // A crash in the middle of the last write leaves only part of its frame.
     let log = log_path(base.path(), 1);
     let len = fs::metadata(&log).unwrap().len();
-    OpenOptions::new().write(true).open(&log).unwrap().set_len(len - 20).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(len - 20)
+        .unwrap();
 
     let (store, logs) = with_captured_logs(|| FileStore::open(base.path()));
     let store = store.unwrap();
-    assert!(logs.contains("WARN") && logs.contains("torn commit group"), "{logs}");
+    assert!(
+        logs.contains("WARN") && logs.contains("torn commit group"),
+        "{logs}"
+    );
     assert!(store.open_report().torn_tail_bytes.is_some_and(|n| n > 0));
     assert_eq!(store.get(key(0)).await.unwrap().unwrap().level, 1);
     // The log was cut back to the last intact commit, and writing goes on from there.
@@ -122,7 +152,10 @@ async fn zeroes_after_the_last_commit_are_a_torn_tail() {
 async fn a_damaged_commit_followed_by_intact_ones_is_corruption() {
     let (base, store) = new_file_store();
     for level in 1..=3 {
-        store.check_and_advance(key(0), req(level, 0, 1)).await.unwrap();
+        store
+            .check_and_advance(key(0), req(level, 0, 1))
+            .await
+            .unwrap();
     }
     drop(store);
     let log = log_path(base.path(), 1);
@@ -226,9 +259,15 @@ async fn compaction_and_reopen_preserve_everything() {
         tasks.push(tokio::spawn(async move {
             for level in 1..=60 {
                 let r = req(level, level % 3, u32::from(k));
-                assert_eq!(store.check_and_advance(key(k), r).await.unwrap(), Decision::Advance);
+                assert_eq!(
+                    store.check_and_advance(key(k), r).await.unwrap(),
+                    Decision::Advance
+                );
                 if level % 4 != 0 {
-                    store.record_signature(key(k), r, &format!("sig-{k}-{level}")).await.unwrap();
+                    store
+                        .record_signature(key(k), r, &format!("sig-{k}-{level}"))
+                        .await
+                        .unwrap();
                 }
             }
         }));
@@ -270,7 +309,11 @@ async fn compaction_and_reopen_preserve_everything() {
                 signature: None,
             }
         );
-        match store.check_and_advance(key(k), req(59, 0, u32::from(k))).await.unwrap() {
+        match store
+            .check_and_advance(key(k), req(59, 0, u32::from(k)))
+            .await
+            .unwrap()
+        {
             Decision::Refuse(r) => assert_eq!(r.reason, RefusalReason::LevelBelow),
             other => panic!("{other:?}"),
         }
@@ -315,11 +358,23 @@ async fn record_signature_needs_the_exact_reservation() {
         store.record_signature(key(1), req(5, 0, 1), "sig").await,
         Err(StoreError::ReservationLost { found: None, .. })
     ));
-    store.record_signature(key(0), req(5, 0, 1), "sigA").await.unwrap();
+    store
+        .record_signature(key(0), req(5, 0, 1), "sigA")
+        .await
+        .unwrap();
     // A second signature of the same bytes keeps the first.
-    store.record_signature(key(0), req(5, 0, 1), "sigB").await.unwrap();
+    store
+        .record_signature(key(0), req(5, 0, 1), "sigB")
+        .await
+        .unwrap();
     assert_eq!(
-        store.get(key(0)).await.unwrap().unwrap().signature.as_deref(),
+        store
+            .get(key(0))
+            .await
+            .unwrap()
+            .unwrap()
+            .signature
+            .as_deref(),
         Some("sigA")
     );
 }

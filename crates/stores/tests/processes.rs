@@ -2,7 +2,12 @@
 //!
 //! The child processes are this test binary itself, run with an ignored entry test and an
 //! environment variable naming the role; children report progress on stdout.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -49,8 +54,14 @@ fn child_process_entry() {
             "sign-loop" => {
                 for level in 1.. {
                     let r = req(level, 0, RESERVED_PAYLOAD);
-                    assert_eq!(store.check_and_advance(key(0), r).await.unwrap(), Decision::Advance);
-                    store.record_signature(key(0), r, &format!("sig{level}")).await.unwrap();
+                    assert_eq!(
+                        store.check_and_advance(key(0), r).await.unwrap(),
+                        Decision::Advance
+                    );
+                    store
+                        .record_signature(key(0), r, &format!("sig{level}"))
+                        .await
+                        .unwrap();
                     // Printed only once the signature is durable: the client would have it.
                     println!("{MARK}ACK {level}");
                 }
@@ -136,12 +147,19 @@ async fn a_crash_between_reservation_and_signature_keeps_the_reservation() {
     let stored = store.get(key(0)).await.unwrap().unwrap();
     assert!(stored.is_for(&req(10, 0, RESERVED_PAYLOAD)));
     assert_eq!(stored.signature, None);
-    match store.check_and_advance(key(0), req(10, 0, OTHER_PAYLOAD)).await.unwrap() {
+    match store
+        .check_and_advance(key(0), req(10, 0, OTHER_PAYLOAD))
+        .await
+        .unwrap()
+    {
         Decision::Refuse(r) => assert_eq!(r.reason, RefusalReason::DifferentPayload),
         other => panic!("a different payload at the reserved height got {other:?}"),
     }
     assert_eq!(
-        store.check_and_advance(key(0), req(10, 0, RESERVED_PAYLOAD)).await.unwrap(),
+        store
+            .check_and_advance(key(0), req(10, 0, RESERVED_PAYLOAD))
+            .await
+            .unwrap(),
         Decision::SignAgainSameBytes
     );
     store
@@ -149,7 +167,10 @@ async fn a_crash_between_reservation_and_signature_keeps_the_reservation() {
         .await
         .unwrap();
     assert_eq!(
-        store.check_and_advance(key(0), req(10, 0, RESERVED_PAYLOAD)).await.unwrap(),
+        store
+            .check_and_advance(key(0), req(10, 0, RESERVED_PAYLOAD))
+            .await
+            .unwrap(),
         Decision::ReturnStored("edsigAfterRestart".into())
     );
 }
@@ -168,9 +189,15 @@ async fn signatures_acknowledged_before_a_crash_are_all_on_disk() {
 
     let store = FileStore::open(base.path()).unwrap();
     let stored = store.get(key(0)).await.unwrap().unwrap();
-    assert!(stored.level >= last_ack, "{stored:?} < acknowledged {last_ack}");
+    assert!(
+        stored.level >= last_ack,
+        "{stored:?} < acknowledged {last_ack}"
+    );
     assert_eq!(
-        store.check_and_advance(key(0), req(last_ack, 0, RESERVED_PAYLOAD)).await.unwrap(),
+        store
+            .check_and_advance(key(0), req(last_ack, 0, RESERVED_PAYLOAD))
+            .await
+            .unwrap(),
         if stored.level == last_ack {
             Decision::ReturnStored(format!("sig{last_ack}"))
         } else {
@@ -181,7 +208,11 @@ async fn signatures_acknowledged_before_a_crash_are_all_on_disk() {
             })
         }
     );
-    match store.check_and_advance(key(0), req(last_ack, 0, OTHER_PAYLOAD)).await.unwrap() {
+    match store
+        .check_and_advance(key(0), req(last_ack, 0, OTHER_PAYLOAD))
+        .await
+        .unwrap()
+    {
         Decision::Refuse(_) => {}
         other => panic!("a different payload at an acknowledged height got {other:?}"),
     }

@@ -30,9 +30,12 @@ fn sign(c: &mut Criterion) {
 
     // tz1
     let ed = SecretKey::generate(Curve::Ed25519);
-    g.bench_function("tz1 ours (ed25519-dalek)", |b| b.iter(|| ed.sign(black_box(&msg), v).unwrap()));
+    g.bench_function("tz1 ours (ed25519-dalek)", |b| {
+        b.iter(|| ed.sign(black_box(&msg), v).unwrap())
+    });
     let seed = secret_payload(&ed, tezos_crypto::Prefix::EdskSeed);
-    let ossl_ed = openssl::pkey::PKey::private_key_from_raw_bytes(&seed, openssl::pkey::Id::ED25519).unwrap();
+    let ossl_ed =
+        openssl::pkey::PKey::private_key_from_raw_bytes(&seed, openssl::pkey::Id::ED25519).unwrap();
     g.bench_function("tz1 alt openssl", |b| {
         b.iter(|| {
             let digest = blake2b_256(black_box(&msg));
@@ -43,9 +46,12 @@ fn sign(c: &mut Criterion) {
 
     // tz2
     let sp = SecretKey::generate(Curve::Secp256k1);
-    g.bench_function("tz2 ours (libsecp256k1)", |b| b.iter(|| sp.sign(black_box(&msg), v).unwrap()));
+    g.bench_function("tz2 ours (libsecp256k1)", |b| {
+        b.iter(|| sp.sign(black_box(&msg), v).unwrap())
+    });
     let k256_key =
-        k256::ecdsa::SigningKey::from_slice(&secret_payload(&sp, tezos_crypto::Prefix::Spsk)).unwrap();
+        k256::ecdsa::SigningKey::from_slice(&secret_payload(&sp, tezos_crypto::Prefix::Spsk))
+            .unwrap();
     g.bench_function("tz2 alt k256", |b| {
         b.iter(|| {
             use k256::ecdsa::signature::hazmat::PrehashSigner;
@@ -61,9 +67,12 @@ fn sign(c: &mut Criterion) {
 
     // tz3
     let p2 = SecretKey::generate(Curve::P256);
-    g.bench_function("tz3 ours (openssl)", |b| b.iter(|| p2.sign(black_box(&msg), v).unwrap()));
+    g.bench_function("tz3 ours (openssl)", |b| {
+        b.iter(|| p2.sign(black_box(&msg), v).unwrap())
+    });
     let p256_key =
-        p256::ecdsa::SigningKey::from_slice(&secret_payload(&p2, tezos_crypto::Prefix::P2sk)).unwrap();
+        p256::ecdsa::SigningKey::from_slice(&secret_payload(&p2, tezos_crypto::Prefix::P2sk))
+            .unwrap();
     g.bench_function("tz3 alt p256", |b| {
         b.iter(|| {
             use p256::ecdsa::signature::hazmat::PrehashSigner;
@@ -75,12 +84,18 @@ fn sign(c: &mut Criterion) {
 
     // tz4: blst is the only BLS12-381 library considered; "raw" shows our wrapper's cost.
     let bl = SecretKey::generate(Curve::Bls12_381);
-    g.bench_function("tz4 ours (blst)", |b| b.iter(|| bl.sign(black_box(&msg), v).unwrap()));
+    g.bench_function("tz4 ours (blst)", |b| {
+        b.iter(|| bl.sign(black_box(&msg), v).unwrap())
+    });
     let mut be = secret_payload(&bl, tezos_crypto::Prefix::BLsk);
     be.reverse();
     let raw_bls = blst::min_pk::SecretKey::from_bytes(&be).unwrap();
     g.bench_function("tz4 raw blst", |b| {
-        b.iter(|| raw_bls.sign(black_box(&msg), bls_dst::SIG_POP, &[]).compress())
+        b.iter(|| {
+            raw_bls
+                .sign(black_box(&msg), bls_dst::SIG_POP, &[])
+                .compress()
+        })
     });
     g.finish();
 }
@@ -102,7 +117,10 @@ fn verify(c: &mut Criterion) {
                 let vk = k256::ecdsa::VerifyingKey::from_sec1_bytes(pk.as_bytes()).unwrap();
                 let s = k256::ecdsa::Signature::from_slice(sig.as_bytes()).unwrap();
                 g.bench_function("tz2 alt k256", |b| {
-                    b.iter(|| vk.verify_prehash(&blake2b_256(black_box(&msg)), &s).unwrap())
+                    b.iter(|| {
+                        vk.verify_prehash(&blake2b_256(black_box(&msg)), &s)
+                            .unwrap()
+                    })
                 });
             }
             Curve::P256 => {
@@ -110,7 +128,10 @@ fn verify(c: &mut Criterion) {
                 let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(pk.as_bytes()).unwrap();
                 let s = p256::ecdsa::Signature::from_slice(sig.as_bytes()).unwrap();
                 g.bench_function("tz3 alt p256", |b| {
-                    b.iter(|| vk.verify_prehash(&blake2b_256(black_box(&msg)), &s).unwrap())
+                    b.iter(|| {
+                        vk.verify_prehash(&blake2b_256(black_box(&msg)), &s)
+                            .unwrap()
+                    })
                 });
             }
             _ => {}
@@ -121,7 +142,9 @@ fn verify(c: &mut Criterion) {
 
 fn hashing(c: &mut Criterion) {
     let msg = request();
-    c.bench_function("blake2b_256 of a 200-byte request", |b| b.iter(|| blake2b_256(black_box(&msg))));
+    c.bench_function("blake2b_256 of a 200-byte request", |b| {
+        b.iter(|| blake2b_256(black_box(&msg)))
+    });
 }
 
 criterion_group!(benches, sign, verify, hashing);

@@ -186,8 +186,9 @@ pub enum Base58Error {
 
 fn checksum(data: &[u8]) -> [u8; 4] {
     let first = Sha256::digest(data);
-    let second = Sha256::digest(first);
-    [second[0], second[1], second[2], second[3]]
+    let second: [u8; 32] = Sha256::digest(first).into();
+    let [a, b, c, d, ..] = second;
+    [a, b, c, d]
 }
 
 /// Encode `payload` with `prefix`. The caller guarantees the payload length; a wrong one
@@ -322,6 +323,12 @@ pub(crate) fn encode_secret(prefix: Prefix, payload: &[u8]) -> Zeroizing<String>
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
 

@@ -19,7 +19,8 @@ use zeroize::Zeroizing;
 pub const PBKDF2_ROUNDS: u32 = 32_768;
 const SALT_LEN: usize = 8;
 
-const ENCRYPTED_PREFIXES: [Prefix; 4] = [Prefix::Edesk, Prefix::Spesk, Prefix::P2esk, Prefix::BLesk];
+const ENCRYPTED_PREFIXES: [Prefix; 4] =
+    [Prefix::Edesk, Prefix::Spesk, Prefix::P2esk, Prefix::BLesk];
 
 fn curve_of(prefix: Prefix) -> Curve {
     match prefix {
@@ -90,6 +91,12 @@ pub fn encrypt_with_salt(key: &SecretKey, password: &[u8], salt: [u8; SALT_LEN])
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
 

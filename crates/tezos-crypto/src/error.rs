@@ -34,7 +34,10 @@ pub enum CryptoError {
     InvalidSignature { curve: Curve, reason: &'static str },
     /// A signature or key of one curve used with a key of another.
     #[error("expected a {expected} key or signature, found {found}")]
-    WrongCurve { expected: Curve, found: &'static str },
+    WrongCurve {
+        expected: Curve,
+        found: &'static str,
+    },
     #[error("signature does not verify against this public key")]
     VerificationFailed,
     #[error("{curve} keys cannot sign or verify with signing version {version}")]

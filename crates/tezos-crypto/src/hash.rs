@@ -14,6 +14,12 @@ pub fn blake2b_160(data: &[u8]) -> [u8; 20] {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
 

@@ -219,6 +219,12 @@ serde_as_b58!(PublicKeyHash);
 serde_as_b58!(ChainId);
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
 
@@ -250,6 +256,9 @@ mod tests {
             PublicKeyHash::from_bytes(&[9; 21]),
             Err(IdError::UnknownTag(9))
         );
-        assert_eq!(PublicKeyHash::from_bytes(&[0; 5]), Err(IdError::BadLength(5)));
+        assert_eq!(
+            PublicKeyHash::from_bytes(&[0; 5]),
+            Err(IdError::BadLength(5))
+        );
     }
 }

@@ -305,7 +305,11 @@ impl P256PublicKey {
     ) -> Result<PublicKey, CryptoError> {
         let mut ctx = openssl::bn::BigNumContext::new().map_err(backend)?;
         let compressed = point
-            .to_bytes(group, openssl::ec::PointConversionForm::COMPRESSED, &mut ctx)
+            .to_bytes(
+                group,
+                openssl::ec::PointConversionForm::COMPRESSED,
+                &mut ctx,
+            )
             .map_err(backend)?;
         let raw: [u8; 33] = array(&compressed, "a P-256 public key")?;
         let key = EcKey::from_public_key(group, point).map_err(backend)?;
@@ -329,7 +333,13 @@ impl P256PublicKey {
 }
 
 impl BlsPublicKey {
-    fn verify(&self, msg: &[u8], sig: &[u8; 96], dst: &[u8], aug: &[u8]) -> Result<(), CryptoError> {
+    fn verify(
+        &self,
+        msg: &[u8],
+        sig: &[u8; 96],
+        dst: &[u8],
+        aug: &[u8],
+    ) -> Result<(), CryptoError> {
         let sig = blst::min_pk::Signature::from_bytes(sig).map_err(|_| {
             CryptoError::InvalidSignature {
                 curve: Curve::Bls12_381,
@@ -443,7 +453,12 @@ impl FromStr for PublicKey {
 serde_as_b58!(PublicKey);
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
 

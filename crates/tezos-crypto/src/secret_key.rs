@@ -86,7 +86,8 @@ const SECRET_KEY_PREFIXES: [Prefix; 5] = [
     Prefix::BLsk,
 ];
 
-const ENCRYPTED_PREFIXES: [Prefix; 4] = [Prefix::Edesk, Prefix::Spesk, Prefix::P2esk, Prefix::BLesk];
+const ENCRYPTED_PREFIXES: [Prefix; 4] =
+    [Prefix::Edesk, Prefix::Spesk, Prefix::P2esk, Prefix::BLesk];
 
 impl SecretKey {
     /// Parse `edsk…` (32-byte seed, or Octez's 64-byte seed ‖ public key, whose public
@@ -162,8 +163,9 @@ impl SecretKey {
             Curve::Secp256k1 => {
                 let key = secp256k1::SecretKey::from_byte_array(&secret)
                     .map_err(|_| invalid("the scalar must be between 1 and the group order"))?;
-                let public =
-                    PublicKey::from_secp256k1(secp256k1::PublicKey::from_secret_key(&SECP256K1, &key));
+                let public = PublicKey::from_secp256k1(secp256k1::PublicKey::from_secret_key(
+                    &SECP256K1, &key,
+                ));
                 (Signer::Secp256k1(Secp256k1Secret(key)), public)
             }
             Curve::P256 => {
@@ -242,13 +244,18 @@ impl SecretKey {
                 for (d, v) in out.iter_mut().zip(r.iter().chain(s.iter())) {
                     *d = *v;
                 }
-                Ok(Signature::P256(ecdsa::normalize_s(&out, &ecdsa::P256_ORDER)))
+                Ok(Signature::P256(ecdsa::normalize_s(
+                    &out,
+                    &ecdsa::P256_ORDER,
+                )))
             }
             Signer::Bls(key) => {
-                let scheme = version.bls_scheme().ok_or(CryptoError::UnsupportedVersion {
-                    curve: Curve::Bls12_381,
-                    version,
-                })?;
+                let scheme = version
+                    .bls_scheme()
+                    .ok_or(CryptoError::UnsupportedVersion {
+                        curve: Curve::Bls12_381,
+                        version,
+                    })?;
                 let (dst, aug): (&[u8], &[u8]) = match scheme {
                     BlsScheme::ProofOfPossession => (bls_dst::SIG_POP, &[]),
                     BlsScheme::Augmented => (bls_dst::SIG_AUG, self.public.as_bytes()),
@@ -330,6 +337,12 @@ impl fmt::Debug for SecretKey {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
     use zeroize::ZeroizeOnDrop;

@@ -106,12 +106,12 @@ impl Signature {
     /// must already have it.
     pub fn with_curve(&self, curve: Curve) -> Result<Self, CryptoError> {
         match (self, self.curve()) {
-            (Signature::Generic(b), _) => Self::from_bytes(curve, b).map_err(|_| {
-                CryptoError::WrongCurve {
+            (Signature::Generic(b), _) => {
+                Self::from_bytes(curve, b).map_err(|_| CryptoError::WrongCurve {
                     expected: curve,
                     found: Prefix::GenericSig.name(),
-                }
-            }),
+                })
+            }
             (_, Some(c)) if c == curve => Ok(*self),
             _ => Err(CryptoError::WrongCurve {
                 expected: curve,
@@ -248,7 +248,12 @@ pub(crate) mod ecdsa {
     }
 
     #[cfg(test)]
-    #[allow(clippy::indexing_slicing)]
+    #[allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )]
     mod tests {
         use super::*;
 
@@ -280,6 +285,12 @@ pub(crate) mod ecdsa {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
 

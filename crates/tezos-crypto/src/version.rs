@@ -90,6 +90,12 @@ impl FromStr for SigningVersion {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
 
@@ -108,10 +114,7 @@ mod tests {
     #[test]
     fn bls_schemes_follow_octez() {
         assert_eq!(SigningVersion::V0.bls_scheme(), None);
-        assert_eq!(
-            SigningVersion::V1.bls_scheme(),
-            Some(BlsScheme::Augmented)
-        );
+        assert_eq!(SigningVersion::V1.bls_scheme(), Some(BlsScheme::Augmented));
         assert_eq!(
             SigningVersion::V2.bls_scheme(),
             Some(BlsScheme::ProofOfPossession)

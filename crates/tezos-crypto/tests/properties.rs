@@ -1,9 +1,16 @@
 //! Property tests: base58check round trips, decoders that never panic, sign/verify.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use proptest::prelude::*;
 use tezos_crypto::base58::{self, Prefix};
-use tezos_crypto::{encrypted, Curve, PublicKey, PublicKeyHash, SecretKey, Signature, SigningVersion};
+use tezos_crypto::{
+    encrypted, Curve, PublicKey, PublicKeyHash, SecretKey, Signature, SigningVersion,
+};
 
 fn prefix() -> impl Strategy<Value = Prefix> {
     (0..Prefix::ALL.len()).prop_map(|i| Prefix::ALL[i])

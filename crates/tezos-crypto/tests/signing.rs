@@ -1,12 +1,19 @@
 //! Signing and verification across curves and versions, ECDSA low-S rules, proofs of
 //! possession and deterministic nonces.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use openssl::bn::{BigNum, BigNumContext};
 use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 use rand::RngCore;
-use tezos_crypto::{blake2b_256, CryptoError, Curve, PublicKey, SecretKey, Signature, SigningVersion};
+use tezos_crypto::{
+    blake2b_256, CryptoError, Curve, PublicKey, SecretKey, Signature, SigningVersion,
+};
 
 const SECP256K1_ORDER: &str = "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141";
 const P256_ORDER: &str = "FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551";
@@ -31,7 +38,10 @@ fn every_curve_and_version_signs_and_verifies_and_a_flipped_bit_fails() {
             // A flipped message bit.
             let mut other = msg.to_vec();
             other[3] ^= 0x01;
-            assert_eq!(pk.verify(&other, &sig, version), Err(CryptoError::VerificationFailed));
+            assert_eq!(
+                pk.verify(&other, &sig, version),
+                Err(CryptoError::VerificationFailed)
+            );
             // A flipped signature bit, in each half: refused one way or another.
             for at in [5, sig.as_bytes().len() - 5] {
                 let mut bytes = sig.to_bytes();
@@ -75,17 +85,22 @@ fn tz1_to_tz3_sign_the_blake2b_digest_of_the_message() {
     let msg = b"\x12preattestation";
     let digest = blake2b_256(msg);
     let sk = SecretKey::generate(Curve::Ed25519);
-    let seed = tezos_crypto::base58::decode(&sk.to_b58check(), tezos_crypto::Prefix::EdskSeed).unwrap();
+    let seed =
+        tezos_crypto::base58::decode(&sk.to_b58check(), tezos_crypto::Prefix::EdskSeed).unwrap();
     let ossl = PKey::private_key_from_raw_bytes(&seed, openssl::pkey::Id::ED25519).unwrap();
     let mut signer = openssl::sign::Signer::new_without_digest(&ossl).unwrap();
     let expected = signer.sign_oneshot_to_vec(&digest).unwrap();
-    assert_eq!(sk.sign(msg, SigningVersion::V3).unwrap().to_bytes(), expected);
+    assert_eq!(
+        sk.sign(msg, SigningVersion::V3).unwrap().to_bytes(),
+        expected
+    );
 
     let sk = SecretKey::generate(Curve::P256);
     let sig = sk.sign(msg, SigningVersion::V3).unwrap();
     let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
     let mut ctx = BigNumContext::new().unwrap();
-    let point = openssl::ec::EcPoint::from_bytes(&group, sk.public_key().as_bytes(), &mut ctx).unwrap();
+    let point =
+        openssl::ec::EcPoint::from_bytes(&group, sk.public_key().as_bytes(), &mut ctx).unwrap();
     let key = openssl::ec::EcKey::from_public_key(&group, &point).unwrap();
     let b = sig.as_bytes();
     let ecdsa = openssl::ecdsa::EcdsaSig::from_private_components(
@@ -103,22 +118,38 @@ fn bls_versions_use_their_own_ciphersuite() {
     let msg = b"\x13attestation";
     assert!(matches!(
         sk.sign(msg, SigningVersion::V0),
-        Err(CryptoError::UnsupportedVersion { curve: Curve::Bls12_381, .. })
+        Err(CryptoError::UnsupportedVersion {
+            curve: Curve::Bls12_381,
+            ..
+        })
     ));
     let aug = sk.sign(msg, SigningVersion::V1).unwrap();
     let pop = sk.sign(msg, SigningVersion::V2).unwrap();
     assert_ne!(aug, pop);
     assert_eq!(sk.sign(msg, SigningVersion::V3).unwrap(), pop);
     assert_eq!(pk.verify(msg, &aug, SigningVersion::V1), Ok(()));
-    assert_eq!(pk.verify(msg, &aug, SigningVersion::V2), Err(CryptoError::VerificationFailed));
-    assert_eq!(pk.verify(msg, &pop, SigningVersion::V1), Err(CryptoError::VerificationFailed));
+    assert_eq!(
+        pk.verify(msg, &aug, SigningVersion::V2),
+        Err(CryptoError::VerificationFailed)
+    );
+    assert_eq!(
+        pk.verify(msg, &pop, SigningVersion::V1),
+        Err(CryptoError::VerificationFailed)
+    );
     // Independent check of the AUG rule: blst over pk ‖ msg with the AUG tag.
     let raw = blst::min_pk::Signature::from_bytes(aug.as_bytes()).unwrap();
     let blst_pk = blst::min_pk::PublicKey::from_bytes(pk.as_bytes()).unwrap();
     let mut augmented = pk.as_bytes().to_vec();
     augmented.extend_from_slice(msg);
     assert_eq!(
-        raw.verify(true, &augmented, tezos_crypto::bls_dst::SIG_AUG, &[], &blst_pk, true),
+        raw.verify(
+            true,
+            &augmented,
+            tezos_crypto::bls_dst::SIG_AUG,
+            &[],
+            &blst_pk,
+            true
+        ),
         blst::BLST_ERROR::BLST_SUCCESS
     );
 }
@@ -166,7 +197,10 @@ fn flip_s(sig: &Signature, order_hex: &str, curve: Curve) -> Signature {
 #[test]
 fn ecdsa_signatures_are_always_low_s() {
     let mut rng = rand::thread_rng();
-    for (curve, order) in [(Curve::Secp256k1, SECP256K1_ORDER), (Curve::P256, P256_ORDER)] {
+    for (curve, order) in [
+        (Curve::Secp256k1, SECP256K1_ORDER),
+        (Curve::P256, P256_ORDER),
+    ] {
         let sk = SecretKey::generate(curve);
         let half = {
             let n = BigNum::from_hex_str(order).unwrap();
@@ -199,14 +233,21 @@ fn high_s_is_refused_for_tz2_and_accepted_for_tz3_as_octez_does() {
     );
     // A backend that returned the high form is fixed by normalising.
     assert_eq!(high.normalize_low_s(), low);
-    assert_eq!(sk.public_key().verify(msg, &high.normalize_low_s(), SigningVersion::V3), Ok(()));
+    assert_eq!(
+        sk.public_key()
+            .verify(msg, &high.normalize_low_s(), SigningVersion::V3),
+        Ok(())
+    );
 
     // tz3: HACL* (Octez's verifier) accepts both forms.
     let sk = SecretKey::generate(Curve::P256);
     let low = sk.sign(msg, SigningVersion::V3).unwrap();
     let high = flip_s(&low, P256_ORDER, Curve::P256);
     assert!(!high.is_low_s());
-    assert_eq!(sk.public_key().verify(msg, &high, SigningVersion::V3), Ok(()));
+    assert_eq!(
+        sk.public_key().verify(msg, &high, SigningVersion::V3),
+        Ok(())
+    );
     assert_eq!(high.normalize_low_s(), low);
 }
 
@@ -224,14 +265,22 @@ fn proofs_of_possession_sign_the_key_or_its_override() {
     let other = SecretKey::generate(Curve::Bls12_381).public_key();
     let over_other = sk.prove_possession(Some(&other)).unwrap();
     assert_ne!(over_other, proof);
-    assert_eq!(pk.verify_proof_of_possession_over(&over_other, &other), Ok(()));
-    assert_eq!(pk.verify_proof_of_possession(&over_other), Err(CryptoError::VerificationFailed));
+    assert_eq!(
+        pk.verify_proof_of_possession_over(&over_other, &other),
+        Ok(())
+    );
+    assert_eq!(
+        pk.verify_proof_of_possession(&over_other),
+        Err(CryptoError::VerificationFailed)
+    );
     assert!(other.verify_proof_of_possession(&over_other).is_err());
 
     let tz1 = SecretKey::generate(Curve::Ed25519);
     assert_eq!(
         tz1.prove_possession(None).map(|_| ()),
-        Err(CryptoError::NotBls { curve: Curve::Ed25519 })
+        Err(CryptoError::NotBls {
+            curve: Curve::Ed25519
+        })
     );
     assert!(matches!(
         sk.prove_possession(Some(&tz1.public_key())),
@@ -271,7 +320,10 @@ fn public_keys_from_secret_keys_survive_every_encoding() {
     for curve in Curve::ALL {
         let pk = SecretKey::generate(curve).public_key();
         assert_eq!(PublicKey::from_b58check(&pk.to_b58check()).unwrap(), pk);
-        assert_eq!(PublicKey::from_tagged_bytes(&pk.to_tagged_bytes()).unwrap(), pk);
+        assert_eq!(
+            PublicKey::from_tagged_bytes(&pk.to_tagged_bytes()).unwrap(),
+            pk
+        );
         assert_eq!(PublicKey::from_bytes(curve, pk.as_bytes()).unwrap(), pk);
         assert_eq!(pk.hash().curve(), curve);
     }

@@ -1,12 +1,22 @@
 //! Every vector of testdata/public-vectors.json, reproduced or verified.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use serde_json::Value;
 use tezos_crypto::encrypted;
-use tezos_crypto::{CryptoError, Curve, PublicKey, PublicKeyHash, SecretKey, Signature, SigningVersion};
+use tezos_crypto::{
+    CryptoError, Curve, PublicKey, PublicKeyHash, SecretKey, Signature, SigningVersion,
+};
 
 fn vectors() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/public-vectors.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/public-vectors.json"
+    );
     let text = std::fs::read_to_string(path).expect("read public-vectors.json");
     serde_json::from_str(&text).expect("parse public-vectors.json")
 }
@@ -51,14 +61,18 @@ fn signatures_are_reproduced_or_verified() {
     let mut reproduced = 0;
     let mut verified = 0;
     for k in v["keys"].as_array().unwrap() {
-        let Some(msg_hex) = field(k, "signed_message_hex") else { continue };
+        let Some(msg_hex) = field(k, "signed_message_hex") else {
+            continue;
+        };
         let msg = hex::decode(msg_hex).unwrap();
         let sk = SecretKey::from_b58check(field(k, "secret_key").unwrap()).unwrap();
         let pk = sk.public_key();
         let curve = sk.curve();
         let version = SigningVersion::V2;
         for name in ["signature", "signature_generic"] {
-            let Some(expected) = field(k, name) else { continue };
+            let Some(expected) = field(k, name) else {
+                continue;
+            };
             let expected_sig = Signature::from_b58check(expected).unwrap();
             pk.verify(&msg, &expected_sig, version).unwrap();
             verified += 1;
@@ -91,12 +105,20 @@ fn signatures_are_reproduced_or_verified() {
 #[test]
 fn the_tz4_vector_is_a_pop_signature_not_an_aug_one() {
     let v = vectors();
-    let k = v["keys"].as_array().unwrap().iter().find(|k| field(k, "curve") == Some("bls12_381")).unwrap();
+    let k = v["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| field(k, "curve") == Some("bls12_381"))
+        .unwrap();
     let pk = PublicKey::from_b58check(field(k, "public_key").unwrap()).unwrap();
     let sig = Signature::from_b58check(field(k, "signature").unwrap()).unwrap();
     let msg = hex::decode(field(k, "signed_message_hex").unwrap()).unwrap();
     assert_eq!(pk.verify(&msg, &sig, SigningVersion::V3), Ok(()));
-    assert_eq!(pk.verify(&msg, &sig, SigningVersion::V1), Err(CryptoError::VerificationFailed));
+    assert_eq!(
+        pk.verify(&msg, &sig, SigningVersion::V1),
+        Err(CryptoError::VerificationFailed)
+    );
     assert!(matches!(
         pk.verify(&msg, &sig, SigningVersion::V0),
         Err(CryptoError::UnsupportedVersion { .. })
@@ -120,25 +142,36 @@ fn encrypted_key_decrypts_and_re_encrypts_byte_exact() {
             encrypted::decrypt(esk, b"test1235").map(|k| k.curve()),
             Err(CryptoError::BadPassword)
         );
-        assert_eq!(encrypted::decrypt(esk, b"").map(|k| k.curve()), Err(CryptoError::BadPassword));
+        assert_eq!(
+            encrypted::decrypt(esk, b"").map(|k| k.curve()),
+            Err(CryptoError::BadPassword)
+        );
     }
 }
 
 #[test]
 fn the_64_byte_edsk_form_is_read_and_checked() {
-    let sk = SecretKey::from_b58check("edsk3gUfUPyBSfrS9CCgmCiQsTCHGkviBDusMxDJstFtojtc1zcpsh").unwrap();
-    let seed = tezos_crypto::base58::decode(&sk.to_b58check(), tezos_crypto::Prefix::EdskSeed).unwrap();
+    let sk =
+        SecretKey::from_b58check("edsk3gUfUPyBSfrS9CCgmCiQsTCHGkviBDusMxDJstFtojtc1zcpsh").unwrap();
+    let seed =
+        tezos_crypto::base58::decode(&sk.to_b58check(), tezos_crypto::Prefix::EdskSeed).unwrap();
     let mut expanded = seed.clone();
     expanded.extend_from_slice(sk.public_key().as_bytes());
     let long = tezos_crypto::base58::encode(tezos_crypto::Prefix::EdskExpanded, &expanded);
     assert!(long.starts_with("edsk") && long.len() == 98);
-    assert_eq!(SecretKey::from_b58check(&long).unwrap().public_key(), sk.public_key());
+    assert_eq!(
+        SecretKey::from_b58check(&long).unwrap().public_key(),
+        sk.public_key()
+    );
     // A public half that does not belong to the seed is refused.
     expanded[40] ^= 1;
     let damaged = tezos_crypto::base58::encode(tezos_crypto::Prefix::EdskExpanded, &expanded);
     assert!(matches!(
         SecretKey::from_b58check(&damaged),
-        Err(CryptoError::InvalidSecretKey { curve: Curve::Ed25519, .. })
+        Err(CryptoError::InvalidSecretKey {
+            curve: Curve::Ed25519,
+            ..
+        })
     ));
 }
 
@@ -148,9 +181,12 @@ fn request_vectors_hash_to_stable_digests() {
     let v = vectors();
     for r in v["requests"].as_array().unwrap() {
         let bytes = hex::decode(field(r, "hex").unwrap()).unwrap();
-        let sk = SecretKey::from_b58check("edsk3gUfUPyBSfrS9CCgmCiQsTCHGkviBDusMxDJstFtojtc1zcpsh").unwrap();
+        let sk = SecretKey::from_b58check("edsk3gUfUPyBSfrS9CCgmCiQsTCHGkviBDusMxDJstFtojtc1zcpsh")
+            .unwrap();
         let sig = sk.sign(&bytes, SigningVersion::default()).unwrap();
-        sk.public_key().verify(&bytes, &sig, SigningVersion::default()).unwrap();
+        sk.public_key()
+            .verify(&bytes, &sig, SigningVersion::default())
+            .unwrap();
         assert_ne!(tezos_crypto::blake2b_256(&bytes), [0; 32]);
     }
 }
