@@ -1,1 +1,259 @@
+//! Signatory's configuration: ECAD Signatory's YAML schema, so existing files load as they
+//! are, parsed strictly and validated into plain typed data.
+//!
+//! ```yaml
+//! base_dir: /var/lib/signatory          # default
+//! server:
+//!   address: :6732                      # default; `:port` means every interface
+//!   utility_address: :9583              # default
+//!   authorized_keys: [edpk…]            # optional: clients must authenticate
+//! vaults:
+//!   local:
+//!     driver: file
+//!     config: { file: /etc/signatory/secret.json }
+//! watermark:
+//!   driver: file                        # default; or `mem`
+//! tezos:
+//!   tz1…:                               # no value: block, preattestation, attestation
+//!   tz1…:
+//!     log_payloads: true
+//!     allowed_chains: [NetXdQprcVkpaWU]
+//!     allow:
+//!       block:
+//!       generic: [transaction, reveal, stake]
+//! ```
+//!
+//! `${VAR}`, `$VAR` and `${VAR:-default}` are expanded from the environment before parsing;
+//! an unset variable is an error. Unknown keys, wrong types and bad values fail with the
+//! file, the key path and what was expected. Deprecated names (`endorsement`,
+//! `allowed_operations` …) still work and add a [`ConfigWarning`] for the caller to log.
+//! Loading reads the one file and nothing else: drivers check their own settings.
 #![forbid(unsafe_code)]
+
+mod address;
+mod env;
+mod error;
+pub mod kinds;
+mod raw;
+mod validate;
+
+pub use address::{ListenAddress, ListenHost};
+pub use error::{ConfigError, ConfigWarning};
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use tezos_crypto::{ChainId, PublicKey, PublicKeyHash};
+
+/// Untyped settings of a driver, parsed by the driver itself.
+pub use serde_yaml_ng::Value as DriverSettings;
+
+/// ECAD Signatory's default data directory.
+pub const DEFAULT_BASE_DIR: &str = "/var/lib/signatory";
+/// Default API listen address.
+pub const DEFAULT_ADDRESS: &str = ":6732";
+/// Default utility (metrics, health) listen address.
+pub const DEFAULT_UTILITY_ADDRESS: &str = ":9583";
+/// Default watermark driver.
+pub const DEFAULT_WATERMARK_DRIVER: &str = "file";
+
+/// A loaded, validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where the configuration came from (a path, or the name given to [`Config::parse`]).
+    pub origin: String,
+    /// Data directory (file watermarks live under it).
+    pub base_dir: PathBuf,
+    pub server: ServerConfig,
+    /// Vault instances by name.
+    pub vaults: BTreeMap<String, VaultConfig>,
+    pub watermark: WatermarkConfig,
+    /// The keys this signer serves and what each may sign.
+    pub tezos: BTreeMap<PublicKeyHash, KeyPolicyConfig>,
+    /// Accepted but worth logging: deprecated names, policies that allow nothing, …
+    pub warnings: Vec<ConfigWarning>,
+}
+
+/// The HTTP listeners and client authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub address: ListenAddress,
+    pub utility_address: ListenAddress,
+    /// When set, every signing request must be authenticated by one of these keys.
+    pub authorized_keys: Option<Vec<PublicKey>>,
+}
+
+impl ServerConfig {
+    /// The hashes of [`ServerConfig::authorized_keys`] (what `GET /authorized_keys` lists).
+    pub fn authorized_key_hashes(&self) -> Option<BTreeSet<PublicKeyHash>> {
+        hashes(&self.authorized_keys)
+    }
+}
+
+/// One vault instance: a driver and its own settings.
+#[derive(Clone, PartialEq)]
+pub struct VaultConfig {
+    /// The instance name (the key under `vaults`).
+    pub name: String,
+    pub driver: String,
+    /// The `config` value as written (null when absent), for the driver to parse.
+    pub config: DriverSettings,
+}
+
+/// The watermark backend: a driver and its own settings.
+#[derive(Clone, PartialEq)]
+pub struct WatermarkConfig {
+    pub driver: String,
+    /// The `config` value as written (null when absent), for the driver to parse.
+    pub config: DriverSettings,
+}
+
+impl Default for WatermarkConfig {
+    fn default() -> Self {
+        WatermarkConfig {
+            driver: DEFAULT_WATERMARK_DRIVER.to_owned(),
+            config: DriverSettings::Null,
+        }
+    }
+}
+
+/// What one key may sign: the validated form of a `tezos.<pkh>` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPolicyConfig {
+    /// Request kinds, current names only (see [`kinds::REQUEST_KINDS`]).
+    pub allowed_requests: BTreeSet<String>,
+    /// Operation kinds a generic request may contain, current names and pseudo-kinds
+    /// (see [`kinds::OPERATION_KINDS`], [`kinds::PSEUDO_OPERATION_KINDS`]).
+    pub allowed_operations: BTreeSet<String>,
+    /// When set, requests that carry a chain id must carry one of these.
+    pub allowed_chains: Option<BTreeSet<ChainId>>,
+    /// When set, requests for this key must be authenticated by one of these keys.
+    pub authorized_keys: Option<Vec<PublicKey>>,
+    /// Only ever true for tz4 keys.
+    pub allow_proof_of_possession: bool,
+    pub log_payloads: bool,
+}
+
+impl KeyPolicyConfig {
+    /// The policy of a key listed with no value: block, preattestation and attestation.
+    pub fn listed_without_policy() -> Self {
+        KeyPolicyConfig {
+            allowed_requests: kinds::DEFAULT_REQUEST_KINDS
+                .iter()
+                .map(|kind| (*kind).to_owned())
+                .collect(),
+            ..KeyPolicyConfig::allow_nothing()
+        }
+    }
+
+    /// A policy that allows nothing (an entry whose settings name no request kind).
+    pub fn allow_nothing() -> Self {
+        KeyPolicyConfig {
+            allowed_requests: BTreeSet::new(),
+            allowed_operations: BTreeSet::new(),
+            allowed_chains: None,
+            authorized_keys: None,
+            allow_proof_of_possession: false,
+            log_payloads: false,
+        }
+    }
+
+    /// The hashes of [`KeyPolicyConfig::authorized_keys`]: the clients allowed for this key.
+    pub fn authorized_key_hashes(&self) -> Option<BTreeSet<PublicKeyHash>> {
+        hashes(&self.authorized_keys)
+    }
+}
+
+fn hashes(keys: &Option<Vec<PublicKey>>) -> Option<BTreeSet<PublicKeyHash>> {
+    keys.as_ref()
+        .map(|keys| keys.iter().map(PublicKey::hash).collect())
+}
+
+impl Config {
+    /// Read and validate the file at `path`, expanding variables from the process
+    /// environment.
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::load`] with variables looked up by `lookup`.
+    pub fn load_with_env(
+        path: impl AsRef<Path>,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string(), lookup)
+    }
+
+    /// Validate configuration `text`; `origin` names it in errors (usually the path).
+    pub fn parse(
+        text: &str,
+        origin: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let expanded = env::expand(text, lookup).map_err(|e| match e {
+            env::EnvError::Unset { line, variable } => ConfigError::UnsetVariable {
+                origin: origin.to_owned(),
+                line,
+                variable,
+            },
+            env::EnvError::Malformed { line, reason } => ConfigError::BadSubstitution {
+                origin: origin.to_owned(),
+                line,
+                reason,
+            },
+        })?;
+        let raw = validate::parse_raw(&expanded, origin)?;
+        validate::validate(raw, origin)
+    }
+
+    /// The vault instances' names, for messages.
+    pub fn vault_names(&self) -> Vec<&str> {
+        self.vaults.keys().map(String::as_str).collect()
+    }
+}
+
+/// Names the settings a driver was given without their values, which may be secrets.
+struct SettingsOutline<'a>(&'a DriverSettings);
+
+impl fmt::Debug for SettingsOutline<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            DriverSettings::Null => f.write_str("none"),
+            DriverSettings::Mapping(map) => {
+                let keys: Vec<String> = map
+                    .keys()
+                    .map(|k| match k {
+                        DriverSettings::String(s) => s.clone(),
+                        _ => "?".to_owned(),
+                    })
+                    .collect();
+                write!(f, "{{{}: REDACTED}}", keys.join(", "))
+            }
+            _ => f.write_str("REDACTED"),
+        }
+    }
+}
+
+impl fmt::Debug for VaultConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultConfig")
+            .field("name", &self.name)
+            .field("driver", &self.driver)
+            .field("config", &SettingsOutline(&self.config))
+            .finish()
+    }
+}
+
+impl fmt::Debug for WatermarkConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WatermarkConfig")
+            .field("driver", &self.driver)
+            .field("config", &SettingsOutline(&self.config))
+            .finish()
+    }
+}

@@ -158,9 +158,35 @@ fn non_negative(at: usize, what: &'static str, v: i32) -> Result<i32> {
     Ok(v)
 }
 
-/// The shell part of a block header.
+/// The fitness of a header inlined in double-baking evidence: Octez decodes any list of
+/// byte strings there, so a non-Tenderbake one is kept raw rather than refused.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-pub struct ShellHeader {
+#[serde(untagged)]
+pub enum AnyFitness {
+    Tenderbake(Fitness),
+    Other { fitness: Vec<HexBytes> },
+}
+
+impl AnyFitness {
+    fn read(r: &mut Reader<'_>, level: i32) -> Result<AnyFitness> {
+        let mut probe = r.clone();
+        if let Ok(fitness) = Fitness::read(&mut probe, level) {
+            *r = probe;
+            return Ok(AnyFitness::Tenderbake(fitness));
+        }
+        let fitness = r.list("fitness", "4-byte fitness length", None, |r| {
+            Ok(HexBytes::from_slice(
+                r.bytes_u32("fitness element", "4-byte fitness element length")?,
+            ))
+        })?;
+        Ok(AnyFitness::Other { fitness })
+    }
+}
+
+/// The shell part of a block header; `F` is [`Fitness`] for signing requests (checked
+/// strictly: the watermark needs its round) and [`AnyFitness`] in evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct ShellHeader<F = Fitness> {
     pub level: i32,
     pub proto: u8,
     pub predecessor: BlockHash,
@@ -168,19 +194,22 @@ pub struct ShellHeader {
     pub validation_pass: u8,
     pub operations_hash: OperationListListHash,
     #[serde(flatten)]
-    pub fitness: Fitness,
+    pub fitness: F,
     pub context: ContextHash,
 }
 
-impl ShellHeader {
-    fn read(r: &mut Reader<'_>) -> Result<ShellHeader> {
+impl<F> ShellHeader<F> {
+    fn read(
+        r: &mut Reader<'_>,
+        read_fitness: impl FnOnce(&mut Reader<'_>, i32) -> Result<F>,
+    ) -> Result<ShellHeader<F>> {
         let level = r.non_negative_i32("level", "4-byte level")?;
         let proto = r.u8("1-byte protocol level")?;
         let predecessor = BlockHash(r.array("32-byte predecessor hash")?);
         let timestamp = Timestamp(r.i64("8-byte timestamp")?);
         let validation_pass = r.u8("1-byte validation pass count")?;
         let operations_hash = OperationListListHash(r.array("32-byte operations hash")?);
-        let fitness = Fitness::read(r, level)?;
+        let fitness = read_fitness(r, level)?;
         let context = ContextHash(r.array("32-byte context hash")?);
         Ok(ShellHeader {
             level,
@@ -288,7 +317,7 @@ impl BlockHeader {
     /// Decodes the bytes after the magic byte (`r` starts at offset 1).
     pub(crate) fn read_request(r: &mut Reader<'_>) -> Result<BlockHeader> {
         let chain_id = ChainId(r.array("4-byte chain id")?);
-        let shell = ShellHeader::read(r)?;
+        let shell = ShellHeader::read(r, Fitness::read)?;
         let contents = BlockContents::read(r)?;
         r.finish("the block header")?;
         Ok(BlockHeader {
@@ -312,7 +341,7 @@ impl BlockHeader {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct SignedBlockHeader {
     #[serde(flatten)]
-    pub shell: ShellHeader,
+    pub shell: ShellHeader<AnyFitness>,
     #[serde(flatten)]
     pub contents: BlockContents,
     pub signature: Signature,
@@ -322,7 +351,7 @@ impl SignedBlockHeader {
     /// Reads one `u32`-prefixed header; the signature fills the rest of it.
     pub(crate) fn read_dynamic(r: &mut Reader<'_>) -> Result<SignedBlockHeader> {
         r.dynamic("block header", "4-byte block header length", |r| {
-            let shell = ShellHeader::read(r)?;
+            let shell = ShellHeader::read(r, AnyFitness::read)?;
             let contents = BlockContents::read(r)?;
             let signature = Signature::read_rest(r)?;
             Ok(SignedBlockHeader {
@@ -335,7 +364,7 @@ impl SignedBlockHeader {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

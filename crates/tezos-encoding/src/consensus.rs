@@ -3,7 +3,7 @@
 
 use crate::error::DecodeErrorKind;
 use crate::hashes::{BlockHash, PayloadHash};
-use crate::numbers::Natural;
+use crate::numbers::Integer;
 use crate::reader::{Reader, Result};
 use crate::types::Signature;
 use serde::Serialize;
@@ -59,7 +59,6 @@ impl ConsensusKind {
 /// The body of a (pre)attestation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct ConsensusContent {
-    #[serde(rename = "operation_kind")]
     pub kind: ConsensusKind,
     /// Absent in the BLS-mode encodings (tags 40 and 41).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,9 +66,10 @@ pub struct ConsensusContent {
     pub level: i32,
     pub round: i32,
     pub block_payload_hash: PayloadHash,
-    /// The DAL bitset of tag 23, as a decimal natural.
+    /// The DAL bitset of tag 23, as a decimal integer (Octez encodes bitsets as Zarith
+    /// `z`, signed).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub dal_attestation: Option<Natural>,
+    pub dal_attestation: Option<Integer>,
 }
 
 impl ConsensusContent {
@@ -83,7 +83,7 @@ impl ConsensusContent {
         let round = r.non_negative_i32("round", "4-byte round")?;
         let block_payload_hash = PayloadHash(r.array("32-byte block payload hash")?);
         let dal_attestation = match kind {
-            ConsensusKind::AttestationWithDal => Some(r.big_natural("DAL attestation bitset")?),
+            ConsensusKind::AttestationWithDal => Some(r.integer("DAL attestation bitset")?),
             _ => None,
         };
         Ok(ConsensusContent {
@@ -98,12 +98,41 @@ impl ConsensusContent {
 }
 
 /// A 0x12 or 0x13 request.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ConsensusOperation {
     pub chain_id: ChainId,
     pub branch: BlockHash,
-    #[serde(flatten)]
     pub content: ConsensusContent,
+}
+
+impl Serialize for ConsensusOperation {
+    /// Flat, with the operation's own kind as `operation_kind` (`kind` names the request).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct View<'a> {
+            chain_id: &'a ChainId,
+            branch: &'a BlockHash,
+            operation_kind: ConsensusKind,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            slot: Option<u16>,
+            level: i32,
+            round: i32,
+            block_payload_hash: &'a PayloadHash,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            dal_attestation: Option<&'a Integer>,
+        }
+        View {
+            chain_id: &self.chain_id,
+            branch: &self.branch,
+            operation_kind: self.content.kind,
+            slot: self.content.slot,
+            level: self.content.level,
+            round: self.content.round,
+            block_payload_hash: &self.content.block_payload_hash,
+            dal_attestation: self.content.dal_attestation.as_ref(),
+        }
+        .serialize(s)
+    }
 }
 
 impl ConsensusOperation {
@@ -140,7 +169,7 @@ impl ConsensusOperation {
 pub struct AggregateMember {
     pub slot: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub dal_attestation: Option<Natural>,
+    pub dal_attestation: Option<Integer>,
 }
 
 /// The consensus contents that may appear inlined in a denunciation or inside a generic
@@ -150,7 +179,6 @@ pub struct AggregateMember {
 pub enum InlinedConsensusContent {
     Single(ConsensusContent),
     Aggregate {
-        #[serde(rename = "operation_kind")]
         kind: AggregateKind,
         level: i32,
         round: i32,
@@ -203,7 +231,7 @@ impl InlinedConsensusContent {
                     let committee = r.list("committee", "4-byte committee length", None, |r| {
                         let slot = r.u16("2-byte slot")?;
                         let dal_attestation = if r.flag("1-byte DAL attestation presence tag")? {
-                            Some(r.big_natural("DAL attestation bitset")?)
+                            Some(r.integer("DAL attestation bitset")?)
                         } else {
                             None
                         };
@@ -240,6 +268,8 @@ impl InlinedConsensusContent {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct InlinedConsensusOperation {
     pub branch: BlockHash,
+    /// Named `operations` as in Octez's JSON.
+    #[serde(rename = "operations")]
     pub operation: InlinedConsensusContent,
     pub signature: Option<Signature>,
 }

@@ -17,6 +17,10 @@ enum Pending {
     Annots,
 }
 
+fn truncated<T>(at: usize, expected: &'static str) -> Result<T> {
+    Err(DecodeError::new(at, DecodeErrorKind::Truncated { expected }))
+}
+
 /// Reads one expression and returns its bytes.
 pub(crate) fn read_expr<'a>(r: &mut Reader<'a>) -> Result<&'a [u8]> {
     let start = r.pos();
@@ -27,9 +31,6 @@ pub(crate) fn read_expr<'a>(r: &mut Reader<'a>) -> Result<&'a [u8]> {
     let bytes = r.peek_rest();
     let mut pos = start;
     let byte_at = |pos: usize| -> Option<u8> { bytes.get(pos - start).copied() };
-    let truncated = |at: usize, expected: &'static str| {
-        Err(DecodeError::new(at, DecodeErrorKind::Truncated { expected }))
-    };
 
     // A u32 length prefix at `pos`, checked against the innermost scope.
     let length = |pos: usize, limit: usize, what: &'static str| -> Result<usize> {
@@ -134,7 +135,7 @@ pub(crate) fn read_expr<'a>(r: &mut Reader<'a>) -> Result<&'a [u8]> {
                 prim(&mut pos)?;
                 stack.push(Pending::Annots);
             }
-            5 | 6 | 7 | 8 => {
+            5..=8 => {
                 prim(&mut pos)?;
                 if tag == 6 || tag == 8 {
                     stack.push(Pending::Annots);
@@ -167,7 +168,7 @@ pub(crate) fn read_expr<'a>(r: &mut Reader<'a>) -> Result<&'a [u8]> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -339,18 +339,9 @@ pub enum OperationContent {
 pub struct ConsensusInGeneric(pub InlinedConsensusContent);
 
 impl Serialize for ConsensusInGeneric {
+    /// The content carries its own `kind`.
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Tagged<'a> {
-            kind: &'static str,
-            #[serde(flatten)]
-            content: &'a InlinedConsensusContent,
-        }
-        Tagged {
-            kind: self.0.kind_str(),
-            content: &self.0,
-        }
-        .serialize(s)
+        self.0.serialize(s)
     }
 }
 

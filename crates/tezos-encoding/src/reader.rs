@@ -11,7 +11,7 @@ use crate::numbers::{Integer, Natural, MAX_ZARITH_BYTES};
 
 pub(crate) type Result<T> = std::result::Result<T, DecodeError>;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -132,9 +132,20 @@ impl<'a> Reader<'a> {
         Ok(v)
     }
 
-    /// An option or boolean tag. Octez reads any non-zero byte as "present"/true.
+    /// The presence tag of an `opt` field, or a boolean. Octez reads any non-zero byte as
+    /// "present"/true.
     pub(crate) fn flag(&mut self, expected: &'static str) -> Result<bool> {
         Ok(self.u8(expected)? != 0)
+    }
+
+    /// The tag of Octez's `option` combinator (unlike `opt` fields): 0 = None, 1 = Some.
+    pub(crate) fn option_tag(&mut self, what: &'static str, expected: &'static str) -> Result<bool> {
+        let at = self.pos;
+        match self.u8(expected)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            tag => Self::err_at(at, DecodeErrorKind::UnknownTag { what, tag }),
+        }
     }
 
     /// A `u32` length prefix, checked against the remaining input (never trusted for

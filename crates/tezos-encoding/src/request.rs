@@ -232,6 +232,12 @@ impl SigningRequest {
         }
     }
 
+    /// The request as compact JSON (what `signatory decode` prints, without its derived
+    /// fields), e.g. for audit logs.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(self)
+    }
+
     /// Generic requests: the Octez kind of every operation, in order. Empty otherwise.
     pub fn operation_kinds(&self) -> Vec<&'static str> {
         match self {

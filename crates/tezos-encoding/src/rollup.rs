@@ -402,23 +402,25 @@ impl DalSlotHeader {
     }
 }
 
+/// A DAL shard: its index and its share (scalars); a pair in JSON, as in Octez.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Shard(pub i32, pub Vec<HexBytes>);
+
 /// A DAL shard and its proof, as used by entrapment evidence.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct ShardWithProof {
-    pub shard_index: i32,
-    pub share: Vec<HexBytes>,
-    /// A compressed G1 point (48 bytes).
-    pub proof: HexBytes,
+    pub shard: Shard,
+    /// A compressed G1 point, printed like a commitment (`sh…`) as Octez does.
+    pub proof: DalCommitment,
 }
 
 impl ShardWithProof {
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self> {
         let shard_index = r.int31("shard index", "4-byte shard index")?;
         let share = read_scalar_array(r, "shard share")?;
-        let proof = HexBytes::from_slice(r.take(48, "48-byte shard proof")?);
+        let proof = DalCommitment(r.array("48-byte shard proof")?);
         Ok(ShardWithProof {
-            shard_index,
-            share,
+            shard: Shard(shard_index, share),
             proof,
         })
     }
@@ -520,7 +522,7 @@ pub(crate) fn read_zk_published(r: &mut Reader<'_>) -> Result<Vec<ZkPublished>> 
             rollup_id,
             payload,
         };
-        let ticket = if r.flag("1-byte ticket presence tag")? {
+        let ticket = if r.option_tag("ticket option", "1-byte ticket option tag")? {
             let contents = HexBytes::from_slice(micheline::read_expr(r)?);
             let ty = HexBytes::from_slice(micheline::read_expr(r)?);
             let ticketer = Contract::read(r)?;

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Benchmark a real signatory: release build, a temporary file vault with KEYS_PER_CURVE keys
+# of each curve made by `signatory generate`, file watermarks, then latency and throughput
+# per curve with signatory-bench, and the server's resident memory. Prints Markdown.
+#
+#   bench/run.sh                      # defaults below
+#   DURATION=5 CURVES=tz1 bench/run.sh
+set -euo pipefail
+
+KEYS_PER_CURVE=${KEYS_PER_CURVE:-250}   # 4 curves x 250 = 1,000 keys enabled
+THROUGHPUT_KEYS=${THROUGHPUT_KEYS:-100}
+CLIENTS=${CLIENTS:-32}
+DURATION=${DURATION:-10}
+LATENCY_REQUESTS=${LATENCY_REQUESTS:-5000}
+CURVES=${CURVES:-tz1,tz2,tz3,tz4}
+BENCH_THREADS=${BENCH_THREADS:-1}
+SERVE_ARGS=${SERVE_ARGS:-}              # e.g. "--log warn"
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+cargo build --release --locked -p signatory -p signatory-bench >&2
+target=${CARGO_TARGET_DIR:-$root/target}
+signatory=$target/release/signatory
+bench=$target/release/signatory-bench
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/signatory-bench.XXXXXX")
+pid=
+cleanup() {
+  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" && wait "$pid" || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+api=127.0.0.1:$(free_port)
+util=127.0.0.1:$(free_port)
+
+mkdir -p "$work/base"
+( umask 077 && echo '[]' >"$work/secret.json" )
+cat >"$work/generate.yaml" <<EOF
+base_dir: "$work/base"
+vaults:
+  local:
+    driver: file
+    config:
+      file: "$work/secret.json"
+EOF
+for t in tz1 tz2 tz3 tz4; do
+  "$signatory" generate -c "$work/generate.yaml" -t "$t" --vault local -n "$KEYS_PER_CURVE" >/dev/null
+done
+"$bench" write-config --vault-file "$work/secret.json" --base-dir "$work/base" \
+  --address "$api" --utility-address "$util" -o "$work/signatory.yaml" >&2
+"$signatory" watermark init -c "$work/signatory.yaml" >&2
+
+# shellcheck disable=SC2086
+"$signatory" serve -c "$work/signatory.yaml" $SERVE_ARGS >"$work/serve.log" 2>&1 &
+pid=$!
+"$bench" wait --addr "$api" --seconds 60 || { cat "$work/serve.log" >&2; exit 1; }
+
+status_kb() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$pid/status"; }
+rss_idle=$(status_kb VmRSS)
+
+echo "## Signing service"
+echo
+"$bench" run --addr "$api" --curves "$CURVES" -n "$LATENCY_REQUESTS" -c "$CLIENTS" \
+  -k "$THROUGHPUT_KEYS" -d "$DURATION" --threads "$BENCH_THREADS"
+rss_after=$(status_kb VmRSS)
+rss_peak=$(status_kb VmHWM)
+keys=$(grep -c '^  tz' "$work/signatory.yaml")
+echo
+echo "| server memory ($keys keys enabled) | KiB |"
+echo "|---|---:|"
+echo "| VmRSS after start | $rss_idle |"
+echo "| VmRSS after the runs | $rss_after |"
+echo "| VmHWM (peak) | $rss_peak |"
+echo
+echo "Machine: $(nproc) cores, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)," \
+  "$(awk '/MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo);" \
+  "watermarks: file store on $(df -T "$work" | awk 'NR == 2 { print $2 }')."
+echo "Signer log lines: $(wc -l <"$work/serve.log")"

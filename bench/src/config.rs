@@ -1,0 +1,101 @@
+//! `write-config`: a signatory configuration that enables every key of a file vault (the
+//! keys `signatory generate` wrote), with file watermarks under a base directory.
+
+use crate::BenchError;
+use clap::Args;
+use serde::Deserialize;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use tezos_crypto::SecretKey;
+
+#[derive(Debug, Args)]
+pub struct WriteConfigArgs {
+    /// The file vault (JSON list of {"name", "value": "unencrypted:<secret key>"}).
+    #[arg(long)]
+    vault_file: PathBuf,
+    /// The signer's base directory (file watermarks live under it).
+    #[arg(long)]
+    base_dir: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:6732")]
+    address: String,
+    #[arg(long, default_value = "127.0.0.1:9583")]
+    utility_address: String,
+    /// Where to write the configuration.
+    #[arg(short, long)]
+    output: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+struct VaultEntry {
+    value: String,
+}
+
+fn quote(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+pub fn write_config(args: &WriteConfigArgs) -> Result<(), BenchError> {
+    let text = std::fs::read_to_string(&args.vault_file).map_err(|source| BenchError::Io {
+        context: format!("reading {}", args.vault_file.display()),
+        source,
+    })?;
+    let entries: Vec<VaultEntry> = serde_json::from_str(&text).map_err(|e| {
+        BenchError::Setup(format!(
+            "{} is not a file vault: {e}",
+            args.vault_file.display()
+        ))
+    })?;
+    let mut pkhs = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        let Some(secret) = entry.value.strip_prefix("unencrypted:") else {
+            return Err(BenchError::Setup(format!(
+                "{}: only unencrypted keys are supported by the benchmark",
+                args.vault_file.display()
+            )));
+        };
+        let key = SecretKey::from_b58check(secret).map_err(|e| {
+            BenchError::Setup(format!("{}: bad key: {e}", args.vault_file.display()))
+        })?;
+        pkhs.push(key.public_key().hash());
+    }
+
+    let mut y = String::new();
+    let _ = writeln!(y, "base_dir: {}", quote(&args.base_dir.to_string_lossy()));
+    let _ = writeln!(y, "server:");
+    let _ = writeln!(y, "  address: {}", quote(&args.address));
+    let _ = writeln!(y, "  utility_address: {}", quote(&args.utility_address));
+    let _ = writeln!(y, "vaults:\n  local:\n    driver: file\n    config:");
+    let _ = writeln!(
+        y,
+        "      file: {}",
+        quote(&args.vault_file.to_string_lossy())
+    );
+    let _ = writeln!(y, "watermark:\n  driver: file");
+    let _ = writeln!(y, "tezos:");
+    for pkh in &pkhs {
+        // No policy: block, preattestation and attestation.
+        let _ = writeln!(y, "  {pkh}:");
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&args.output)
+        .map_err(|source| BenchError::Io {
+            context: format!("creating {}", args.output.display()),
+            source,
+        })?;
+    f.write_all(y.as_bytes()).map_err(|source| BenchError::Io {
+        context: format!("writing {}", args.output.display()),
+        source,
+    })?;
+    eprintln!(
+        "wrote {} enabling {} keys",
+        args.output.display(),
+        pkhs.len()
+    );
+    Ok(())
+}

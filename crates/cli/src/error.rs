@@ -1,0 +1,93 @@
+//! Why a command failed. Every message names what to look at (a file, a vault, a key) and
+//! what to do; none contains key material or passwords.
+
+use signatory_config::ConfigError;
+use signatory_signer::store::StoreError;
+use signatory_signer::vault::VaultError;
+use signatory_stores::interchange::ImportError;
+use signatory_vaults::OpenError;
+use std::path::PathBuf;
+use tezos_crypto::{CryptoError, PublicKeyHash};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    VaultOpen(#[from] OpenError),
+    #[error("{0}")]
+    Vault(#[from] VaultError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Import(#[from] ImportError),
+    /// Opening the watermark store failed at start; says how to create it when missing.
+    #[error("cannot open the watermark store: {source}{hint}")]
+    StoreAtStart {
+        source: StoreError,
+        /// The exact command to run, when the store does not exist yet.
+        hint: String,
+    },
+    #[error(
+        "key {pkh} is enabled in {config} (under `tezos:`) but no vault holds it (vaults \
+         searched: {vaults}); add its secret key to a vault, or remove it from `tezos:`"
+    )]
+    KeyNotInVault {
+        pkh: PublicKeyHash,
+        config: String,
+        vaults: String,
+    },
+    #[error("no vault named `{name}` in {config}; configured vaults: {known}")]
+    UnknownVault {
+        name: String,
+        config: String,
+        known: String,
+    },
+    #[error(
+        "unknown watermark driver `{driver}` in {config} (`watermark.driver`); this build has: \
+         {known}"
+    )]
+    UnknownStoreDriver {
+        driver: String,
+        config: String,
+        known: String,
+    },
+    #[error("{config}: `watermark.config`: the `{driver}` watermark driver takes no settings{why}")]
+    StoreSettings {
+        driver: String,
+        config: String,
+        why: &'static str,
+    },
+    #[error(
+        "the configured watermark driver is `{driver}`, which keeps nothing on disk; watermark \
+         commands work on the `file` store"
+    )]
+    NotAFileStore { driver: String },
+    #[error("the secret key is not valid: {0}")]
+    BadSecretKey(CryptoError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("the signer stopped with an error: {0}")]
+    Server(String),
+}
+
+impl CliError {
+    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| CliError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Choosing and opening the watermark store the configuration names (`watermark.driver`).
+
+use crate::error::CliError;
+use signatory_config::{Config, DriverSettings, WatermarkConfig};
+use signatory_signer::store::{StoreError, WatermarkStore};
+use signatory_stores::{FileStore, MemStore};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The watermark drivers this build can open.
+pub const STORE_DRIVERS: [&str; 2] = ["file", "mem"];
+
+/// A watermark driver, checked against what this build has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreChoice {
+    /// The durable file store under this base directory.
+    File { base_dir: PathBuf },
+    /// Memory only: everything is forgotten when the process stops.
+    Mem,
+}
+
+impl StoreChoice {
+    /// Check the configuration's `watermark` section.
+    pub fn from_config(config: &Config) -> Result<Self, CliError> {
+        Self::from_parts(&config.watermark, &config.base_dir, &config.origin)
+    }
+
+    pub fn from_parts(
+        watermark: &WatermarkConfig,
+        base_dir: &Path,
+        origin: &str,
+    ) -> Result<Self, CliError> {
+        let choice = match watermark.driver.as_str() {
+            "file" => StoreChoice::File {
+                base_dir: base_dir.to_path_buf(),
+            },
+            "mem" => StoreChoice::Mem,
+            other => {
+                return Err(CliError::UnknownStoreDriver {
+                    driver: other.to_owned(),
+                    config: origin.to_owned(),
+                    known: STORE_DRIVERS.join(", "),
+                })
+            }
+        };
+        // Settings a driver would silently ignore are refused: an operator who wrote a
+        // path there expects the watermarks to be in it.
+        if !matches!(watermark.config, DriverSettings::Null) {
+            return Err(CliError::StoreSettings {
+                driver: watermark.driver.clone(),
+                config: origin.to_owned(),
+                why: match choice {
+                    StoreChoice::File { .. } => {
+                        "; its files live under `base_dir` (or --base-dir)"
+                    }
+                    StoreChoice::Mem => "",
+                },
+            });
+        }
+        Ok(choice)
+    }
+
+    pub fn driver(&self) -> &'static str {
+        match self {
+            StoreChoice::File { .. } => "file",
+            StoreChoice::Mem => "mem",
+        }
+    }
+
+    /// Open the store. Blocking (the file store reads and replays its files): call it off
+    /// the async runtime's workers. `init_command` is the command that creates a missing
+    /// file store, for the error message.
+    pub fn open(&self, init_command: &str) -> Result<Arc<dyn WatermarkStore>, CliError> {
+        match self {
+            StoreChoice::File { base_dir } => {
+                let store = open_file_store(base_dir, init_command)?;
+                let report = store.open_report();
+                if let Some(bytes) = report.torn_tail_bytes {
+                    tracing::warn!(
+                        dir = %store.dir().display(),
+                        bytes,
+                        "dropped the torn end of the watermark log (a write interrupted by a \
+                         crash, never acknowledged)"
+                    );
+                }
+                tracing::info!(
+                    dir = %store.dir().display(),
+                    keys = report.keys,
+                    records_replayed = report.records_replayed,
+                    "watermark store opened"
+                );
+                Ok(Arc::new(store))
+            }
+            StoreChoice::Mem => {
+                tracing::warn!(
+                    "watermarks are kept in memory only (`watermark.driver: mem`): a restart \
+                     forgets them, so never use this for a key that bakes on a real network"
+                );
+                Ok(Arc::new(MemStore::new()))
+            }
+        }
+    }
+}
+
+/// Open the file store under `base_dir`; a missing store names the command that creates it.
+pub fn open_file_store(base_dir: &Path, init_command: &str) -> Result<FileStore, CliError> {
+    FileStore::open(base_dir).map_err(|source| {
+        let hint = match &source {
+            StoreError::NotInitialised { .. } => {
+                format!("\n  run `{init_command}` to create it")
+            }
+            _ => String::new(),
+        };
+        CliError::StoreAtStart { source, hint }
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn config(driver: &str, settings: DriverSettings) -> WatermarkConfig {
+        WatermarkConfig {
+            driver: driver.to_owned(),
+            config: settings,
+        }
+    }
+
+    #[test]
+    fn known_drivers_are_chosen_and_others_refused_naming_the_known_ones() {
+        let base = Path::new("/var/lib/signatory");
+        assert_eq!(
+            StoreChoice::from_parts(&config("file", DriverSettings::Null), base, "s.yaml")
+                .unwrap(),
+            StoreChoice::File {
+                base_dir: base.to_path_buf()
+            }
+        );
+        assert_eq!(
+            StoreChoice::from_parts(&config("mem", DriverSettings::Null), base, "s.yaml").unwrap(),
+            StoreChoice::Mem
+        );
+        let e = StoreChoice::from_parts(&config("postgres", DriverSettings::Null), base, "s.yaml")
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown watermark driver `postgres` in s.yaml (`watermark.driver`); this build has: \
+             file, mem"
+        );
+    }
+
+    #[test]
+    fn settings_the_driver_would_ignore_are_refused() {
+        let settings = DriverSettings::String("/srv/watermarks".into());
+        let e = StoreChoice::from_parts(&config("file", settings), Path::new("/b"), "s.yaml")
+            .unwrap_err();
+        assert!(e.to_string().contains("takes no settings"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_file_store_names_the_init_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open_file_store(dir.path(), "signatory watermark init -c x.yaml").unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("no watermark store at"), "{text}");
+        assert!(
+            text.contains("run `signatory watermark init -c x.yaml` to create it"),
+            "{text}"
+        );
+        FileStore::init(dir.path()).unwrap();
+        assert!(open_file_store(dir.path(), "unused").is_ok());
+    }
+}

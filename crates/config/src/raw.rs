@@ -1,0 +1,153 @@
+//! The file's shape, as written: every key ECAD Signatory knows, and no other.
+//! Values stay strings here; `validate` turns them into typed data with key paths in errors.
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of settings (base_dir, server, vaults, watermark, tezos)"
+)]
+pub(crate) struct RawConfig {
+    /// `Some(None)`: written with no value, which is refused rather than defaulted (an
+    /// empty environment variable must not move the watermarks to the default directory).
+    #[serde(default, deserialize_with = "present")]
+    pub base_dir: Option<Option<String>>,
+    #[serde(default)]
+    pub server: Option<RawServer>,
+    #[serde(default)]
+    pub vaults: Option<UniqueMap<Option<RawDriver>>>,
+    #[serde(default)]
+    pub watermark: Option<RawDriver>,
+    #[serde(default)]
+    pub tezos: Option<UniqueMap<Option<RawPolicy>>>,
+    /// Known to ECAD; refused here with an explanation rather than ignored.
+    #[serde(default)]
+    pub policy_hook: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of server settings (address, utility_address, authorized_keys)"
+)]
+pub(crate) struct RawServer {
+    #[serde(default, deserialize_with = "present")]
+    pub address: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub utility_address: Option<Option<String>>,
+    /// A public key, or a (nested) list of them.
+    #[serde(default)]
+    pub authorized_keys: Option<Value>,
+    /// Known to ECAD; refused here with an explanation rather than ignored.
+    #[serde(default)]
+    pub jwt: Option<Value>,
+}
+
+/// A vault or a watermark backend: a driver name and its own settings.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with `driver` and `config`"
+)]
+pub(crate) struct RawDriver {
+    #[serde(default)]
+    pub driver: Option<String>,
+    #[serde(default)]
+    pub config: Value,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a key policy mapping (allow, allowed_chains, authorized_keys, log_payloads, \
+                 allow_proof_of_possession), or no value for the default policy"
+)]
+pub(crate) struct RawPolicy {
+    /// Request kind → operation kinds (only `generic` has a list).
+    #[serde(default)]
+    pub allow: Option<UniqueMap<Option<Vec<String>>>>,
+    /// Deprecated: the request kinds.
+    #[serde(default)]
+    pub allowed_operations: Option<Vec<String>>,
+    /// Deprecated: the generic operation kinds.
+    #[serde(default)]
+    pub allowed_kinds: Option<Vec<String>>,
+    #[serde(default)]
+    pub allowed_chains: Option<Vec<String>>,
+    #[serde(default)]
+    pub allow_proof_of_possession: Option<bool>,
+    #[serde(default)]
+    pub log_payloads: Option<bool>,
+    #[serde(default)]
+    pub authorized_keys: Option<Value>,
+    /// Known to ECAD; refused here with an explanation rather than ignored.
+    #[serde(default)]
+    pub jwt_users: Option<Value>,
+}
+
+/// For a key that is present: its value, null included (`Some(None)`); an absent key is
+/// `None` through `#[serde(default)]`.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A mapping with string keys that refuses a key given twice (YAML parsers usually keep
+/// the last one silently, which would let a second policy for a key override the first).
+#[derive(Debug)]
+pub(crate) struct UniqueMap<V>(pub BTreeMap<String, V>);
+
+impl<V> Default for UniqueMap<V> {
+    fn default() -> Self {
+        UniqueMap(BTreeMap::new())
+    }
+}
+
+impl<V> IntoIterator for UniqueMap<V> {
+    type Item = (String, V);
+    type IntoIter = std::collections::btree_map::IntoIter<String, V>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for UniqueMap<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct UniqueVisitor<V>(PhantomData<V>);
+
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for UniqueVisitor<V> {
+            type Value = UniqueMap<V>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(UniqueMap::default())
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+                let mut map = BTreeMap::new();
+                while let Some(key) = access.next_key::<String>()? {
+                    if map.contains_key(&key) {
+                        return Err(de::Error::custom(format_args!(
+                            "`{key}` is given twice in this mapping"
+                        )));
+                    }
+                    let value = access.next_value()?;
+                    map.insert(key, value);
+                }
+                Ok(UniqueMap(map))
+            }
+        }
+
+        deserializer.deserialize_map(UniqueVisitor(PhantomData))
+    }
+}

@@ -1,0 +1,479 @@
+//! From the file's shape to typed, checked values, naming the key path of every problem.
+
+use crate::address::ListenAddress;
+use crate::error::{ConfigError, ConfigWarning};
+use crate::kinds;
+use crate::raw::{RawConfig, RawDriver, RawPolicy, RawServer, UniqueMap};
+use crate::{
+    Config, DriverSettings, KeyPolicyConfig, ServerConfig, VaultConfig, WatermarkConfig,
+    DEFAULT_ADDRESS, DEFAULT_BASE_DIR, DEFAULT_UTILITY_ADDRESS,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use tezos_crypto::{ChainId, Curve, PublicKey, PublicKeyHash};
+
+/// Parse the YAML into the raw schema; unknown keys and wrong types fail with their path.
+pub(crate) fn parse_raw(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
+    if is_blank(text) {
+        // An empty file is an empty mapping: every default applies.
+        return parse_raw("{}", origin);
+    }
+    let deserializer = serde_yaml_ng::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let key_path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        // The YAML parser starts nested errors with the path too; say it once.
+        let message = message
+            .split_once(": ")
+            .filter(|(prefix, _)| !prefix.is_empty() && key_path.starts_with(prefix))
+            .map_or(message.as_str(), |(_, rest)| rest)
+            .to_owned();
+        ConfigError::Schema {
+            origin: origin.to_owned(),
+            key_path,
+            message,
+        }
+    })
+}
+
+fn is_blank(text: &str) -> bool {
+    text.lines().all(|line| {
+        let line = line.trim();
+        line.is_empty() || line.starts_with('#') || line == "---"
+    })
+}
+
+struct Checker<'a> {
+    origin: &'a str,
+    warnings: Vec<ConfigWarning>,
+}
+
+impl Checker<'_> {
+    fn invalid(&self, key_path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            origin: self.origin.to_owned(),
+            key_path: key_path.into(),
+            message: message.into(),
+        }
+    }
+
+    fn warn(&mut self, key_path: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(ConfigWarning {
+            key_path: key_path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+pub(crate) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
+    let mut c = Checker {
+        origin,
+        warnings: Vec::new(),
+    };
+    if raw.policy_hook.as_ref().is_some_and(|v| !v.is_null()) {
+        return Err(c.invalid(
+            "policy_hook",
+            "external policy hooks are not supported by this signer; remove `policy_hook` \
+             (each key's policy under `tezos` decides what is signed)",
+        ));
+    }
+    let base_dir =
+        match raw.base_dir {
+            None => PathBuf::from(DEFAULT_BASE_DIR),
+            Some(None) => return Err(c.invalid(
+                "base_dir",
+                "is empty; expected a directory path (is an environment variable it uses empty?)",
+            )),
+            Some(Some(dir)) if dir.trim().is_empty() => return Err(c.invalid(
+                "base_dir",
+                "is empty; expected a directory path (is an environment variable it uses empty?)",
+            )),
+            Some(Some(dir)) => PathBuf::from(dir),
+        };
+    let server = server(&mut c, raw.server)?;
+    let vaults = vaults(&mut c, raw.vaults)?;
+    let watermark = match raw.watermark {
+        None => WatermarkConfig::default(),
+        Some(RawDriver { driver, config }) => WatermarkConfig {
+            driver: driver_name(&c, "watermark", driver, "`file` or `mem`")?,
+            config,
+        },
+    };
+    let mut tezos = BTreeMap::new();
+    for (key, policy) in raw.tezos.unwrap_or_default() {
+        let path = format!("tezos.{key}");
+        let pkh = PublicKeyHash::from_b58check(&key).map_err(|e| {
+            c.invalid(
+                &path,
+                format!(
+                    "`{key}` is not a public key hash ({e}); expected tz1…, tz2…, tz3… or tz4…"
+                ),
+            )
+        })?;
+        let policy = key_policy(&mut c, &path, &pkh, policy)?;
+        if tezos.insert(pkh, policy).is_some() {
+            return Err(c.invalid(&path, "this key is listed twice"));
+        }
+    }
+    if tezos.is_empty() {
+        c.warn("tezos", "no keys are listed: nothing will be signed");
+    }
+    if vaults.is_empty() {
+        c.warn("vaults", "no vaults are configured: no key can sign");
+    }
+    Ok(Config {
+        origin: origin.to_owned(),
+        base_dir,
+        server,
+        vaults,
+        watermark,
+        tezos,
+        warnings: c.warnings,
+    })
+}
+
+fn server(c: &mut Checker<'_>, raw: Option<RawServer>) -> Result<ServerConfig, ConfigError> {
+    let raw = raw.unwrap_or(RawServer {
+        address: None,
+        utility_address: None,
+        authorized_keys: None,
+        jwt: None,
+    });
+    if raw.jwt.as_ref().is_some_and(|v| !v.is_null()) {
+        return Err(c.invalid(
+            "server.jwt",
+            "JWT authentication is not supported by this signer; remove `server.jwt` and \
+             authenticate clients with `server.authorized_keys` (octez-client authentication keys)",
+        ));
+    }
+    let address = listen_address(c, "server.address", raw.address, DEFAULT_ADDRESS)?;
+    let utility_address = listen_address(
+        c,
+        "server.utility_address",
+        raw.utility_address,
+        DEFAULT_UTILITY_ADDRESS,
+    )?;
+    if address.port != 0 && address == utility_address {
+        return Err(c.invalid(
+            "server.utility_address",
+            format!("is the same as `server.address` ({address}); give them different ports"),
+        ));
+    }
+    let authorized_keys = public_keys(c, "server.authorized_keys", raw.authorized_keys)?;
+    Ok(ServerConfig {
+        address,
+        utility_address,
+        authorized_keys,
+    })
+}
+
+fn listen_address(
+    c: &Checker<'_>,
+    path: &str,
+    raw: Option<Option<String>>,
+    default: &str,
+) -> Result<ListenAddress, ConfigError> {
+    let text = match &raw {
+        None => default,
+        Some(None) => {
+            return Err(c.invalid(
+                path,
+                format!("is empty; expected `host:port`, or remove it for the default `{default}`"),
+            ))
+        }
+        Some(Some(text)) => text.as_str(),
+    };
+    ListenAddress::parse(text).map_err(|reason| c.invalid(path, reason))
+}
+
+fn vaults(
+    c: &mut Checker<'_>,
+    raw: Option<UniqueMap<Option<RawDriver>>>,
+) -> Result<BTreeMap<String, VaultConfig>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (name, vault) in raw.unwrap_or_default() {
+        let path = format!("vaults.{name}");
+        if name.trim().is_empty() {
+            return Err(c.invalid(&path, "a vault needs a non-empty name"));
+        }
+        let Some(RawDriver { driver, config }) = vault else {
+            return Err(c.invalid(
+                &path,
+                "has no settings; expected `driver:` (e.g. `file`) and its `config:`",
+            ));
+        };
+        let driver = driver_name(c, &path, driver, "e.g. `file` or `mem`")?;
+        out.insert(
+            name.clone(),
+            VaultConfig {
+                name,
+                driver,
+                config,
+            },
+        );
+    }
+    Ok(out)
+}
+
+fn driver_name(
+    c: &Checker<'_>,
+    path: &str,
+    driver: Option<String>,
+    examples: &str,
+) -> Result<String, ConfigError> {
+    match driver {
+        Some(d) if !d.trim().is_empty() => Ok(d),
+        _ => Err(c.invalid(
+            format!("{path}.driver"),
+            format!("is missing; name the driver ({examples})"),
+        )),
+    }
+}
+
+/// `authorized_keys`: one public key, or a list (ECAD also accepts nested lists).
+fn public_keys(
+    c: &Checker<'_>,
+    path: &str,
+    raw: Option<DriverSettings>,
+) -> Result<Option<Vec<PublicKey>>, ConfigError> {
+    let Some(raw) = raw.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let mut keys = Vec::new();
+    collect_public_keys(c, path, &raw, &mut keys)?;
+    if keys.is_empty() {
+        return Err(c.invalid(
+            path,
+            "is an empty list; list at least one client public key, or remove it to accept \
+             unauthenticated requests",
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    keys.retain(|k| seen.insert(k.to_b58check()));
+    Ok(Some(keys))
+}
+
+fn collect_public_keys(
+    c: &Checker<'_>,
+    path: &str,
+    value: &DriverSettings,
+    out: &mut Vec<PublicKey>,
+) -> Result<(), ConfigError> {
+    match value {
+        DriverSettings::String(s) => {
+            let key = PublicKey::from_b58check(s.trim()).map_err(|e| {
+                c.invalid(
+                    path,
+                    format!(
+                        "`{s}` is not a public key ({e}); expected edpk…, sppk…, p2pk… or BLpk…"
+                    ),
+                )
+            })?;
+            out.push(key);
+            Ok(())
+        }
+        DriverSettings::Sequence(items) => {
+            for (i, item) in items.iter().enumerate() {
+                collect_public_keys(c, &format!("{path}[{i}]"), item, out)?;
+            }
+            Ok(())
+        }
+        _ => Err(c.invalid(
+            path,
+            "expected a public key (edpk…, sppk…, p2pk…, BLpk…) or a list of them",
+        )),
+    }
+}
+
+fn key_policy(
+    c: &mut Checker<'_>,
+    path: &str,
+    pkh: &PublicKeyHash,
+    raw: Option<RawPolicy>,
+) -> Result<KeyPolicyConfig, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(KeyPolicyConfig::listed_without_policy());
+    };
+    if raw.jwt_users.as_ref().is_some_and(|v| !v.is_null()) {
+        return Err(c.invalid(
+            format!("{path}.jwt_users"),
+            "JWT authentication is not supported by this signer; remove `jwt_users` and \
+             restrict clients with `authorized_keys`",
+        ));
+    }
+    let mut policy = KeyPolicyConfig::allow_nothing();
+    let legacy = raw.allowed_operations.is_some() || raw.allowed_kinds.is_some();
+    match raw.allow {
+        Some(allow) => {
+            if legacy {
+                c.warn(
+                    path,
+                    "`allowed_operations` and `allowed_kinds` are ignored because `allow` is \
+                     set; remove them",
+                );
+            }
+            for (kind, operations) in allow {
+                let kind_path = format!("{path}.allow.{kind}");
+                let kind = request_kind(c, &kind_path, &kind)?;
+                if kind == "generic" {
+                    let operations = operations.unwrap_or_default();
+                    if operations.is_empty() {
+                        c.warn(
+                            &kind_path,
+                            "lists no operation kinds: every generic request will be refused",
+                        );
+                    }
+                    for (i, op) in operations.iter().enumerate() {
+                        let op = operation_kind(c, &format!("{kind_path}[{i}]"), op)?;
+                        policy.allowed_operations.insert(op);
+                    }
+                } else if operations.is_some_and(|ops| !ops.is_empty()) {
+                    c.warn(
+                        &kind_path,
+                        "only `generic` takes a list of operation kinds; these items are ignored",
+                    );
+                }
+                policy.allowed_requests.insert(kind);
+            }
+        }
+        None if legacy => {
+            for (i, kind) in raw.allowed_operations.iter().flatten().enumerate() {
+                let kind = request_kind(c, &format!("{path}.allowed_operations[{i}]"), kind)?;
+                policy.allowed_requests.insert(kind);
+            }
+            for (i, op) in raw.allowed_kinds.iter().flatten().enumerate() {
+                let op = operation_kind(c, &format!("{path}.allowed_kinds[{i}]"), op)?;
+                policy.allowed_operations.insert(op);
+            }
+            let replacement = allow_equivalent(&policy);
+            c.warn(
+                path,
+                format!(
+                    "`allowed_operations` and `allowed_kinds` are deprecated; replace them with \
+                     `{replacement}`"
+                ),
+            );
+            if !policy.allowed_operations.is_empty() && !policy.allowed_requests.contains("generic")
+            {
+                c.warn(
+                    format!("{path}.allowed_kinds"),
+                    "has no effect: `generic` is not among `allowed_operations`",
+                );
+            }
+        }
+        None => {}
+    }
+    if policy.allowed_requests.is_empty() {
+        c.warn(
+            path,
+            "allows no request kind: every signing request for this key will be refused \
+             (list the key with no value for block, preattestation and attestation)",
+        );
+    }
+    if pkh.curve() == Curve::Bls12_381 && policy.allowed_requests.contains("attestation_with_dal") {
+        c.warn(
+            format!("{path}.allow.attestation_with_dal"),
+            "has no effect for a tz4 key: BLS keys attest with the `attestation` kind, DAL \
+             content included",
+        );
+    }
+    if let Some(chains) = raw.allowed_chains {
+        let mut set = BTreeSet::new();
+        for (i, chain) in chains.iter().enumerate() {
+            let id = ChainId::from_b58check(chain.trim()).map_err(|e| {
+                c.invalid(
+                    format!("{path}.allowed_chains[{i}]"),
+                    format!(
+                        "`{chain}` is not a chain id ({e}); expected Net… such as NetXdQprcVkpaWU"
+                    ),
+                )
+            })?;
+            set.insert(id);
+        }
+        if set.is_empty() {
+            c.warn(
+                format!("{path}.allowed_chains"),
+                "is an empty list: every request that names a chain will be refused",
+            );
+        }
+        policy.allowed_chains = Some(set);
+    }
+    if raw.allow_proof_of_possession == Some(true) {
+        if pkh.curve() == Curve::Bls12_381 {
+            policy.allow_proof_of_possession = true;
+        } else {
+            c.warn(
+                format!("{path}.allow_proof_of_possession"),
+                "is ignored: proofs of possession exist only for tz4 (BLS) keys",
+            );
+        }
+    }
+    policy.log_payloads = raw.log_payloads.unwrap_or(false);
+    policy.authorized_keys =
+        public_keys(c, &format!("{path}.authorized_keys"), raw.authorized_keys)?;
+    Ok(policy)
+}
+
+fn request_kind(c: &mut Checker<'_>, path: &str, kind: &str) -> Result<String, ConfigError> {
+    if kinds::is_request_kind(kind) {
+        return Ok(kind.to_owned());
+    }
+    if let Some(current) = kinds::legacy_request_kind(kind) {
+        c.warn(
+            path,
+            format!("`{kind}` is a deprecated name; write `{current}`"),
+        );
+        return Ok(current.to_owned());
+    }
+    Err(c.invalid(
+        path,
+        format!(
+            "unknown request kind `{kind}`; expected one of {}",
+            kinds::REQUEST_KINDS.join(", ")
+        ),
+    ))
+}
+
+fn operation_kind(c: &mut Checker<'_>, path: &str, kind: &str) -> Result<String, ConfigError> {
+    if kinds::is_operation_kind(kind) {
+        return Ok(kind.to_owned());
+    }
+    if let Some(current) = kinds::legacy_operation_kind(kind) {
+        c.warn(
+            path,
+            format!("`{kind}` is a deprecated name; write `{current}`"),
+        );
+        return Ok(current.to_owned());
+    }
+    let hint = if let Some(vote) = kind.strip_prefix("ballot:") {
+        format!("`{vote}` is not a vote; expected ballot:yay, ballot:nay or ballot:pass")
+    } else {
+        format!(
+            "expected an operation kind ({}) or one of {}",
+            kinds::OPERATION_KINDS.join(", "),
+            kinds::PSEUDO_OPERATION_KINDS.join(", ")
+        )
+    };
+    Err(c.invalid(path, format!("unknown operation kind `{kind}`; {hint}")))
+}
+
+/// The `allow:` mapping equivalent to a legacy policy, in YAML flow style.
+fn allow_equivalent(policy: &KeyPolicyConfig) -> String {
+    let entries: Vec<String> = policy
+        .allowed_requests
+        .iter()
+        .map(|kind| {
+            if kind == "generic" {
+                let ops: Vec<&str> = policy
+                    .allowed_operations
+                    .iter()
+                    .map(String::as_str)
+                    .collect();
+                format!("generic: [{}]", ops.join(", "))
+            } else {
+                format!("{kind}: []")
+            }
+        })
+        .collect();
+    format!("allow: {{{}}}", entries.join(", "))
+}

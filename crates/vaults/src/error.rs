@@ -1,0 +1,77 @@
+//! Why a vault could not be opened. Messages say what to fix; they never contain key
+//! material or passwords.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use tezos_crypto::CryptoError;
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    #[error("vault `{vault}`: unknown driver `{driver}`; this build has: {known}")]
+    UnknownDriver {
+        vault: String,
+        driver: String,
+        known: String,
+    },
+    /// The driver's settings are wrong; `key_path` is where in the configuration.
+    #[error("vault `{vault}`: `{key_path}`: {message}")]
+    Config {
+        vault: String,
+        key_path: String,
+        message: String,
+    },
+    #[error("vault `{vault}`: cannot {action} {}: {source}", path.display())]
+    Io {
+        vault: String,
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    #[error(
+        "vault `{vault}`: {} is accessible by group or others (mode {mode:03o}); secrets must \
+         be private to the signer's user: run `chmod 600 {}`",
+        path.display(),
+        path.display()
+    )]
+    Permissions {
+        vault: String,
+        path: PathBuf,
+        mode: u32,
+    },
+    #[error("vault `{vault}`: {} is not a secret key list: {message}", path.display())]
+    KeyFile {
+        vault: String,
+        path: PathBuf,
+        message: String,
+    },
+    #[error("vault `{vault}`: key `{label}` in {}: {source}", path.display())]
+    Key {
+        vault: String,
+        path: PathBuf,
+        label: String,
+        #[source]
+        source: CryptoError,
+    },
+    #[error(
+        "vault `{vault}`: wrong password for key `{label}` in {} (or the encrypted key is damaged)",
+        path.display()
+    )]
+    BadPassword {
+        vault: String,
+        path: PathBuf,
+        label: String,
+    },
+    #[error("vault `{vault}`: key `{label}` is encrypted and no password is available: {hint}")]
+    Locked {
+        vault: String,
+        label: String,
+        hint: String,
+    },
+    /// The configured password source could not be read.
+    #[error("vault `{vault}`: {message}")]
+    Password { vault: String, message: String },
+    #[error("vault `{vault}`: opening failed: {message}")]
+    Internal { vault: String, message: String },
+}

@@ -1,0 +1,566 @@
+//! The `file` driver: keys from an octez-client / ECAD Signatory secret key file.
+//!
+//! ```yaml
+//! vaults:
+//!   local:
+//!     driver: file
+//!     config:
+//!       file: /etc/signatory/secret.json   # ECAD also accepts `config: /etc/…/secret.json`
+//!       password_env: SIGNATORY_KEY_PASSWORD  # optional: password of encrypted keys
+//!       password_file: /run/secrets/key_password  # optional, instead of password_env
+//!       prompt: true                       # default: ask on the terminal if there is one
+//! ```
+//!
+//! The file (and a password file) must be private to the signer's user (`chmod 600`).
+//! Every key is parsed, and encrypted ones decrypted, once at start; the secrets then live
+//! only in memory that is wiped on drop. Without `password_env`/`password_file`, encrypted
+//! keys are unlocked by asking on the terminal, as ECAD Signatory does; under a service
+//! manager there is no terminal, so such a key stops the start with a message saying how
+//! to provide the password.
+//!
+//! `generate` and `import` add the key to the file (rewritten atomically, mode 0600):
+//! encrypted with the configured password if there is one; unencrypted only when the file
+//! holds no encrypted key, so a protected file is never given an unprotected key.
+
+use crate::error::OpenError;
+use crate::keyring::Keyring;
+use crate::password::{PasswordSource, Prompter, TerminalPrompter};
+use crate::private_file;
+use crate::secret_file::{self, Entry, SecretText, Stored};
+use async_trait::async_trait;
+use serde::Deserialize;
+use signatory_signer::vault::{Vault, VaultError, VaultKey};
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use tezos_crypto::{
+    encrypted, CryptoError, Curve, PublicKey, PublicKeyHash, SecretKey, Signature, SigningVersion,
+};
+use zeroize::Zeroizing;
+
+/// How many times the terminal asks for one key's password.
+const PROMPT_ATTEMPTS: usize = 3;
+
+/// Where a file vault's keys are and how to unlock them.
+#[derive(Debug, Clone)]
+pub struct FileVaultOptions {
+    pub path: PathBuf,
+    pub password: PasswordSource,
+    /// Ask on the terminal for the password of encrypted keys when no password source is
+    /// configured and the signer runs in a terminal.
+    pub prompt: bool,
+}
+
+impl FileVaultOptions {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        FileVaultOptions {
+            path: path.into(),
+            password: PasswordSource::None,
+            prompt: true,
+        }
+    }
+
+    /// Parse the driver's `config` value; errors name `vaults.<vault>.config…`.
+    pub fn from_settings(vault: &str, settings: &serde_yaml_ng::Value) -> Result<Self, OpenError> {
+        #[derive(Deserialize)]
+        #[serde(
+            deny_unknown_fields,
+            expecting = "a mapping with `file` and optionally `password_env`, `password_file`, `prompt`"
+        )]
+        struct Settings {
+            file: Option<PathBuf>,
+            #[serde(default)]
+            password_env: Option<String>,
+            #[serde(default)]
+            password_file: Option<PathBuf>,
+            #[serde(default)]
+            prompt: Option<bool>,
+        }
+        let base = format!("vaults.{vault}.config");
+        let config_error = |key_path: String, message: String| OpenError::Config {
+            vault: vault.to_owned(),
+            key_path,
+            message,
+        };
+        let settings = match settings {
+            serde_yaml_ng::Value::String(path) => Settings {
+                file: Some(PathBuf::from(path)),
+                password_env: None,
+                password_file: None,
+                prompt: None,
+            },
+            serde_yaml_ng::Value::Null => {
+                return Err(config_error(
+                    base,
+                    "is missing; give the secret key file: `config: {file: /path/to/secret.json}`"
+                        .to_owned(),
+                ))
+            }
+            other => serde_path_to_error::deserialize(other.clone()).map_err(|e| {
+                let at = e.path().to_string();
+                let key_path = if at == "." { base.clone() } else { format!("{base}.{at}") };
+                config_error(key_path, e.into_inner().to_string())
+            })?,
+        };
+        let file = match settings.file {
+            Some(file) if !file.as_os_str().is_empty() => file,
+            _ => {
+                return Err(config_error(
+                    format!("{base}.file"),
+                    "is missing; give the path of the secret key file".to_owned(),
+                ))
+            }
+        };
+        let password = match (settings.password_env, settings.password_file) {
+            (Some(_), Some(_)) => {
+                return Err(config_error(
+                    base,
+                    "give either `password_env` or `password_file`, not both".to_owned(),
+                ))
+            }
+            (Some(name), None) => PasswordSource::Env(name),
+            (None, Some(path)) => PasswordSource::File(path),
+            (None, None) => PasswordSource::None,
+        };
+        Ok(FileVaultOptions {
+            path: file,
+            password,
+            prompt: settings.prompt.unwrap_or(true),
+        })
+    }
+}
+
+/// A vault of keys from a secret key file, held decrypted in memory.
+pub struct FileVault {
+    keys: Keyring,
+    path: PathBuf,
+    /// The password new keys are encrypted with, when one is configured.
+    write_password: Option<Zeroizing<String>>,
+    /// Whether the file holds encrypted keys (then new keys are never written in clear).
+    holds_encrypted: bool,
+    /// One rewrite of the file at a time.
+    write_lock: tokio::sync::Mutex<()>,
+}
+
+impl fmt::Debug for FileVault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileVault")
+            .field("name", &self.keys.vault())
+            .field("path", &self.path)
+            .field("keys", &self.keys)
+            .field(
+                "write_password",
+                &self.write_password.as_ref().map(|_| "REDACTED"),
+            )
+            .finish()
+    }
+}
+
+impl FileVault {
+    /// Read, check and decrypt the key file. Blocking: it reads files, may ask on the
+    /// terminal, and each encrypted key costs a PBKDF2 derivation.
+    pub fn open(name: &str, options: &FileVaultOptions) -> Result<FileVault, OpenError> {
+        let prompter: &dyn Prompter = if options.prompt {
+            &TerminalPrompter
+        } else {
+            &crate::password::NoPrompter
+        };
+        Self::open_with(name, options, &|var| std::env::var(var).ok(), prompter)
+    }
+
+    pub(crate) fn open_with(
+        name: &str,
+        options: &FileVaultOptions,
+        lookup: &dyn Fn(&str) -> Option<String>,
+        prompter: &dyn Prompter,
+    ) -> Result<FileVault, OpenError> {
+        let path = &options.path;
+        let entries = read_entries(name, path)?;
+        let configured = options.password.read(name, lookup)?;
+        let mut unlocker = Unlocker {
+            vault: name,
+            path,
+            configured: configured.as_ref(),
+            prompted: Vec::new(),
+            prompter,
+        };
+        let keys = Keyring::new(name);
+        let mut holds_encrypted = false;
+        for entry in &entries {
+            let label = &entry.name;
+            let key = match secret_file::classify(&entry.value.0) {
+                Stored::Plain(text) => {
+                    SecretKey::from_b58check(text).map_err(|source| OpenError::Key {
+                        vault: name.to_owned(),
+                        path: path.clone(),
+                        label: label.clone(),
+                        source,
+                    })?
+                }
+                Stored::Encrypted(text) => {
+                    holds_encrypted = true;
+                    unlocker.decrypt(label, text)?
+                }
+                Stored::Elsewhere(scheme) => {
+                    tracing::warn!(
+                        vault = name,
+                        key = %label,
+                        scheme,
+                        "skipping a key that is not stored in the file"
+                    );
+                    continue;
+                }
+            };
+            let pkh = key.public_key().hash();
+            if !keys.insert(label.clone(), key) {
+                tracing::warn!(vault = name, key = %label, %pkh, "skipping a duplicate of a key already loaded");
+            }
+        }
+        if keys.len() == 0 {
+            tracing::warn!(vault = name, path = %path.display(), "the secret key file holds no usable key");
+        }
+        Ok(FileVault {
+            keys,
+            path: path.clone(),
+            write_password: configured,
+            holds_encrypted,
+            write_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Add `key` to the file and to memory; a key already held is returned as it is.
+    async fn store(&self, key: SecretKey) -> Result<VaultKey, VaultError> {
+        let pkh = key.public_key().hash();
+        let _writing = self.write_lock.lock().await;
+        if let Some(existing) = self.keys.key(&pkh) {
+            return Ok(existing);
+        }
+        let value = match (&self.write_password, self.holds_encrypted) {
+            (Some(password), _) => {
+                let password = password.clone();
+                let key = key.clone();
+                // PBKDF2 with 32768 rounds takes tens of milliseconds.
+                tokio::task::spawn_blocking(move || {
+                    Zeroizing::new(format!(
+                        "encrypted:{}",
+                        encrypted::encrypt(&key, password.as_bytes())
+                    ))
+                })
+                .await
+                .map_err(|e| self.write_failed(e.to_string()))?
+            }
+            (None, true) => {
+                return Err(VaultError::Locked {
+                    vault: self.name().to_owned(),
+                    key: pkh.to_string(),
+                    hint: format!(
+                        "{} holds encrypted keys and no password is configured to encrypt a new \
+                         one; set `password_env` or `password_file` in the vault's config",
+                        self.path.display()
+                    ),
+                })
+            }
+            (None, false) => Zeroizing::new(format!("unencrypted:{}", key.to_b58check().as_str())),
+        };
+        let vault = self.name().to_owned();
+        let path = self.path.clone();
+        let label = pkh.to_string();
+        let entry_label = label.clone();
+        tokio::task::spawn_blocking(move || append_entry(&vault, &path, entry_label, value))
+            .await
+            .map_err(|e| self.write_failed(e.to_string()))?
+            .map_err(|e| self.write_failed(e.to_string()))?;
+        self.keys.insert(label, key);
+        self.keys
+            .key(&pkh)
+            .ok_or_else(|| self.write_failed("the key vanished after it was stored".to_owned()))
+    }
+
+    fn write_failed(&self, message: String) -> VaultError {
+        VaultError::Backend {
+            vault: self.name().to_owned(),
+            transient: false,
+            message: format!("cannot add the key to {}: {message}", self.path.display()),
+        }
+    }
+}
+
+fn read_entries(vault: &str, path: &Path) -> Result<Vec<Entry>, OpenError> {
+    let mut file = private_file::open(vault, path, "read the secret key file")?;
+    let mut bytes = Zeroizing::new(Vec::with_capacity(
+        file.metadata().map_or(4096, |m| m.len() as usize + 1),
+    ));
+    file.read_to_end(&mut bytes)
+        .map_err(|e| private_file::io_error(vault, "read the secret key file", path, e))?;
+    secret_file::parse(&bytes).map_err(|message| OpenError::KeyFile {
+        vault: vault.to_owned(),
+        path: path.to_owned(),
+        message,
+    })
+}
+
+/// Re-read the file (it may have been edited since start), add one entry, replace it.
+fn append_entry(
+    vault: &str,
+    path: &Path,
+    label: String,
+    value: Zeroizing<String>,
+) -> Result<(), OpenError> {
+    let mut entries = read_entries(vault, path)?;
+    entries.push(Entry {
+        name: label,
+        value: SecretText(value),
+    });
+    let bytes = secret_file::serialize(&entries);
+    private_file::replace(path, &bytes)
+        .map_err(|e| private_file::io_error(vault, "rewrite the secret key file", path, e))
+}
+
+/// Decrypts encrypted entries with the configured password, or with passwords asked on
+/// the terminal (trying those already given first: one password often opens every key).
+struct Unlocker<'a> {
+    vault: &'a str,
+    path: &'a Path,
+    configured: Option<&'a Zeroizing<String>>,
+    prompted: Vec<Zeroizing<String>>,
+    prompter: &'a dyn Prompter,
+}
+
+impl Unlocker<'_> {
+    fn decrypt(&mut self, label: &str, esk: &str) -> Result<SecretKey, OpenError> {
+        if let Some(password) = self.configured {
+            return encrypted::decrypt(esk, password.as_bytes()).map_err(|e| self.error(label, e));
+        }
+        for password in &self.prompted {
+            match encrypted::decrypt(esk, password.as_bytes()) {
+                Ok(key) => return Ok(key),
+                Err(CryptoError::BadPassword) => continue,
+                Err(e) => return Err(self.error(label, e)),
+            }
+        }
+        let prompt = format!("Password for key `{label}` of vault `{}`: ", self.vault);
+        for _ in 0..PROMPT_ATTEMPTS {
+            let Some(password) = self.prompter.ask(&prompt) else {
+                return Err(OpenError::Locked {
+                    vault: self.vault.to_owned(),
+                    label: label.to_owned(),
+                    hint: "set `password_env` or `password_file` in the vault's config, or start \
+                           the signer in a terminal to be asked"
+                        .to_owned(),
+                });
+            };
+            match encrypted::decrypt(esk, password.as_bytes()) {
+                Ok(key) => {
+                    self.prompted.push(password);
+                    return Ok(key);
+                }
+                Err(CryptoError::BadPassword) => {
+                    tracing::warn!(vault = self.vault, key = label, "wrong password");
+                }
+                Err(e) => return Err(self.error(label, e)),
+            }
+        }
+        Err(self.error(label, CryptoError::BadPassword))
+    }
+
+    fn error(&self, label: &str, e: CryptoError) -> OpenError {
+        match e {
+            CryptoError::BadPassword => OpenError::BadPassword {
+                vault: self.vault.to_owned(),
+                path: self.path.to_owned(),
+                label: label.to_owned(),
+            },
+            source => OpenError::Key {
+                vault: self.vault.to_owned(),
+                path: self.path.to_owned(),
+                label: label.to_owned(),
+                source,
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl Vault for FileVault {
+    fn name(&self) -> &str {
+        self.keys.vault()
+    }
+
+    fn driver(&self) -> &'static str {
+        "file"
+    }
+
+    async fn list_keys(&self) -> Result<Vec<VaultKey>, VaultError> {
+        Ok(self.keys.list())
+    }
+
+    async fn sign(
+        &self,
+        pkh: &PublicKeyHash,
+        message: &[u8],
+        version: SigningVersion,
+    ) -> Result<Signature, VaultError> {
+        self.keys.sign(pkh, message, version).await
+    }
+
+    async fn prove_possession(
+        &self,
+        pkh: &PublicKeyHash,
+        override_pk: Option<&PublicKey>,
+    ) -> Result<Signature, VaultError> {
+        self.keys.prove_possession(pkh, override_pk).await
+    }
+
+    fn supports_deterministic_nonces(&self) -> bool {
+        true
+    }
+
+    async fn deterministic_nonce(
+        &self,
+        pkh: &PublicKeyHash,
+        data: &[u8],
+    ) -> Result<[u8; 32], VaultError> {
+        self.keys.deterministic_nonce(pkh, data)
+    }
+
+    async fn generate(&self, curve: Curve) -> Result<VaultKey, VaultError> {
+        self.store(SecretKey::generate(curve)).await
+    }
+
+    async fn import(&self, key: SecretKey) -> Result<VaultKey, VaultError> {
+        self.store(key).await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::io::Write;
+
+    /// Answers prompts from a script and counts them.
+    struct Scripted(RefCell<Vec<&'static str>>, RefCell<usize>);
+
+    impl Scripted {
+        fn new(answers: &[&'static str]) -> Self {
+            Scripted(RefCell::new(answers.iter().rev().copied().collect()), RefCell::new(0))
+        }
+        fn asked(&self) -> usize {
+            *self.1.borrow()
+        }
+    }
+
+    impl Prompter for Scripted {
+        fn ask(&self, prompt: &str) -> Option<Zeroizing<String>> {
+            assert!(prompt.contains("of vault `v`"), "{prompt}");
+            *self.1.borrow_mut() += 1;
+            self.0.borrow_mut().pop().map(|s| Zeroizing::new(s.to_owned()))
+        }
+    }
+
+    fn private_file_with(entries: &[(String, String)]) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        let list: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|(n, v)| serde_json::json!({"name": n, "value": v}))
+            .collect();
+        write!(file, "{}", serde_json::Value::Array(list)).unwrap();
+        file
+    }
+
+    fn encrypted_entries(passwords: &[&str]) -> (Vec<(String, String)>, Vec<PublicKeyHash>) {
+        let keys: Vec<SecretKey> = passwords.iter().map(|_| SecretKey::generate(Curve::Ed25519)).collect();
+        let entries = keys
+            .iter()
+            .zip(passwords)
+            .enumerate()
+            .map(|(i, (k, p))| (format!("k{i}"), format!("encrypted:{}", encrypted::encrypt(k, p.as_bytes()))))
+            .collect();
+        (entries, keys.iter().map(|k| k.public_key().hash()).collect())
+    }
+
+    fn open(file: &tempfile::NamedTempFile, prompter: &dyn Prompter) -> Result<FileVault, OpenError> {
+        FileVault::open_with("v", &FileVaultOptions::new(file.path()), &|_| None, prompter)
+    }
+
+    #[test]
+    fn one_prompted_password_opens_every_key_it_fits() {
+        let (entries, pkhs) = encrypted_entries(&["same", "same", "other"]);
+        let file = private_file_with(&entries);
+        let prompter = Scripted::new(&["same", "other"]);
+        let vault = open(&file, &prompter).unwrap();
+        // Asked for the first key and the third; the second reused the first answer.
+        assert_eq!(prompter.asked(), 2);
+        for pkh in pkhs {
+            assert!(vault.keys.key(&pkh).is_some());
+        }
+        // Prompted passwords are not kept for writing.
+        assert!(vault.write_password.is_none());
+        assert!(vault.holds_encrypted);
+    }
+
+    #[test]
+    fn a_wrong_prompted_password_is_asked_again_then_refused() {
+        let (entries, _) = encrypted_entries(&["right"]);
+        let file = private_file_with(&entries);
+        let prompter = Scripted::new(&["wrong", "right"]);
+        assert!(open(&file, &prompter).is_ok());
+        assert_eq!(prompter.asked(), 2);
+
+        let prompter = Scripted::new(&["a", "b", "c", "right"]);
+        let err = open(&file, &prompter).unwrap_err();
+        assert!(matches!(err, OpenError::BadPassword { ref label, .. } if label == "k0"), "{err}");
+        assert_eq!(prompter.asked(), PROMPT_ATTEMPTS);
+    }
+
+    #[test]
+    fn with_no_one_to_ask_an_encrypted_key_is_locked() {
+        let (entries, _) = encrypted_entries(&["pw"]);
+        let file = private_file_with(&entries);
+        let err = open(&file, &Scripted::new(&[])).unwrap_err();
+        assert!(matches!(err, OpenError::Locked { ref label, .. } if label == "k0"), "{err}");
+        let message = err.to_string();
+        assert!(message.contains("password_env") && message.contains("password_file"), "{message}");
+    }
+
+    #[test]
+    fn a_configured_password_is_never_followed_by_a_prompt() {
+        let (entries, _) = encrypted_entries(&["pw"]);
+        let file = private_file_with(&entries);
+        let prompter = Scripted::new(&["pw"]);
+        let options = FileVaultOptions {
+            password: PasswordSource::Env("KEY_PASSWORD".to_owned()),
+            ..FileVaultOptions::new(file.path())
+        };
+        let wrong = |_: &str| Some("not it".to_owned());
+        let err = FileVault::open_with("v", &options, &wrong, &prompter).unwrap_err();
+        assert!(matches!(err, OpenError::BadPassword { .. }), "{err}");
+        assert_eq!(prompter.asked(), 0);
+        let right = |name: &str| (name == "KEY_PASSWORD").then(|| "pw".to_owned());
+        let vault = FileVault::open_with("v", &options, &right, &prompter).unwrap();
+        assert_eq!(vault.write_password.as_deref().map(String::as_str), Some("pw"));
+        let unset = |_: &str| None;
+        let err = FileVault::open_with("v", &options, &unset, &prompter).unwrap_err();
+        assert!(err.to_string().contains("`KEY_PASSWORD`, which is not set"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_file_unlocked_at_the_prompt_never_gets_a_key_in_clear() {
+        let (entries, _) = encrypted_entries(&["pw"]);
+        let file = private_file_with(&entries);
+        let vault = open(&file, &Scripted::new(&["pw"])).unwrap();
+        let before = std::fs::read(file.path()).unwrap();
+        let err = vault.generate(Curve::Ed25519).await.unwrap_err();
+        assert!(matches!(err, VaultError::Locked { .. }), "{err}");
+        assert!(err.to_string().contains("password_env"), "{err}");
+        let key = SecretKey::generate(Curve::Ed25519);
+        assert!(vault.import(key).await.is_err());
+        assert_eq!(std::fs::read(file.path()).unwrap(), before, "the file is untouched");
+        assert_eq!(vault.keys.len(), 1);
+    }
+}

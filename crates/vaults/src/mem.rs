@@ -1,0 +1,212 @@
+//! The `mem` driver: keys given in the configuration or generated at start, kept in
+//! memory only. For tests and trials; nothing is persisted.
+//!
+//! ```yaml
+//! vaults:
+//!   test:
+//!     driver: mem
+//!     config: [edsk…, "unencrypted:spsk…"]     # ECAD's form: a list of secret keys
+//!   scratch:
+//!     driver: mem
+//!     config:
+//!       keys: [edsk…]
+//!       generate: [tz1, tz4]                   # fresh random keys (ed25519 … bls12_381)
+//! ```
+
+use crate::error::OpenError;
+use crate::keyring::Keyring;
+use crate::secret_file::{self, Stored};
+use async_trait::async_trait;
+use serde::Deserialize;
+use signatory_signer::vault::{Vault, VaultError, VaultKey};
+use std::fmt;
+use tezos_crypto::{Curve, PublicKey, PublicKeyHash, SecretKey, Signature, SigningVersion};
+
+/// A vault whose keys live in this process only.
+pub struct MemVault {
+    keys: Keyring,
+}
+
+impl fmt::Debug for MemVault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemVault").field("keys", &self.keys).finish()
+    }
+}
+
+impl MemVault {
+    pub fn new(name: &str) -> Self {
+        MemVault {
+            keys: Keyring::new(name),
+        }
+    }
+
+    /// A vault holding `keys`, labelled by their key hashes.
+    pub fn with_keys(name: &str, keys: impl IntoIterator<Item = SecretKey>) -> Self {
+        let vault = MemVault::new(name);
+        for key in keys {
+            vault.add(key);
+        }
+        vault
+    }
+
+    /// Add a key; `false` when the vault already holds it.
+    pub fn add(&self, key: SecretKey) -> bool {
+        let label = key.public_key().hash().to_string();
+        self.keys.insert(label, key)
+    }
+
+    /// Build from the driver's `config` value; errors name `vaults.<vault>.config…`.
+    pub fn from_settings(vault: &str, settings: &serde_yaml_ng::Value) -> Result<Self, OpenError> {
+        #[derive(Deserialize, Default)]
+        #[serde(
+            deny_unknown_fields,
+            expecting = "a list of secret keys, or a mapping with `keys` and `generate`"
+        )]
+        struct Settings {
+            #[serde(default)]
+            keys: Vec<String>,
+            #[serde(default)]
+            generate: Vec<String>,
+        }
+        let base = format!("vaults.{vault}.config");
+        let config_error = |key_path: String, message: String| OpenError::Config {
+            vault: vault.to_owned(),
+            key_path,
+            message,
+        };
+        let (settings, keys_path) = match settings {
+            serde_yaml_ng::Value::Null => (Settings::default(), base.clone()),
+            serde_yaml_ng::Value::Sequence(_) => {
+                let keys = serde_path_to_error::deserialize(settings.clone()).map_err(|e| {
+                    config_error(format!("{base}{}", index_path(&e.path().to_string())), e.into_inner().to_string())
+                })?;
+                (
+                    Settings {
+                        keys,
+                        generate: Vec::new(),
+                    },
+                    base.clone(),
+                )
+            }
+            other => {
+                let parsed: Settings =
+                    serde_path_to_error::deserialize(other.clone()).map_err(|e| {
+                        let at = e.path().to_string();
+                        let key_path = if at == "." { base.clone() } else { format!("{base}.{at}") };
+                        config_error(key_path, e.into_inner().to_string())
+                    })?;
+                (parsed, format!("{base}.keys"))
+            }
+        };
+        let vault_keys = MemVault::new(vault);
+        for (i, text) in settings.keys.iter().enumerate() {
+            let at = format!("{keys_path}[{i}]");
+            let key = match secret_file::classify(text.trim()) {
+                Stored::Plain(plain) => SecretKey::from_b58check(plain)
+                    .map_err(|e| config_error(at, format!("not a usable secret key: {e}")))?,
+                Stored::Encrypted(_) => {
+                    return Err(config_error(
+                        at,
+                        "encrypted keys need a password; use the `file` driver for them"
+                            .to_owned(),
+                    ))
+                }
+                Stored::Elsewhere(scheme) => {
+                    return Err(config_error(
+                        at,
+                        format!("`{scheme}:` keys cannot be held in memory; expected a secret key (edsk…, spsk…, p2sk…, BLsk…)"),
+                    ))
+                }
+            };
+            vault_keys.add(key);
+        }
+        for (i, name) in settings.generate.iter().enumerate() {
+            let curve = parse_curve(name).ok_or_else(|| {
+                config_error(
+                    format!("{base}.generate[{i}]"),
+                    format!("unknown curve `{name}`; expected tz1/ed25519, tz2/secp256k1, tz3/p256 or tz4/bls12_381"),
+                )
+            })?;
+            vault_keys.add(SecretKey::generate(curve));
+        }
+        Ok(vault_keys)
+    }
+}
+
+/// `[2]` from serde_path_to_error's `[2]` (or `.` for the list itself).
+fn index_path(path: &str) -> String {
+    if path == "." {
+        String::new()
+    } else {
+        path.to_owned()
+    }
+}
+
+/// A curve by its name or its address prefix.
+pub fn parse_curve(name: &str) -> Option<Curve> {
+    match name.trim().to_ascii_lowercase().as_str() {
+        "tz1" | "ed25519" => Some(Curve::Ed25519),
+        "tz2" | "secp256k1" => Some(Curve::Secp256k1),
+        "tz3" | "p256" | "p-256" | "nistp256" => Some(Curve::P256),
+        "tz4" | "bls" | "bls12_381" | "bls12-381" => Some(Curve::Bls12_381),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl Vault for MemVault {
+    fn name(&self) -> &str {
+        self.keys.vault()
+    }
+
+    fn driver(&self) -> &'static str {
+        "mem"
+    }
+
+    async fn list_keys(&self) -> Result<Vec<VaultKey>, VaultError> {
+        Ok(self.keys.list())
+    }
+
+    async fn sign(
+        &self,
+        pkh: &PublicKeyHash,
+        message: &[u8],
+        version: SigningVersion,
+    ) -> Result<Signature, VaultError> {
+        self.keys.sign(pkh, message, version).await
+    }
+
+    async fn prove_possession(
+        &self,
+        pkh: &PublicKeyHash,
+        override_pk: Option<&PublicKey>,
+    ) -> Result<Signature, VaultError> {
+        self.keys.prove_possession(pkh, override_pk).await
+    }
+
+    fn supports_deterministic_nonces(&self) -> bool {
+        true
+    }
+
+    async fn deterministic_nonce(
+        &self,
+        pkh: &PublicKeyHash,
+        data: &[u8],
+    ) -> Result<[u8; 32], VaultError> {
+        self.keys.deterministic_nonce(pkh, data)
+    }
+
+    async fn generate(&self, curve: Curve) -> Result<VaultKey, VaultError> {
+        self.import(SecretKey::generate(curve)).await
+    }
+
+    async fn import(&self, key: SecretKey) -> Result<VaultKey, VaultError> {
+        let pkh = key.public_key().hash();
+        self.add(key);
+        self.keys.key(&pkh).ok_or_else(|| VaultError::Backend {
+            vault: self.name().to_owned(),
+            transient: false,
+            message: "the key vanished after it was added".to_owned(),
+        })
+    }
+}

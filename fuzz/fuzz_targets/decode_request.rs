@@ -1,0 +1,20 @@
+//! Arbitrary bytes as a signing request: decoding must never panic, and whatever decodes
+//! must serialise and answer every accessor without panicking.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tezos_encoding::SigningRequest;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(request) = SigningRequest::decode(data) {
+        let json = request.to_json();
+        assert!(json.is_ok(), "serialisation failed: {json:?}");
+        let _ = request.kind().as_str();
+        let _ = request.chain_id();
+        let _ = request.level_round();
+        let _ = request.watermark_kind();
+        let _ = request.payload_hash();
+        let _ = request.operation_kinds();
+        let _ = request.policy_kinds();
+    }
+});
