@@ -115,7 +115,10 @@ mod tests {
     #[test]
     fn errors_say_which_step_failed() {
         let e = decode_to_json("zz", false).unwrap_err();
-        assert!(e.to_string().starts_with("the request is not valid hex"), "{e}");
+        assert!(
+            e.to_string().starts_with("the request is not valid hex"),
+            "{e}"
+        );
         let e = decode_to_json("13ed9d217c", false).unwrap_err();
         assert!(
             e.to_string()

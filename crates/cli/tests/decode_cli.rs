@@ -1,6 +1,11 @@
 //! `signatory decode` as an operator runs it: JSON on stdout for a good request, the
 //! decoder's message on stderr and a failure status for a bad one.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -12,8 +17,15 @@ const ATTESTATION: &str = "13ed9d217cfc81eee810737b04018acef4db74d056b79edc43e6b
 
 #[test]
 fn a_good_request_prints_json_and_succeeds() {
-    let out = Command::new(BIN).args(["decode", ATTESTATION]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["decode", ATTESTATION])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["kind"], "attestation");
     assert_eq!(json["chain_id"], "NetXxkAx4woPLyu");
@@ -29,14 +41,30 @@ fn a_good_request_prints_json_and_succeeds() {
 
 #[test]
 fn a_generic_request_lists_operation_and_policy_kinds() {
-    // branch, then a ballot "yay" by tz1 (tag 6).
-    let hex = format!("03{}06{}{}{}00", "11".repeat(32), format!("00{}", "22".repeat(20)), "00000005", "33".repeat(32));
-    let out = Command::new(BIN).args(["decode", "--compact", &hex]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // branch, then a ballot (tag 6) by tz1 (00 ‖ hash), period 5, a proposal, vote yay.
+    let hex = format!(
+        "03{}0600{}00000005{}00",
+        "11".repeat(32),
+        "22".repeat(20),
+        "33".repeat(32)
+    );
+    let out = Command::new(BIN)
+        .args(["decode", "--compact", &hex])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["operation_kinds"], serde_json::json!(["ballot"]));
     assert_eq!(json["policy_kinds"], serde_json::json!(["ballot:yay"]));
-    assert_eq!(out.stdout.iter().filter(|b| **b == b'\n').count(), 1, "compact is one line");
+    assert_eq!(
+        out.stdout.iter().filter(|b| **b == b'\n').count(),
+        1,
+        "compact is one line"
+    );
 }
 
 #[test]
@@ -55,7 +83,11 @@ fn hex_can_come_from_stdin_quoted_as_the_http_body() {
         .write_all(format!("\"{ATTESTATION}\"\n").as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["level"], 20877);
 }
@@ -77,7 +109,10 @@ fn a_malformed_request_fails_with_the_decoder_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("truncated at offset 1"));
 
-    let out = Command::new(BIN).args(["decode", "0xnothex"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["decode", "0xnothex"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not valid hex"));
 }

@@ -737,15 +737,15 @@ fn features_this_signer_does_not_have_are_refused_not_ignored() {
     let cases = [
         (
             "server:\n  jwt:\n    users:\n      u:\n        password: p\n".to_owned(),
-            "server.jwt",
+            "server.jwt".to_owned(),
         ),
         (
             "policy_hook:\n  address: http://hook\n".to_owned(),
-            "policy_hook",
+            "policy_hook".to_owned(),
         ),
         (
             format!("tezos:\n  {BAKER}:\n    jwt_users: [u]\n"),
-            &*Box::leak(format!("tezos.{BAKER}.jwt_users").into_boxed_str()),
+            format!("tezos.{BAKER}.jwt_users"),
         ),
     ];
     for (text, path) in cases {

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod policy;
+pub mod service;
 pub mod store;
 pub mod vault;
 pub mod watermark;

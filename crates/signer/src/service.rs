@@ -143,6 +143,7 @@ impl SignError {
             SignError::Policy(_) => ErrorClass::Forbidden,
             SignError::Watermark(_) => ErrorClass::Conflict,
             SignError::Vault(e) if e.is_transient() => ErrorClass::Unavailable,
+            SignError::Vault(e) if e.is_bad_request() => ErrorClass::BadRequest,
             SignError::Store(e) if e.is_transient() => ErrorClass::Unavailable,
             SignError::Store(_)
             | SignError::Vault(_)

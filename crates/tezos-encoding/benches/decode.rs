@@ -2,7 +2,12 @@
 //! five-operation batch (forged by Taquito).
 //!
 //! cargo bench -p tezos-encoding --bench decode -- --warm-up-time 1 --measurement-time 3
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use serde_json::Value;
@@ -13,7 +18,10 @@ fn load(path: &str) -> Value {
 }
 
 fn public_vector(kind: &str) -> Vec<u8> {
-    let json = load(concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/public-vectors.json"));
+    let json = load(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/public-vectors.json"
+    ));
     let hex = json["requests"]
         .as_array()
         .unwrap()
@@ -28,7 +36,10 @@ fn public_vector(kind: &str) -> Vec<u8> {
 
 /// `03 ‖ branch ‖` five manager operations taken from single-operation Taquito fixtures.
 fn five_operation_batch() -> Vec<u8> {
-    let json = load(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/taquito_forged.json"));
+    let json = load(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/taquito_forged.json"
+    ));
     let cases = json["cases"].as_array().unwrap();
     let pick = [
         "reveal ed25519",
@@ -54,7 +65,10 @@ fn bench(c: &mut Criterion) {
     let attestation = public_vector("attestation");
     let batch = five_operation_batch();
     assert_eq!(
-        SigningRequest::decode(&batch).unwrap().operation_kinds().len(),
+        SigningRequest::decode(&batch)
+            .unwrap()
+            .operation_kinds()
+            .len(),
         5
     );
     c.bench_function("decode block (0x11)", |b| {

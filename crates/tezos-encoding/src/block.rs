@@ -175,9 +175,10 @@ impl AnyFitness {
             return Ok(AnyFitness::Tenderbake(fitness));
         }
         let fitness = r.list("fitness", "4-byte fitness length", None, |r| {
-            Ok(HexBytes::from_slice(
-                r.bytes_u32("fitness element", "4-byte fitness element length")?,
-            ))
+            Ok(HexBytes::from_slice(r.bytes_u32(
+                "fitness element",
+                "4-byte fitness element length",
+            )?))
         })?;
         Ok(AnyFitness::Other { fitness })
     }
@@ -252,12 +253,10 @@ impl PerBlockVotes {
             _ => None,
         };
         match (b & 0xf0, vote(b & 0x03), vote((b >> 2) & 0x03)) {
-            (0, Some(liquidity_baking_vote), Some(adaptive_issuance_vote)) => {
-                Ok(PerBlockVotes {
-                    liquidity_baking_vote,
-                    adaptive_issuance_vote,
-                })
-            }
+            (0, Some(liquidity_baking_vote), Some(adaptive_issuance_vote)) => Ok(PerBlockVotes {
+                liquidity_baking_vote,
+                adaptive_issuance_vote,
+            }),
             _ => Reader::err_at(
                 at,
                 DecodeErrorKind::UnknownTag {
@@ -364,7 +363,12 @@ impl SignedBlockHeader {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
 

@@ -209,7 +209,10 @@ impl InlinedConsensusContent {
     /// or returns `None` when the tag is not a consensus tag of the generic encoding.
     pub(crate) fn read_tagged(r: &mut Reader<'_>, tag: u8) -> Result<Option<Self>> {
         let content = match tag {
-            20 => Self::Single(ConsensusContent::read_body(r, ConsensusKind::Preattestation)?),
+            20 => Self::Single(ConsensusContent::read_body(
+                r,
+                ConsensusKind::Preattestation,
+            )?),
             21 => Self::Single(ConsensusContent::read_body(r, ConsensusKind::Attestation)?),
             23 => Self::Single(ConsensusContent::read_body(
                 r,

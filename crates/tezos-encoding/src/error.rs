@@ -102,14 +102,17 @@ impl fmt::Display for Display<'_> {
             ),
             DecodeErrorKind::TooLong { what, len, max } => write!(
                 f,
-                "field too long at offset {offset}: {what} has {len} entries or bytes, \
-                 at most {max} allowed"
+                "field too long at offset {offset}: {what} has length {len}, at most {max} \
+                 allowed"
             ),
             DecodeErrorKind::InvalidZarith { what, reason } => {
                 write!(f, "invalid Zarith {what} at offset {offset}: {reason}")
             }
             DecodeErrorKind::OutOfRange { what, value } => {
-                write!(f, "value out of range at offset {offset}: {what} is {value}")
+                write!(
+                    f,
+                    "value out of range at offset {offset}: {what} is {value}"
+                )
             }
             DecodeErrorKind::Invalid { what, reason } => {
                 write!(f, "invalid {what} at offset {offset}: {reason}")

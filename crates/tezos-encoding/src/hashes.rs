@@ -188,7 +188,12 @@ impl Serialize for HexBytes {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
 
@@ -219,8 +224,16 @@ mod tests {
     fn local_prefixes_match_taquito() {
         // Payload = bytes 0, 1, 2, …; strings produced by @taquito/utils b58Encode.
         let cases: [(LocalPrefix, usize, &str); 10] = [
-            (LocalPrefix::ContractHash, 20, "KT18anmnvhqTsgqTwasxpLKYWcLJnGRX3m2D"),
-            (LocalPrefix::SmartRollupAddress, 20, "sr163N83bpxaAsueGVijqp6e7G1RqEpRiMZz"),
+            (
+                LocalPrefix::ContractHash,
+                20,
+                "KT18anmnvhqTsgqTwasxpLKYWcLJnGRX3m2D",
+            ),
+            (
+                LocalPrefix::SmartRollupAddress,
+                20,
+                "sr163N83bpxaAsueGVijqp6e7G1RqEpRiMZz",
+            ),
             (
                 LocalPrefix::SmartRollupCommitment,
                 32,
@@ -231,7 +244,11 @@ mod tests {
                 32,
                 "srs11RzP44xdQCGNmR9LLTNuYfQVCsd8JUUWMf8QE2UedRPCYZN3sp",
             ),
-            (LocalPrefix::ZkRollupAddress, 20, "epx167mU2B247ugvvYWNH8HenFuQcM8xDhB7z"),
+            (
+                LocalPrefix::ZkRollupAddress,
+                20,
+                "epx167mU2B247ugvvYWNH8HenFuQcM8xDhB7z",
+            ),
             (
                 LocalPrefix::DalCommitment,
                 48,

@@ -18,7 +18,10 @@ enum Pending {
 }
 
 fn truncated<T>(at: usize, expected: &'static str) -> Result<T> {
-    Err(DecodeError::new(at, DecodeErrorKind::Truncated { expected }))
+    Err(DecodeError::new(
+        at,
+        DecodeErrorKind::Truncated { expected },
+    ))
 }
 
 /// Reads one expression and returns its bytes.
@@ -168,7 +171,12 @@ pub(crate) fn read_expr<'a>(r: &mut Reader<'a>) -> Result<&'a [u8]> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
 

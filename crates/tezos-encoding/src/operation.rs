@@ -430,13 +430,12 @@ impl OperationContent {
                 destination: Contract::Implicit(destination),
                 parameters: Some(parameters),
                 ..
-            } if *destination == manager.source => {
-                match parameters.entrypoint.as_str() {
-                    pseudo @ ("stake" | "unstake" | "finalize_unstake"
-                    | "set_delegate_parameters") => pseudo.to_owned(),
-                    _ => "transaction".to_owned(),
+            } if *destination == manager.source => match parameters.entrypoint.as_str() {
+                pseudo @ ("stake" | "unstake" | "finalize_unstake" | "set_delegate_parameters") => {
+                    pseudo.to_owned()
                 }
-            }
+                _ => "transaction".to_owned(),
+            },
             other => other.kind().to_owned(),
         }
     }
@@ -539,7 +538,9 @@ impl OperationContent {
     fn read_manager(r: &mut Reader<'_>, at: usize, tag: u8) -> Result<OperationContent> {
         let manager = ManagerHeader::read(r)?;
         let lazy = |r: &mut Reader<'_>, what: &'static str| -> Result<HexBytes> {
-            Ok(HexBytes::from_slice(r.bytes_u32(what, "4-byte expression length")?))
+            Ok(HexBytes::from_slice(
+                r.bytes_u32(what, "4-byte expression length")?,
+            ))
         };
         let optional_pkh = |r: &mut Reader<'_>| -> Result<Option<PublicKeyHash>> {
             if r.flag("1-byte delegate presence tag")? {

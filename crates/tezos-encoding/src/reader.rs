@@ -55,9 +55,10 @@ impl<'a> Reader<'a> {
         }
         let start = self.pos;
         self.pos += n;
-        self.buf
-            .get(start..self.pos)
-            .ok_or(DecodeError::new(start, DecodeErrorKind::Truncated { expected }))
+        self.buf.get(start..self.pos).ok_or(DecodeError::new(
+            start,
+            DecodeErrorKind::Truncated { expected },
+        ))
     }
 
     pub(crate) fn array<const N: usize>(&mut self, expected: &'static str) -> Result<[u8; N]> {
@@ -101,7 +102,11 @@ impl<'a> Reader<'a> {
     }
 
     /// An `int32` the protocol refuses when negative (levels, rounds).
-    pub(crate) fn non_negative_i32(&mut self, what: &'static str, expected: &'static str) -> Result<i32> {
+    pub(crate) fn non_negative_i32(
+        &mut self,
+        what: &'static str,
+        expected: &'static str,
+    ) -> Result<i32> {
         let at = self.pos;
         let v = self.i32(expected)?;
         if v < 0 {
@@ -139,7 +144,11 @@ impl<'a> Reader<'a> {
     }
 
     /// The tag of Octez's `option` combinator (unlike `opt` fields): 0 = None, 1 = Some.
-    pub(crate) fn option_tag(&mut self, what: &'static str, expected: &'static str) -> Result<bool> {
+    pub(crate) fn option_tag(
+        &mut self,
+        what: &'static str,
+        expected: &'static str,
+    ) -> Result<bool> {
         let at = self.pos;
         match self.u8(expected)? {
             0 => Ok(false),
@@ -150,7 +159,11 @@ impl<'a> Reader<'a> {
 
     /// A `u32` length prefix, checked against the remaining input (never trusted for
     /// allocation).
-    pub(crate) fn length_u32(&mut self, what: &'static str, expected: &'static str) -> Result<usize> {
+    pub(crate) fn length_u32(
+        &mut self,
+        what: &'static str,
+        expected: &'static str,
+    ) -> Result<usize> {
         let at = self.pos;
         let len = u32::from_be_bytes(self.array(expected)?);
         // Octez lengths are uint30.
@@ -178,7 +191,11 @@ impl<'a> Reader<'a> {
     }
 
     /// `u32 length ‖ bytes`.
-    pub(crate) fn bytes_u32(&mut self, what: &'static str, expected: &'static str) -> Result<&'a [u8]> {
+    pub(crate) fn bytes_u32(
+        &mut self,
+        what: &'static str,
+        expected: &'static str,
+    ) -> Result<&'a [u8]> {
         let len = self.length_u32(what, expected)?;
         self.take(len, expected)
     }

@@ -151,14 +151,16 @@ impl SigningRequest {
                     ],
                 )?,
             )),
-            0x13 => Ok(SigningRequest::Attestation(ConsensusOperation::read_request(
-                &mut r,
-                &[
-                    ConsensusKind::Attestation,
-                    ConsensusKind::AttestationWithDal,
-                    ConsensusKind::BlsModeAttestation,
-                ],
-            )?)),
+            0x13 => Ok(SigningRequest::Attestation(
+                ConsensusOperation::read_request(
+                    &mut r,
+                    &[
+                        ConsensusKind::Attestation,
+                        ConsensusKind::AttestationWithDal,
+                        ConsensusKind::BlsModeAttestation,
+                    ],
+                )?,
+            )),
             other => Err(DecodeError::new(0, DecodeErrorKind::UnknownMagic(other))),
         }
     }

@@ -18,9 +18,8 @@ const SC_ROLLUP_MESSAGE_SIZE_LIMIT: usize = 4096;
 /// BLS12-381 scalar field order r, little-endian (Octez scalars are little-endian and
 /// must be canonical, i.e. below r).
 const SCALAR_ORDER_LE: [u8; 32] = [
-    0x01, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xfe, 0x5b, 0xfe, 0xff, 0x02, 0xa4, 0xbd,
-    0x53, 0x05, 0xd8, 0xa1, 0x09, 0x08, 0xd8, 0x39, 0x33, 0x48, 0x7d, 0x9d, 0x29, 0x53, 0xa7,
-    0xed, 0x73,
+    0x01, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xfe, 0x5b, 0xfe, 0xff, 0x02, 0xa4, 0xbd, 0x53,
+    0x05, 0xd8, 0xa1, 0x09, 0x08, 0xd8, 0x39, 0x33, 0x48, 0x7d, 0x9d, 0x29, 0x53, 0xa7, 0xed, 0x73,
 ];
 
 fn read_scalar(r: &mut Reader<'_>) -> Result<HexBytes> {
@@ -188,7 +187,9 @@ pub enum Refutation {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "step_kind", rename_all = "snake_case")]
 pub enum RefutationStep {
-    Dissection { chunks: Vec<DissectionChunk> },
+    Dissection {
+        chunks: Vec<DissectionChunk>,
+    },
     Proof {
         /// The PVM step proof: serialized by the PVM, opaque to the operation encoding.
         pvm_step: HexBytes,
@@ -248,9 +249,7 @@ impl Refutation {
         let at = r.pos();
         match r.u8("1-byte refutation tag")? {
             0 => Ok(Refutation::Start {
-                player_commitment_hash: CommitmentHash(
-                    r.array("32-byte player commitment hash")?,
-                ),
+                player_commitment_hash: CommitmentHash(r.array("32-byte player commitment hash")?),
                 opponent_commitment_hash: CommitmentHash(
                     r.array("32-byte opponent commitment hash")?,
                 ),
@@ -507,35 +506,40 @@ pub struct ZkPublished {
 }
 
 pub(crate) fn read_zk_published(r: &mut Reader<'_>) -> Result<Vec<ZkPublished>> {
-    r.list("zk rollup operations", "4-byte operation list length", None, |r| {
-        let op_code = r.int31("zk operation code", "4-byte operation code")?;
-        let price_id = ScriptExprHash(r.array("32-byte ticket hash")?);
-        let price_amount = r.integer("price amount")?;
-        let l1_dst = read_pkh(r, "21-byte L1 destination")?;
-        let rollup_id = read_zk_rollup(r)?;
-        let payload = read_scalar_array(r, "zk operation payload")?;
-        let operation = ZkOperation {
-            op_code,
-            price_id,
-            price_amount,
-            l1_dst,
-            rollup_id,
-            payload,
-        };
-        let ticket = if r.option_tag("ticket option", "1-byte ticket option tag")? {
-            let contents = HexBytes::from_slice(micheline::read_expr(r)?);
-            let ty = HexBytes::from_slice(micheline::read_expr(r)?);
-            let ticketer = Contract::read(r)?;
-            Some(ZkTicket {
-                contents,
-                ty,
-                ticketer,
-            })
-        } else {
-            None
-        };
-        Ok(ZkPublished { operation, ticket })
-    })
+    r.list(
+        "zk rollup operations",
+        "4-byte operation list length",
+        None,
+        |r| {
+            let op_code = r.int31("zk operation code", "4-byte operation code")?;
+            let price_id = ScriptExprHash(r.array("32-byte ticket hash")?);
+            let price_amount = r.integer("price amount")?;
+            let l1_dst = read_pkh(r, "21-byte L1 destination")?;
+            let rollup_id = read_zk_rollup(r)?;
+            let payload = read_scalar_array(r, "zk operation payload")?;
+            let operation = ZkOperation {
+                op_code,
+                price_id,
+                price_amount,
+                l1_dst,
+                rollup_id,
+                payload,
+            };
+            let ticket = if r.option_tag("ticket option", "1-byte ticket option tag")? {
+                let contents = HexBytes::from_slice(micheline::read_expr(r)?);
+                let ty = HexBytes::from_slice(micheline::read_expr(r)?);
+                let ticketer = Contract::read(r)?;
+                Some(ZkTicket {
+                    contents,
+                    ty,
+                    ticketer,
+                })
+            } else {
+                None
+            };
+            Ok(ZkPublished { operation, ticket })
+        },
+    )
 }
 
 /// Public inputs of a public circuit in a zk rollup update.

@@ -1,6 +1,11 @@
 //! Every class of decoding error, with the offset it names and the message an operator
 //! reads.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -18,16 +23,30 @@ fn err(bytes: &[u8]) -> DecodeError {
 fn empty_input() {
     let e = err(&[]);
     assert_eq!((e.offset(), e.kind()), (0, &DecodeErrorKind::Empty));
-    assert_eq!(e.to_string(), "empty request at offset 0: expected a magic byte");
+    assert_eq!(
+        e.to_string(),
+        "empty request at offset 0: expected a magic byte"
+    );
 }
 
 #[test]
 fn unknown_magic_and_authentication_payloads() {
     let e = err(&[0x07, 1, 2]);
-    assert_eq!((e.offset(), e.kind()), (0, &DecodeErrorKind::UnknownMagic(7)));
-    assert!(e.to_string().starts_with("unknown magic byte 0x07 at offset 0"));
+    assert_eq!(
+        (e.offset(), e.kind()),
+        (0, &DecodeErrorKind::UnknownMagic(7))
+    );
+    assert!(e
+        .to_string()
+        .starts_with("unknown magic byte 0x07 at offset 0"));
     let e = err(&[0x04, 0x01]);
-    assert!(matches!(e.kind(), DecodeErrorKind::Invalid { what: "request", .. }));
+    assert!(matches!(
+        e.kind(),
+        DecodeErrorKind::Invalid {
+            what: "request",
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -43,7 +62,10 @@ fn truncated_attestation_names_the_missing_field() {
     // Cut inside the level (tag at 37, slot 38..40, level 40..44).
     let e = err(&full.bytes()[..42]);
     assert_eq!(e.offset(), 40);
-    assert_eq!(e.to_string(), "truncated at offset 40: expected 4-byte level");
+    assert_eq!(
+        e.to_string(),
+        "truncated at offset 40: expected 4-byte level"
+    );
 }
 
 #[test]
@@ -105,13 +127,18 @@ fn trailing_bytes_after_complete_requests() {
             count: 1
         }
     );
-    assert!(e.to_string().starts_with(&format!("trailing bytes at offset {at}")));
+    assert!(e
+        .to_string()
+        .starts_with(&format!("trailing bytes at offset {at}")));
 
     let att = consensus_request(0x13, 21, Some(1), 5, 0);
     let at = att.len();
     let e = err(att.raw(&[1, 2]).bytes());
     assert_eq!(e.offset(), at);
-    assert!(matches!(e.kind(), DecodeErrorKind::TrailingBytes { count: 2, .. }));
+    assert!(matches!(
+        e.kind(),
+        DecodeErrorKind::TrailingBytes { count: 2, .. }
+    ));
 
     // In a generic request, leftover bytes are read as another operation.
     let tx = B::generic().manager(110, 0x11).flag(false);
@@ -141,7 +168,9 @@ fn fields_too_long() {
             max: 31
         }
     );
-    assert!(e.to_string().starts_with(&format!("field too long at offset {at}")));
+    assert!(e
+        .to_string()
+        .starts_with(&format!("field too long at offset {at}")));
 }
 
 #[test]
@@ -160,7 +189,10 @@ fn invalid_zarith() {
     );
     assert_eq!(
         e.to_string(),
-        format!("invalid Zarith fee at offset {}: non-canonical trailing zero byte", at + 1)
+        format!(
+            "invalid Zarith fee at offset {}: non-canonical trailing zero byte",
+            at + 1
+        )
     );
     // Eleven bytes where the protocol allows ten.
     let b = B::generic().u8(110).pkh(0, 1).n(1);
@@ -169,7 +201,10 @@ fn invalid_zarith() {
     assert_eq!(e.offset(), at);
     assert!(matches!(
         e.kind(),
-        DecodeErrorKind::InvalidZarith { what: "counter", .. }
+        DecodeErrorKind::InvalidZarith {
+            what: "counter",
+            ..
+        }
     ));
     // A fee above 2^63 - 1 mutez.
     let b = B::generic().u8(110).pkh(0, 1);
@@ -209,7 +244,10 @@ fn out_of_range_values() {
             value: -1
         }
     );
-    assert_eq!(e.to_string(), "value out of range at offset 40: level is -1");
+    assert_eq!(
+        e.to_string(),
+        "value out of range at offset 40: level is -1"
+    );
     let e = err(consensus_request(0x12, 20, Some(1), 1, -2).bytes());
     assert_eq!(e.offset(), 44);
     let e = err(block_request(10, 0, -1).bytes());
@@ -232,14 +270,23 @@ fn invalid_fitness() {
     bytes[level_at + 3] = 11;
     let e = err(&bytes);
     assert_eq!(e.offset(), level_at - 4);
-    assert!(matches!(e.kind(), DecodeErrorKind::Invalid { what: "fitness", .. }));
+    assert!(matches!(
+        e.kind(),
+        DecodeErrorKind::Invalid {
+            what: "fitness",
+            ..
+        }
+    ));
 
     // Version 01 (Emmy) is not a Tenderbake fitness.
     let mut bytes = good.bytes().to_vec();
     bytes[83 + 4 + 4] = 1;
     assert!(matches!(
         err(&bytes).kind(),
-        DecodeErrorKind::Invalid { what: "fitness", .. }
+        DecodeErrorKind::Invalid {
+            what: "fitness",
+            ..
+        }
     ));
 
     // A locked round not below the round.

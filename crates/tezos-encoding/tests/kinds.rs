@@ -1,6 +1,11 @@
 //! Every operation kind of protocols 023/024 and every request type, from hand-built
 //! bytes: the decoder must find each field where the Octez encoding puts it.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -83,7 +88,10 @@ fn double_consensus_operation_evidence_with_inlined_operations() {
         op["op2"]["operations"]["committee"],
         json!([{"slot": 5, "dal_attestation": "6"}, {"slot": 9}])
     );
-    assert!(op["op2"]["signature"].as_str().unwrap().starts_with("BLsig"));
+    assert!(op["op2"]["signature"]
+        .as_str()
+        .unwrap()
+        .starts_with("BLsig"));
 
     // Unsigned inlined operations are allowed (the signature is optional).
     let b = B::generic()
@@ -102,7 +110,10 @@ fn double_consensus_operation_evidence_with_inlined_operations() {
         .dynamic(inlined_attestation(100, 1, false));
     assert!(matches!(
         decode_err(&bad).kind(),
-        DecodeErrorKind::Invalid { what: "signature", .. }
+        DecodeErrorKind::Invalid {
+            what: "signature",
+            ..
+        }
     ));
 }
 
@@ -116,7 +127,10 @@ fn double_baking_evidence_with_signed_headers() {
     assert_eq!(op["bh1"]["level"], 500);
     assert_eq!(op["bh1"]["round"], 2);
     assert_eq!(op["bh1"]["payload_round"], 1);
-    assert!(op["bh2"]["signature"].as_str().unwrap().starts_with("BLsig"));
+    assert!(op["bh2"]["signature"]
+        .as_str()
+        .unwrap()
+        .starts_with("BLsig"));
 }
 
 #[test]
@@ -210,7 +224,10 @@ fn consensus_operations_inside_a_generic_request() {
     let cases: [(B, &str); 5] = [
         (body(B::generic().u8(20).u16(4)), "preattestation"),
         (body(B::generic().u8(21).u16(4)), "attestation"),
-        (body(B::generic().u8(23).u16(4)).n(5), "attestation_with_dal"),
+        (
+            body(B::generic().u8(23).u16(4)).n(5),
+            "attestation_with_dal",
+        ),
         (
             body(B::generic().u8(30)).dynamic(B::new().u16(1).u16(2)),
             "preattestations_aggregate",
@@ -242,8 +259,14 @@ fn dal_entrapment_evidence() {
     assert_eq!(op["consensus_slot"], 12);
     assert_eq!(op["slot_index"], 7);
     assert_eq!(op["shard_with_proof"]["shard"][0], 3);
-    assert_eq!(op["shard_with_proof"]["shard"][1].as_array().unwrap().len(), 2);
-    assert!(op["shard_with_proof"]["proof"].as_str().unwrap().starts_with("sh"));
+    assert_eq!(
+        op["shard_with_proof"]["shard"][1].as_array().unwrap().len(),
+        2
+    );
+    assert!(op["shard_with_proof"]["proof"]
+        .as_str()
+        .unwrap()
+        .starts_with("sh"));
     assert_eq!(op["attestation"]["operations"]["level"], 300);
 
     // A scalar not below the BLS12-381 group order is refused, as Octez refuses it.
@@ -411,7 +434,10 @@ fn staking_pseudo_kinds_need_a_transaction_to_self() {
         (9, "set_delegate_parameters"),
     ] {
         assert_eq!(decode(&tx(0x11, tag)).policy_kinds(), vec![pseudo]);
-        assert_eq!(decode(&tx(0x11, tag)).operation_kinds(), vec!["transaction"]);
+        assert_eq!(
+            decode(&tx(0x11, tag)).operation_kinds(),
+            vec!["transaction"]
+        );
         // To someone else it is an ordinary transaction (the protocol would fail it).
         assert_eq!(decode(&tx(0x12, tag)).policy_kinds(), vec!["transaction"]);
     }
@@ -503,7 +529,10 @@ fn increase_paid_storage_takes_a_signed_amount_and_an_originated_contract() {
 
 #[test]
 fn consensus_and_companion_key_updates() {
-    for (tag, kind) in [(114u8, "update_consensus_key"), (115, "update_companion_key")] {
+    for (tag, kind) in [
+        (114u8, "update_consensus_key"),
+        (115, "update_companion_key"),
+    ] {
         let op = single(&B::generic().manager(tag, 0x11).pk(0, 1).flag(false), kind);
         assert!(op["pk"].as_str().unwrap().starts_with("edpk"));
         assert_eq!(op["proof"], Value::Null);
@@ -610,7 +639,10 @@ fn smart_rollup_originate_add_messages_cement_publish() {
     let op = single(&b, "smart_rollup_add_messages");
     assert_eq!(op["message"], json!(["6162", ""]));
 
-    let op = single(&rollup(B::generic().manager(202, 0x11)), "smart_rollup_cement");
+    let op = single(
+        &rollup(B::generic().manager(202, 0x11)),
+        "smart_rollup_cement",
+    );
     assert!(op["rollup"].as_str().unwrap().starts_with("sr1"));
 
     let b = rollup(B::generic().manager(203, 0x11))
@@ -739,11 +771,7 @@ fn smart_rollup_timeout_execute_and_recover_bond() {
 #[test]
 fn zk_rollup_origination_publish_update() {
     let scalar = [0x01u8; 32];
-    let circuits = B::new()
-        .lbytes(b"deposit")
-        .u8(0)
-        .lbytes(b"fees")
-        .u8(2);
+    let circuits = B::new().lbytes(b"deposit").u8(0).lbytes(b"fees").u8(2);
     let b = B::generic()
         .manager(250, 0x11)
         .lbytes(&[0xaa; 10])
@@ -751,7 +779,10 @@ fn zk_rollup_origination_publish_update() {
         .dynamic(B::new().raw(&scalar))
         .i32(8);
     let op = single(&b, "zk_rollup_origination");
-    assert_eq!(op["circuits_info"], json!([["deposit", "public"], ["fees", "fee"]]));
+    assert_eq!(
+        op["circuits_info"],
+        json!([["deposit", "public"], ["fees", "fee"]])
+    );
     assert_eq!(op["nb_ops"], 8);
 
     let dup = B::new().lbytes(b"x").u8(0).lbytes(b"x").u8(1);
@@ -784,10 +815,7 @@ fn zk_rollup_origination_publish_update() {
         .raw(&[0x03, 0x6c])
         .originated(0x44);
     let ops = zk_op(ops).u8(0);
-    let b = B::generic()
-        .manager(251, 0x11)
-        .fill(0x0f, 20)
-        .dynamic(ops);
+    let b = B::generic().manager(251, 0x11).fill(0x0f, 20).dynamic(ops);
     let op = single(&b, "zk_rollup_publish");
     assert!(op["zk_rollup"].as_str().unwrap().starts_with("epx1"));
     assert_eq!(op["op"][0]["operation"]["price_amount"], "-5");
@@ -799,7 +827,11 @@ fn zk_rollup_origination_publish_update() {
     assert_eq!(op["op"][0]["ticket"]["ty"], "036c");
     assert_eq!(op["op"][1]["ticket"], Value::Null);
     // `option` (unlike `opt` fields) only knows tags 0 and 1.
-    let bad = zk_op(B::new()).u8(0xff).raw(&UNIT).raw(&[0x03, 0x6c]).originated(0x44);
+    let bad = zk_op(B::new())
+        .u8(0xff)
+        .raw(&UNIT)
+        .raw(&[0x03, 0x6c])
+        .originated(0x44);
     let b = B::generic().manager(251, 0x11).fill(0x0f, 20).dynamic(bad);
     assert_eq!(
         decode_err(&b).kind(),
@@ -814,10 +846,7 @@ fn zk_rollup_origination_publish_update() {
         .dynamic(B::new().raw(&scalar))
         .raw(&scalar)
         .flag(true);
-    let private = B::new()
-        .lbytes(b"p")
-        .dynamic(B::new())
-        .raw(&scalar);
+    let private = B::new().lbytes(b"p").dynamic(B::new()).raw(&scalar);
     let b = B::generic()
         .manager(252, 0x11)
         .fill(0x0f, 20)
@@ -854,7 +883,10 @@ fn batches_of_manager_operations_only() {
     match &req {
         SigningRequest::Generic(g) => {
             assert!(g.contents.iter().all(|c| c.manager().is_some()));
-            assert!(matches!(g.contents[1], OperationContent::Transaction { .. }));
+            assert!(matches!(
+                g.contents[1],
+                OperationContent::Transaction { .. }
+            ));
         }
         other => panic!("{other:?}"),
     }
@@ -928,11 +960,46 @@ fn block_with_locked_round_seed_nonce_hash_and_votes() {
 #[test]
 fn preattestation_and_attestation_requests_for_every_tag() {
     let cases = [
-        (0x12u8, 20u8, Some(5u16), RequestKind::Preattestation, WatermarkKind::Preattestation, ConsensusKind::Preattestation),
-        (0x12, 40, None, RequestKind::Preattestation, WatermarkKind::Preattestation, ConsensusKind::BlsModePreattestation),
-        (0x13, 21, Some(5), RequestKind::Attestation, WatermarkKind::Attestation, ConsensusKind::Attestation),
-        (0x13, 23, Some(5), RequestKind::AttestationWithDal, WatermarkKind::Attestation, ConsensusKind::AttestationWithDal),
-        (0x13, 41, None, RequestKind::Attestation, WatermarkKind::Attestation, ConsensusKind::BlsModeAttestation),
+        (
+            0x12u8,
+            20u8,
+            Some(5u16),
+            RequestKind::Preattestation,
+            WatermarkKind::Preattestation,
+            ConsensusKind::Preattestation,
+        ),
+        (
+            0x12,
+            40,
+            None,
+            RequestKind::Preattestation,
+            WatermarkKind::Preattestation,
+            ConsensusKind::BlsModePreattestation,
+        ),
+        (
+            0x13,
+            21,
+            Some(5),
+            RequestKind::Attestation,
+            WatermarkKind::Attestation,
+            ConsensusKind::Attestation,
+        ),
+        (
+            0x13,
+            23,
+            Some(5),
+            RequestKind::AttestationWithDal,
+            WatermarkKind::Attestation,
+            ConsensusKind::AttestationWithDal,
+        ),
+        (
+            0x13,
+            41,
+            None,
+            RequestKind::Attestation,
+            WatermarkKind::Attestation,
+            ConsensusKind::BlsModeAttestation,
+        ),
     ];
     for (magic, tag, slot, kind, watermark, consensus) in cases {
         let req = decode(&consensus_request(magic, tag, slot, 123, 4));
@@ -945,7 +1012,10 @@ fn preattestation_and_attestation_requests_for_every_tag() {
         assert_eq!(op.content.kind, consensus);
         assert_eq!(op.content.slot, slot);
         if tag == 23 {
-            assert_eq!(op.content.dal_attestation.as_ref().unwrap().to_string(), "11");
+            assert_eq!(
+                op.content.dal_attestation.as_ref().unwrap().to_string(),
+                "11"
+            );
         }
     }
 }
@@ -954,7 +1024,11 @@ fn preattestation_and_attestation_requests_for_every_tag() {
 fn dal_bitsets_are_signed_zarith() {
     // Octez encodes bitsets with Data_encoding.z: 100 is a4 01 (as a natural it would be
     // 64 01 = 228), and the sign bit is honoured.
-    for (bytes, value) in [(vec![0xa4u8, 0x01], "100"), (vec![0x41], "-1"), (vec![0x3f], "63")] {
+    for (bytes, value) in [
+        (vec![0xa4u8, 0x01], "100"),
+        (vec![0x41], "-1"),
+        (vec![0x3f], "63"),
+    ] {
         let b = B::magic(0x13)
             .raw(&[0x7a, 0x06, 0xa7, 0x70])
             .hash32(0x31)
@@ -995,7 +1069,10 @@ fn a_consensus_tag_under_the_other_magic_is_refused() {
 
 #[test]
 fn legacy_requests_give_chain_and_level() {
-    let b = B::magic(0x01).raw(&[0x7a, 0x06, 0xa7, 0x70]).i32(77).fill(9, 50);
+    let b = B::magic(0x01)
+        .raw(&[0x7a, 0x06, 0xa7, 0x70])
+        .i32(77)
+        .fill(9, 50);
     let req = decode(&b);
     assert_eq!(req.kind(), RequestKind::LegacyBlock);
     assert_eq!(req.level_round(), Some((77, 0)));

@@ -1,16 +1,43 @@
 //! Octez's own encoding regression vectors for protocols 023 and 024: the binary of every
 //! sample operation decodes, with the kinds and field values of Octez's JSON for it.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use serde_json::Value;
 use tezos_encoding::SigningRequest;
 
 /// Fields whose value must be present and equal wherever Octez's JSON has them.
 const MUST_MATCH: [&str; 26] = [
-    "kind", "source", "fee", "counter", "gas_limit", "storage_limit", "amount", "destination",
-    "public_key", "pk", "proof", "delegate", "level", "round", "slot", "block_payload_hash",
-    "dal_attestation", "period", "ballot", "proposal", "proposals", "nonce", "pkh", "secret",
-    "balance", "consensus_slot",
+    "kind",
+    "source",
+    "fee",
+    "counter",
+    "gas_limit",
+    "storage_limit",
+    "amount",
+    "destination",
+    "public_key",
+    "pk",
+    "proof",
+    "delegate",
+    "level",
+    "round",
+    "slot",
+    "block_payload_hash",
+    "dal_attestation",
+    "period",
+    "ballot",
+    "proposal",
+    "proposals",
+    "nonce",
+    "pkh",
+    "secret",
+    "balance",
+    "consensus_slot",
 ];
 
 fn scalar(v: &Value) -> Option<String> {
@@ -50,14 +77,21 @@ fn compare(octez: &Value, ours: &Value, path: &str, compared: &mut usize, bad: &
 
 #[test]
 fn octez_regression_vectors_decode_to_octez_json() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/octez_regression.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/octez_regression.json"
+    );
     let fixtures: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let cases = fixtures["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 56);
     let mut bad = Vec::new();
     let mut total = 0;
     for case in cases {
-        let name = format!("{}/{}", case["protocol"].as_str().unwrap(), case["name"].as_str().unwrap());
+        let name = format!(
+            "{}/{}",
+            case["protocol"].as_str().unwrap(),
+            case["name"].as_str().unwrap()
+        );
         let bytes = hex::decode(case["hex"].as_str().unwrap()).unwrap();
         let request = SigningRequest::decode(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         let ours = serde_json::to_value(&request).unwrap();
@@ -80,7 +114,10 @@ fn octez_regression_vectors_decode_to_octez_json() {
                 let content = &octez["contents"][0];
                 let mut ours = ours.clone();
                 ours["kind"] = content["kind"].clone();
-                (Value::Array(vec![content.clone()]), Value::Array(vec![ours]))
+                (
+                    Value::Array(vec![content.clone()]),
+                    Value::Array(vec![ours]),
+                )
             }
         };
         for (i, (o, u)) in octez_contents
@@ -104,7 +141,12 @@ fn octez_regression_vectors_decode_to_octez_json() {
             compare(o, u, &format!("{name}[{i}]"), &mut total, &mut bad);
         }
     }
-    assert!(bad.is_empty(), "{} mismatches:\n{}", bad.len(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} mismatches:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
     assert!(total > 700, "only {total} fields compared");
     eprintln!("{total} fields compared with Octez");
 }

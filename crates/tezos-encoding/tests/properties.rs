@@ -1,5 +1,10 @@
 //! Properties: no input makes the decoder panic, and a valid request cut short is refused.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -25,7 +30,10 @@ fn valid_requests() -> &'static [Vec<u8>] {
 
 fn load_valid_requests() -> Vec<Vec<u8>> {
     let mut out: Vec<Vec<u8>> = common::samples().into_iter().map(|b| b.0).collect();
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/taquito_forged.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/taquito_forged.json"
+    );
     let fixtures: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     for case in fixtures["cases"].as_array().unwrap() {
         if case["operation_kinds"].as_array().unwrap().len() == 1 {
@@ -33,7 +41,10 @@ fn load_valid_requests() -> Vec<Vec<u8>> {
         }
     }
     // Octez's regression vectors: all single operations.
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/octez_regression.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/octez_regression.json"
+    );
     let octez: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     for case in octez["cases"].as_array().unwrap() {
         out.push(hex::decode(case["hex"].as_str().unwrap()).unwrap());
@@ -44,8 +55,7 @@ fn load_valid_requests() -> Vec<Vec<u8>> {
 #[test]
 fn samples_are_valid() {
     for bytes in valid_requests() {
-        SigningRequest::decode(bytes)
-            .unwrap_or_else(|e| panic!("{e}: {}", hex::encode(bytes)));
+        SigningRequest::decode(bytes).unwrap_or_else(|e| panic!("{e}: {}", hex::encode(bytes)));
     }
 }
 
@@ -71,9 +81,18 @@ fn a_batch_cut_at_an_operation_boundary_is_a_shorter_batch() {
     let one = common::B::generic().manager(110, 0x11).flag(false);
     let cut = one.len();
     let two = one.manager(110, 0x12).flag(false);
-    assert_eq!(SigningRequest::decode(two.bytes()).unwrap().operation_kinds().len(), 2);
     assert_eq!(
-        SigningRequest::decode(&two.bytes()[..cut]).unwrap().operation_kinds().len(),
+        SigningRequest::decode(two.bytes())
+            .unwrap()
+            .operation_kinds()
+            .len(),
+        2
+    );
+    assert_eq!(
+        SigningRequest::decode(&two.bytes()[..cut])
+            .unwrap()
+            .operation_kinds()
+            .len(),
         1
     );
 }

@@ -1,12 +1,20 @@
 //! The three request vectors of `testdata/public-vectors.json` (from ECAD Signatory's
 //! request tests) decode to the documented chain id, level, round, slot and payload round.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use serde_json::Value;
 use tezos_encoding::{RequestKind, SigningRequest, WatermarkKind};
 
 fn vectors() -> Vec<Value> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/public-vectors.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/public-vectors.json"
+    );
     let text = std::fs::read_to_string(path).unwrap();
     let json: Value = serde_json::from_str(&text).unwrap();
     json["requests"].as_array().unwrap().clone()

@@ -1,13 +1,21 @@
 //! Operations forged by an independent forger (Taquito's LocalForger, see
 //! tests/interop/forging) decode to the kinds and fields that were forged.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use serde_json::Value;
 use tezos_encoding::SigningRequest;
 
 #[test]
 fn taquito_forged_operations_decode_to_what_was_forged() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/taquito_forged.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/taquito_forged.json"
+    );
     let fixtures: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let cases = fixtures["cases"].as_array().unwrap();
     assert!(cases.len() >= 30, "only {} cases", cases.len());
@@ -25,7 +33,8 @@ fn taquito_forged_operations_decode_to_what_was_forged() {
             .collect();
         assert_eq!(request.operation_kinds(), want_kinds, "{name}");
         kinds_seen.extend(want_kinds.iter().map(|k| (*k).to_owned()));
-        let want_policy: Vec<String> = serde_json::from_value(case["policy_kinds"].clone()).unwrap();
+        let want_policy: Vec<String> =
+            serde_json::from_value(case["policy_kinds"].clone()).unwrap();
         assert_eq!(request.policy_kinds(), want_policy, "{name}");
 
         let json = serde_json::to_value(&request).unwrap();

@@ -82,26 +82,29 @@ impl FileVaultOptions {
             key_path,
             message,
         };
-        let settings = match settings {
-            serde_yaml_ng::Value::String(path) => Settings {
-                file: Some(PathBuf::from(path)),
-                password_env: None,
-                password_file: None,
-                prompt: None,
-            },
-            serde_yaml_ng::Value::Null => {
-                return Err(config_error(
+        let settings =
+            match settings {
+                serde_yaml_ng::Value::String(path) => Settings {
+                    file: Some(PathBuf::from(path)),
+                    password_env: None,
+                    password_file: None,
+                    prompt: None,
+                },
+                serde_yaml_ng::Value::Null => return Err(config_error(
                     base,
                     "is missing; give the secret key file: `config: {file: /path/to/secret.json}`"
                         .to_owned(),
-                ))
-            }
-            other => serde_path_to_error::deserialize(other.clone()).map_err(|e| {
-                let at = e.path().to_string();
-                let key_path = if at == "." { base.clone() } else { format!("{base}.{at}") };
-                config_error(key_path, e.into_inner().to_string())
-            })?,
-        };
+                )),
+                other => serde_path_to_error::deserialize(other.clone()).map_err(|e| {
+                    let at = e.path().to_string();
+                    let key_path = if at == "." {
+                        base.clone()
+                    } else {
+                        format!("{base}.{at}")
+                    };
+                    config_error(key_path, e.into_inner().to_string())
+                })?,
+            };
         let file = match settings.file {
             Some(file) if !file.as_os_str().is_empty() => file,
             _ => {
@@ -292,7 +295,12 @@ impl FileVault {
 fn read_entries(vault: &str, path: &Path) -> Result<Vec<Entry>, OpenError> {
     let mut file = private_file::open(vault, path, "read the secret key file")?;
     let mut bytes = Zeroizing::new(Vec::with_capacity(
-        file.metadata().map_or(4096, |m| m.len() as usize + 1),
+        // Sized to the file so the buffer does not reallocate (leaving unwiped copies).
+        file.metadata()
+            .map_or(4096, |m| {
+                usize::try_from(m.len()).unwrap_or(0).saturating_add(1)
+            })
+            .min(1 << 20),
     ));
     file.read_to_end(&mut bytes)
         .map_err(|e| private_file::io_error(vault, "read the secret key file", path, e))?;
@@ -448,7 +456,10 @@ mod tests {
 
     impl Scripted {
         fn new(answers: &[&'static str]) -> Self {
-            Scripted(RefCell::new(answers.iter().rev().copied().collect()), RefCell::new(0))
+            Scripted(
+                RefCell::new(answers.iter().rev().copied().collect()),
+                RefCell::new(0),
+            )
         }
         fn asked(&self) -> usize {
             *self.1.borrow()
@@ -459,7 +470,10 @@ mod tests {
         fn ask(&self, prompt: &str) -> Option<Zeroizing<String>> {
             assert!(prompt.contains("of vault `v`"), "{prompt}");
             *self.1.borrow_mut() += 1;
-            self.0.borrow_mut().pop().map(|s| Zeroizing::new(s.to_owned()))
+            self.0
+                .borrow_mut()
+                .pop()
+                .map(|s| Zeroizing::new(s.to_owned()))
         }
     }
 
@@ -474,18 +488,37 @@ mod tests {
     }
 
     fn encrypted_entries(passwords: &[&str]) -> (Vec<(String, String)>, Vec<PublicKeyHash>) {
-        let keys: Vec<SecretKey> = passwords.iter().map(|_| SecretKey::generate(Curve::Ed25519)).collect();
+        let keys: Vec<SecretKey> = passwords
+            .iter()
+            .map(|_| SecretKey::generate(Curve::Ed25519))
+            .collect();
         let entries = keys
             .iter()
             .zip(passwords)
             .enumerate()
-            .map(|(i, (k, p))| (format!("k{i}"), format!("encrypted:{}", encrypted::encrypt(k, p.as_bytes()))))
+            .map(|(i, (k, p))| {
+                (
+                    format!("k{i}"),
+                    format!("encrypted:{}", encrypted::encrypt(k, p.as_bytes())),
+                )
+            })
             .collect();
-        (entries, keys.iter().map(|k| k.public_key().hash()).collect())
+        (
+            entries,
+            keys.iter().map(|k| k.public_key().hash()).collect(),
+        )
     }
 
-    fn open(file: &tempfile::NamedTempFile, prompter: &dyn Prompter) -> Result<FileVault, OpenError> {
-        FileVault::open_with("v", &FileVaultOptions::new(file.path()), &|_| None, prompter)
+    fn open(
+        file: &tempfile::NamedTempFile,
+        prompter: &dyn Prompter,
+    ) -> Result<FileVault, OpenError> {
+        FileVault::open_with(
+            "v",
+            &FileVaultOptions::new(file.path()),
+            &|_| None,
+            prompter,
+        )
     }
 
     #[test]
@@ -514,7 +547,10 @@ mod tests {
 
         let prompter = Scripted::new(&["a", "b", "c", "right"]);
         let err = open(&file, &prompter).unwrap_err();
-        assert!(matches!(err, OpenError::BadPassword { ref label, .. } if label == "k0"), "{err}");
+        assert!(
+            matches!(err, OpenError::BadPassword { ref label, .. } if label == "k0"),
+            "{err}"
+        );
         assert_eq!(prompter.asked(), PROMPT_ATTEMPTS);
     }
 
@@ -523,9 +559,15 @@ mod tests {
         let (entries, _) = encrypted_entries(&["pw"]);
         let file = private_file_with(&entries);
         let err = open(&file, &Scripted::new(&[])).unwrap_err();
-        assert!(matches!(err, OpenError::Locked { ref label, .. } if label == "k0"), "{err}");
+        assert!(
+            matches!(err, OpenError::Locked { ref label, .. } if label == "k0"),
+            "{err}"
+        );
         let message = err.to_string();
-        assert!(message.contains("password_env") && message.contains("password_file"), "{message}");
+        assert!(
+            message.contains("password_env") && message.contains("password_file"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -543,10 +585,16 @@ mod tests {
         assert_eq!(prompter.asked(), 0);
         let right = |name: &str| (name == "KEY_PASSWORD").then(|| "pw".to_owned());
         let vault = FileVault::open_with("v", &options, &right, &prompter).unwrap();
-        assert_eq!(vault.write_password.as_deref().map(String::as_str), Some("pw"));
+        assert_eq!(
+            vault.write_password.as_deref().map(String::as_str),
+            Some("pw")
+        );
         let unset = |_: &str| None;
         let err = FileVault::open_with("v", &options, &unset, &prompter).unwrap_err();
-        assert!(err.to_string().contains("`KEY_PASSWORD`, which is not set"), "{err}");
+        assert!(
+            err.to_string().contains("`KEY_PASSWORD`, which is not set"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
@@ -560,7 +608,11 @@ mod tests {
         assert!(err.to_string().contains("password_env"), "{err}");
         let key = SecretKey::generate(Curve::Ed25519);
         assert!(vault.import(key).await.is_err());
-        assert_eq!(std::fs::read(file.path()).unwrap(), before, "the file is untouched");
+        assert_eq!(
+            std::fs::read(file.path()).unwrap(),
+            before,
+            "the file is untouched"
+        );
         assert_eq!(vault.keys.len(), 1);
     }
 }

@@ -5,7 +5,9 @@ use signatory_signer::vault::{VaultError, VaultKey};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
-use tezos_crypto::{Curve, CryptoError, PublicKey, PublicKeyHash, SecretKey, Signature, SigningVersion};
+use tezos_crypto::{
+    CryptoError, Curve, PublicKey, PublicKeyHash, SecretKey, Signature, SigningVersion,
+};
 
 /// One key: its label (the secret file's alias) and the decrypted secret, which wipes
 /// itself on drop and prints as `REDACTED`.
@@ -72,7 +74,11 @@ impl Keyring {
     }
 
     pub fn list(&self) -> Vec<VaultKey> {
-        self.keys.read().values().map(|k| self.describe(k)).collect()
+        self.keys
+            .read()
+            .values()
+            .map(|k| self.describe(k))
+            .collect()
     }
 
     fn describe(&self, key: &LocalKey) -> VaultKey {

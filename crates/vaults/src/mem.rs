@@ -29,7 +29,9 @@ pub struct MemVault {
 
 impl fmt::Debug for MemVault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemVault").field("keys", &self.keys).finish()
+        f.debug_struct("MemVault")
+            .field("keys", &self.keys)
+            .finish()
     }
 }
 
@@ -78,7 +80,10 @@ impl MemVault {
             serde_yaml_ng::Value::Null => (Settings::default(), base.clone()),
             serde_yaml_ng::Value::Sequence(_) => {
                 let keys = serde_path_to_error::deserialize(settings.clone()).map_err(|e| {
-                    config_error(format!("{base}{}", index_path(&e.path().to_string())), e.into_inner().to_string())
+                    config_error(
+                        format!("{base}{}", index_path(&e.path().to_string())),
+                        e.into_inner().to_string(),
+                    )
                 })?;
                 (
                     Settings {
@@ -92,7 +97,11 @@ impl MemVault {
                 let parsed: Settings =
                     serde_path_to_error::deserialize(other.clone()).map_err(|e| {
                         let at = e.path().to_string();
-                        let key_path = if at == "." { base.clone() } else { format!("{base}.{at}") };
+                        let key_path = if at == "." {
+                            base.clone()
+                        } else {
+                            format!("{base}.{at}")
+                        };
                         config_error(key_path, e.into_inner().to_string())
                     })?;
                 (parsed, format!("{base}.keys"))

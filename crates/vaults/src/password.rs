@@ -58,8 +58,9 @@ impl PasswordSource {
             PasswordSource::File(path) => {
                 let mut file = private_file::open(vault, path, "read the password file")?;
                 let mut bytes = Zeroizing::new(Vec::with_capacity(256));
-                file.read_to_end(&mut bytes)
-                    .map_err(|e| private_file::io_error(vault, "read the password file", path, e))?;
+                file.read_to_end(&mut bytes).map_err(|e| {
+                    private_file::io_error(vault, "read the password file", path, e)
+                })?;
                 let text = std::str::from_utf8(&bytes).map_err(|_| OpenError::Password {
                     vault: vault.to_owned(),
                     message: format!("the password file {} is not UTF-8 text", path.display()),

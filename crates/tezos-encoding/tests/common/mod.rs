@@ -1,5 +1,11 @@
 //! A tiny Octez binary encoder to hand-build requests in tests.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 #[derive(Debug, Clone, Default)]
 pub struct B(pub Vec<u8>);
@@ -186,7 +192,13 @@ pub fn consensus_request(magic: u8, tag: u8, slot: Option<u16>, level: i32, roun
 
 /// A signed inlined consensus operation (for denunciations).
 pub fn inlined_attestation(level: i32, round: i32, signed: bool) -> B {
-    let mut b = B::new().hash32(0x41).u8(21).u16(3).i32(level).i32(round).hash32(0x42);
+    let mut b = B::new()
+        .hash32(0x41)
+        .u8(21)
+        .u16(3)
+        .i32(level)
+        .i32(round)
+        .hash32(0x42);
     if signed {
         b = b.fill(0x43, 64);
     }
@@ -236,22 +248,19 @@ pub fn samples() -> Vec<B> {
             .u8(1)
             .i16(-1)
             .lbytes(&[8]),
-        B::generic()
-            .manager(251, 0x11)
-            .fill(0x0f, 20)
-            .dynamic(
-                B::new()
-                    .i32(1)
-                    .hash32(0x0e)
-                    .z(-5)
-                    .pkh(0, 0x11)
-                    .fill(0x0f, 20)
-                    .dynamic(B::new().raw(&scalar))
-                    .u8(1)
-                    .raw(&[0x07, 0x07, 0x00, 0x01, 0x01, 0, 0, 0, 1, 0x61])
-                    .raw(&[0x03, 0x6c])
-                    .originated(0x44),
-            ),
+        B::generic().manager(251, 0x11).fill(0x0f, 20).dynamic(
+            B::new()
+                .i32(1)
+                .hash32(0x0e)
+                .z(-5)
+                .pkh(0, 0x11)
+                .fill(0x0f, 20)
+                .dynamic(B::new().raw(&scalar))
+                .u8(1)
+                .raw(&[0x07, 0x07, 0x00, 0x01, 0x01, 0, 0, 0, 1, 0x61])
+                .raw(&[0x03, 0x6c])
+                .originated(0x44),
+        ),
     ];
     out.push(
         B::generic()

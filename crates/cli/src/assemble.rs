@@ -1,0 +1,214 @@
+//! From a configuration to a signing service: open the vaults, list the keys they hold
+//! (public keys fetched once and cached), attach each configured key's policy, and check
+//! that every key enabled in the configuration is held by some vault.
+
+use crate::error::CliError;
+use signatory_config::{Config, KeyPolicyConfig};
+use signatory_signer::policy::KeyPolicy;
+use signatory_signer::service::KeyEntry;
+use signatory_signer::vault::{Vault, VaultKey};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use tezos_crypto::PublicKeyHash;
+
+/// The policy the service applies for a key's validated configuration.
+pub fn key_policy(config: &KeyPolicyConfig) -> KeyPolicy {
+    KeyPolicy {
+        allowed_requests: config.allowed_requests.clone(),
+        allowed_operations: config.allowed_operations.clone(),
+        allowed_chains: config.allowed_chains.clone(),
+        authorized_clients: config.authorized_key_hashes(),
+        allow_proof_of_possession: config.allow_proof_of_possession,
+        log_payloads: config.log_payloads,
+    }
+}
+
+/// Open every configured vault, in name order. Opening may ask for passwords on the
+/// terminal and read key files.
+pub async fn open_vaults(config: &Config) -> Result<Vec<Arc<dyn Vault>>, CliError> {
+    let mut vaults = Vec::with_capacity(config.vaults.len());
+    for vault in config.vaults.values() {
+        let opened = signatory_vaults::open_configured(vault).await?;
+        tracing::info!(vault = %vault.name, driver = %vault.driver, "vault opened");
+        vaults.push(opened);
+    }
+    Ok(vaults)
+}
+
+/// A key found in a vault.
+#[derive(Debug, Clone)]
+pub struct FoundKey {
+    pub key: VaultKey,
+    pub vault: Arc<dyn Vault>,
+}
+
+/// List the keys of every vault. A key held by two vaults is served from the first (in
+/// name order); both sign identically, so this is only worth a warning.
+pub async fn list_vault_keys(
+    vaults: &[Arc<dyn Vault>],
+) -> Result<BTreeMap<PublicKeyHash, FoundKey>, CliError> {
+    let mut found: BTreeMap<PublicKeyHash, FoundKey> = BTreeMap::new();
+    for vault in vaults {
+        for key in vault.list_keys().await? {
+            if let Some(first) = found.get(&key.pkh) {
+                tracing::warn!(
+                    pkh = %key.pkh,
+                    used = first.vault.name(),
+                    ignored = vault.name(),
+                    "key held by two vaults; using the first"
+                );
+                continue;
+            }
+            found.insert(
+                key.pkh,
+                FoundKey {
+                    key,
+                    vault: Arc::clone(vault),
+                },
+            );
+        }
+    }
+    Ok(found)
+}
+
+/// The service's keys: every key the vaults hold, with a policy when the configuration
+/// enables it. Also returns the enabled keys no vault holds.
+pub fn key_entries(
+    tezos: &BTreeMap<PublicKeyHash, KeyPolicyConfig>,
+    found: &BTreeMap<PublicKeyHash, FoundKey>,
+) -> (HashMap<PublicKeyHash, KeyEntry>, Vec<PublicKeyHash>) {
+    let entries = found
+        .iter()
+        .map(|(pkh, found)| {
+            (
+                *pkh,
+                KeyEntry {
+                    public_key: found.key.public_key.clone(),
+                    vault: Arc::clone(&found.vault),
+                    policy: tezos.get(pkh).map(key_policy),
+                },
+            )
+        })
+        .collect();
+    let missing = tezos
+        .keys()
+        .filter(|pkh| !found.contains_key(pkh))
+        .copied()
+        .collect();
+    (entries, missing)
+}
+
+/// [`key_entries`], refusing a configuration that enables a key no vault holds: the
+/// operator expects it to sign, and finding out at the first block is too late.
+pub fn require_all_enabled(
+    config: &Config,
+    found: &BTreeMap<PublicKeyHash, FoundKey>,
+) -> Result<HashMap<PublicKeyHash, KeyEntry>, CliError> {
+    let (entries, missing) = key_entries(&config.tezos, found);
+    if let Some(pkh) = missing.first() {
+        return Err(CliError::KeyNotInVault {
+            pkh: *pkh,
+            config: config.origin.clone(),
+            vaults: if config.vaults.is_empty() {
+                "none configured".to_owned()
+            } else {
+                config.vault_names().join(", ")
+            },
+        });
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use signatory_vaults::MemVault;
+    use std::collections::BTreeSet;
+    use tezos_crypto::{ChainId, Curve, SecretKey};
+
+    fn config_with(tezos: BTreeMap<PublicKeyHash, KeyPolicyConfig>) -> Config {
+        let mut config = Config::parse("{}", "test.yaml", &|_| None).unwrap();
+        config.tezos = tezos;
+        config
+    }
+
+    async fn found_in(vault: MemVault) -> BTreeMap<PublicKeyHash, FoundKey> {
+        let vault: Arc<dyn Vault> = Arc::new(vault);
+        list_vault_keys(&[vault]).await.unwrap()
+    }
+
+    #[test]
+    fn policy_config_maps_field_by_field() {
+        let client = SecretKey::generate(Curve::Ed25519).public_key();
+        let config = KeyPolicyConfig {
+            allowed_requests: ["generic".to_owned()].into(),
+            allowed_operations: ["transaction".to_owned()].into(),
+            allowed_chains: Some([ChainId([1, 2, 3, 4])].into()),
+            authorized_keys: Some(vec![client.clone()]),
+            allow_proof_of_possession: true,
+            log_payloads: true,
+        };
+        let policy = key_policy(&config);
+        assert_eq!(policy.allowed_requests, config.allowed_requests);
+        assert_eq!(policy.allowed_operations, config.allowed_operations);
+        assert_eq!(policy.allowed_chains, config.allowed_chains);
+        assert_eq!(
+            policy.authorized_clients,
+            Some(BTreeSet::from([client.hash()]))
+        );
+        assert!(policy.allow_proof_of_possession && policy.log_payloads);
+        // No authorized keys: no authentication required.
+        assert_eq!(
+            key_policy(&KeyPolicyConfig::listed_without_policy()).authorized_clients,
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn vault_keys_not_in_the_configuration_are_served_but_not_enabled() {
+        let enabled = SecretKey::generate(Curve::Ed25519);
+        let served = SecretKey::generate(Curve::P256);
+        let enabled_pkh = enabled.public_key().hash();
+        let served_pkh = served.public_key().hash();
+        let found = found_in(MemVault::with_keys("local", [enabled, served])).await;
+        let config = config_with(BTreeMap::from([(
+            enabled_pkh,
+            KeyPolicyConfig::listed_without_policy(),
+        )]));
+        let entries = require_all_enabled(&config, &found).unwrap();
+        assert_eq!(entries.len(), 2);
+        let policy = entries[&enabled_pkh].policy.as_ref().unwrap();
+        assert!(policy.allowed_requests.contains("block"));
+        assert!(entries[&served_pkh].policy.is_none());
+        assert_eq!(entries[&served_pkh].vault.name(), "local");
+    }
+
+    #[tokio::test]
+    async fn an_enabled_key_in_no_vault_stops_the_start_naming_it() {
+        let held = SecretKey::generate(Curve::Ed25519);
+        let absent = SecretKey::generate(Curve::Secp256k1).public_key().hash();
+        let found = found_in(MemVault::with_keys("local", [held])).await;
+        let config = config_with(BTreeMap::from([(
+            absent,
+            KeyPolicyConfig::listed_without_policy(),
+        )]));
+        let e = require_all_enabled(&config, &found).unwrap_err().to_string();
+        assert!(e.contains(&absent.to_b58check()), "{e}");
+        assert!(e.contains("test.yaml"), "{e}");
+        assert!(e.contains("no vault holds it"), "{e}");
+        let (_, missing) = key_entries(&config.tezos, &found);
+        assert_eq!(missing, vec![absent]);
+    }
+
+    #[tokio::test]
+    async fn a_key_in_two_vaults_is_served_from_the_first() {
+        let key = SecretKey::generate(Curve::Ed25519);
+        let pkh = key.public_key().hash();
+        let a: Arc<dyn Vault> = Arc::new(MemVault::with_keys("a", [key.clone()]));
+        let b: Arc<dyn Vault> = Arc::new(MemVault::with_keys("b", [key]));
+        let found = list_vault_keys(&[a, b]).await.unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[&pkh].vault.name(), "a");
+    }
+}
