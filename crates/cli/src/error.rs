@@ -77,7 +77,7 @@ pub enum CliError {
     },
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
-    #[error("the signer stopped with an error: {0}")]
+    #[error("{0}")]
     Server(String),
 }
 

@@ -38,7 +38,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Decode a signing request (hex, magic byte included) and print it as JSON.
-    #[command(long_about = "Decode a signing request (hex, magic byte included) and print \
+    #[command(display_order = 90, long_about = "Decode a signing request (hex, magic byte included) and print \
         what the signer would see: its kind, chain, level and round, the watermark it would \
         advance and, for generic operations, the operation kinds a policy must allow. \
         Nothing is signed or recorded.\n\n\

@@ -14,20 +14,33 @@ pub struct GlobalOptions {
         short = 'c',
         long = "config",
         global = true,
+        help_heading = "Global options",
         env = "SIGNATORY_CONFIG",
         value_name = "FILE"
     )]
     pub config: Option<PathBuf>,
     /// Data directory; overrides `base_dir` of the configuration (file watermarks live
     /// under it).
-    #[arg(long, global = true, env = "SIGNATORY_BASE_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "SIGNATORY_BASE_DIR",
+        value_name = "DIR"
+    )]
     pub base_dir: Option<PathBuf>,
     /// Log level or filter (`error`, `warn`, `info`, `debug`, `trace`, or a tracing filter
     /// such as `info,signatory_server=debug`) [default: info for serve, warn otherwise].
-    #[arg(long = "log", global = true, env = "SIGNATORY_LOG", value_name = "LEVEL")]
+    #[arg(
+        long = "log",
+        global = true,
+        help_heading = "Global options",
+        env = "SIGNATORY_LOG",
+        value_name = "LEVEL"
+    )]
     pub log: Option<String>,
     /// Write logs as JSON lines (for log collectors) instead of text.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub json_log: bool,
 }
 

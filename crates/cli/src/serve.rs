@@ -10,18 +10,40 @@ use crate::assemble::{list_vault_keys, open_vaults, require_all_enabled};
 use crate::error::CliError;
 use crate::options::GlobalOptions;
 use crate::watermark_store::StoreChoice;
-use signatory_config::Config;
+use signatory_config::{Config, ListenAddress, ListenHost};
+use signatory_server::ServerConfig;
 use signatory_signer::service::SignService;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use tezos_crypto::PublicKey;
 
 #[derive(Debug, clap::Args)]
-pub struct ServeArgs {}
+pub struct ServeArgs {
+    /// API listen address; overrides `server.address` (`:6732` is every interface).
+    #[arg(long, value_name = "HOST:PORT", value_parser = ListenAddress::parse)]
+    pub address: Option<ListenAddress>,
+    /// Metrics and health listen address; overrides `server.utility_address`.
+    #[arg(long, value_name = "HOST:PORT", value_parser = ListenAddress::parse)]
+    pub utility_address: Option<ListenAddress>,
+}
 
-pub fn run(_args: &ServeArgs, opts: &GlobalOptions) -> Result<(), CliError> {
-    let config = opts.load_config()?;
+pub fn run(args: &ServeArgs, opts: &GlobalOptions) -> Result<(), CliError> {
+    let mut config = opts.load_config()?;
+    if let Some(address) = &args.address {
+        config.server.address.clone_from(address);
+    }
+    if let Some(address) = &args.utility_address {
+        config.server.utility_address.clone_from(address);
+    }
     for warning in &config.warnings {
         tracing::warn!("{}: {warning}", config.origin);
     }
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        config = %config.origin,
+        base_dir = %config.base_dir.display(),
+        "starting signatory"
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("signatory")
@@ -89,8 +111,102 @@ pub async fn shutdown_signal() {
     tracing::info!("stop requested; finishing requests in flight");
 }
 
-async fn run_server(_config: &Config, _service: Arc<SignService>) -> Result<(), CliError> {
-    Err(CliError::Server(
-        "the HTTP server is not part of this build yet".to_owned(),
-    ))
+/// The listeners' settings from the configuration; host names are resolved here.
+pub async fn server_config(config: &Config) -> Result<ServerConfig, CliError> {
+    let mut server = ServerConfig::new(resolve(&config.server.address, "server.address").await?);
+    server.utility_listen = Some(
+        resolve(
+            &config.server.utility_address,
+            "server.utility_address",
+        )
+        .await?,
+    );
+    server
+        .authorized_keys
+        .clone_from(&config.server.authorized_keys);
+    // Every client key any policy names, so the authenticator knows them all.
+    let mut per_key: Vec<PublicKey> = Vec::new();
+    for key in config
+        .tezos
+        .values()
+        .filter_map(|p| p.authorized_keys.as_ref())
+        .flatten()
+    {
+        if !per_key.contains(key) {
+            per_key.push(key.clone());
+        }
+    }
+    server.per_key_authorized_keys = per_key;
+    Ok(server)
+}
+
+async fn resolve(address: &ListenAddress, key_path: &str) -> Result<SocketAddr, CliError> {
+    if let Some(addr) = address.socket_addr() {
+        return Ok(addr);
+    }
+    let ListenHost::Name(host) = &address.host else {
+        return Err(CliError::Usage(format!("`{key_path}`: cannot listen on {address}")));
+    };
+    let resolved = tokio::net::lookup_host((host.as_str(), address.port))
+        .await
+        .map_err(|e| CliError::Usage(format!("`{key_path}`: cannot resolve {address}: {e}")))?
+        .next();
+    resolved.ok_or_else(|| {
+        CliError::Usage(format!("`{key_path}`: {address} resolves to no address"))
+    })
+}
+
+async fn run_server(config: &Config, service: Arc<SignService>) -> Result<(), CliError> {
+    let server = server_config(config).await?;
+    match &server.authorized_keys {
+        Some(keys) => tracing::info!(clients = keys.len(), "every request must be authenticated"),
+        None if config.server.address.host == ListenHost::All => tracing::warn!(
+            address = %config.server.address,
+            "the API listens on every interface and needs no authentication: anyone who can \
+             reach this port can ask for signatures (set server.authorized_keys, or listen on \
+             127.0.0.1)"
+        ),
+        None => tracing::info!("requests need no authentication (server.authorized_keys is not set)"),
+    }
+    signatory_server::serve(server, service, shutdown_signal())
+        .await
+        .map_err(|e| CliError::Server(e.to_string()))?;
+    tracing::info!("signer stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use tezos_crypto::{Curve, SecretKey};
+
+    #[tokio::test]
+    async fn listeners_and_client_keys_come_from_the_configuration() {
+        let global = SecretKey::generate(Curve::Ed25519).public_key();
+        let per_key = SecretKey::generate(Curve::P256).public_key();
+        let yaml = format!(
+            "server:\n  address: :7000\n  utility_address: 127.0.0.1:7001\n  \
+             authorized_keys: [{global}]\n\
+             tezos:\n  tz1b9kV41KV9N3sp69ycLdSoZ2Ak8jXwtNPv:\n    authorized_keys: [{per_key}]\n  \
+             tz2Ch1abG7FNiibmV26Uzgdsnfni9XGrk5wD:\n    authorized_keys: [{per_key}]\n",
+            global = global.to_b58check(),
+            per_key = per_key.to_b58check()
+        );
+        let config = Config::parse(&yaml, "s.yaml", &|_| None).unwrap();
+        let server = server_config(&config).await.unwrap();
+        assert_eq!(server.listen, "0.0.0.0:7000".parse().unwrap());
+        assert_eq!(server.utility_listen, Some("127.0.0.1:7001".parse().unwrap()));
+        assert_eq!(server.authorized_keys, Some(vec![global]));
+        // Named by two policies, listed once.
+        assert_eq!(server.per_key_authorized_keys, vec![per_key]);
+    }
+
+    #[tokio::test]
+    async fn host_names_are_resolved() {
+        let address = ListenAddress::parse("localhost:7002").unwrap();
+        let addr = resolve(&address, "server.address").await.unwrap();
+        assert!(addr.ip().is_loopback(), "{addr}");
+        assert_eq!(addr.port(), 7002);
+    }
 }

@@ -75,8 +75,10 @@ pub struct SetArgs {
     /// `block`, `preattestation` or `attestation`.
     #[arg(long, value_name = "KIND", value_parser = parse_kind)]
     pub kind: WatermarkKind,
+    /// The level signed up to.
     #[arg(long)]
     pub level: i32,
+    /// The round at that level signed up to (0 for the first round).
     #[arg(long)]
     pub round: i32,
     /// Hex of the Blake2b-256 of the request signed at that height, if known. Without it

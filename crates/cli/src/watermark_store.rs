@@ -108,7 +108,7 @@ pub fn open_file_store(base_dir: &Path, init_command: &str) -> Result<FileStore,
     FileStore::open(base_dir).map_err(|source| {
         let hint = match &source {
             StoreError::NotInitialised { .. } => {
-                format!("\n  run `{init_command}` to create it")
+                format!("\n  for this configuration, run: {init_command}")
             }
             _ => String::new(),
         };
@@ -166,7 +166,7 @@ mod tests {
         let text = e.to_string();
         assert!(text.contains("no watermark store at"), "{text}");
         assert!(
-            text.contains("run `signatory watermark init -c x.yaml` to create it"),
+            text.contains("for this configuration, run: signatory watermark init -c x.yaml"),
             "{text}"
         );
         FileStore::init(dir.path()).unwrap();

@@ -217,14 +217,31 @@ async fn malformed_requests_get_400_and_record_nothing() {
         .unwrap();
     assert_signed(&resp, &key.public_key(), &good, SigningVersion::V3);
 
-    // A body far beyond the largest operation.
-    let huge = format!("\"03{}\"", "00".repeat(2 << 20));
-    let resp = conn.post(&path, huge).await.unwrap();
-    assert_error(&resp, 413);
-
     // An unknown key.
     let stranger = SecretKey::generate(Curve::Ed25519);
     assert_error(&post(&mut conn, &signer, &stranger, &good).await, 404);
+}
+
+#[tokio::test]
+async fn oversized_body_gets_413_and_the_connection_stays_usable() {
+    let key = SecretKey::generate(Curve::Ed25519);
+    let signer = start(default_keys(std::slice::from_ref(&key))).await;
+    let mut conn = signer.connect().await.unwrap();
+    // Far beyond the largest operation (32 KiB raw): 2 MiB of hex.
+    let huge = format!("\"03{}\"", "00".repeat(1 << 20));
+    let resp = conn
+        .post(&signer.key_path(&key.public_key().hash()), huge)
+        .await
+        .unwrap();
+    assert_error(&resp, 413);
+    // The next request on this client (reconnecting if the server closed) is served.
+    sign_ok(
+        &mut conn,
+        &signer,
+        &key,
+        &Consensus::new(1, 0, 1).attestation(),
+    )
+    .await;
 }
 
 #[tokio::test]

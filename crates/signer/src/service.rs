@@ -18,7 +18,7 @@ use crate::store::{StoreError, WatermarkStore};
 use crate::vault::{Vault, VaultError};
 use crate::watermark::{Decision, Refusal, WatermarkKey, WatermarkRequest};
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tezos_crypto::{ChainId, CryptoError, PublicKey, PublicKeyHash, Signature, SigningVersion};
@@ -174,11 +174,9 @@ impl SlotLocks {
     }
 
     async fn lock(&self, key: &WatermarkKey) -> tokio::sync::MutexGuard<'_, ()> {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
         // The modulo keeps the index in range, so `get` cannot miss; fall back to stripe 0
         // rather than panic if that ever changed.
-        let i = (h.finish() as usize) % self.stripes.len();
+        let i = (self.hasher.hash_one(key) as usize) % self.stripes.len();
         match self.stripes.get(i).or_else(|| self.stripes.first()) {
             Some(m) => m.lock().await,
             None => unreachable_lock().await,
@@ -364,10 +362,10 @@ impl SignService {
         }
         policy.check_proof_of_possession(client)?;
         let proof = key.vault.prove_possession(pkh, override_pk).await?;
-        let proven = override_pk.unwrap_or(&key.public_key);
-        proven
-            .verify_proof_of_possession(&proof)
-            .or_else(|_| key.public_key.verify_proof_of_possession(&proof))
+        // With an override, this key signs the other BLS key's bytes (Octez's `bls_pk`).
+        let signed_key = override_pk.unwrap_or(&key.public_key);
+        key.public_key
+            .verify_proof_of_possession_over(&proof, signed_key)
             .map_err(|source| SignError::BadSignature { pkh: *pkh, source })?;
         Ok(proof)
     }

@@ -1,0 +1,304 @@
+//! Prometheus metrics. Names, types and labels follow ECAD Signatory so existing dashboards
+//! and alerts keep working; `signatory_*` histograms add the fine-grained latencies a local
+//! key or file store needs (ECAD's buckets start at 10 ms).
+
+use prometheus::{
+    exponential_buckets, CounterVec, Encoder, HistogramOpts, HistogramVec, Opts, Registry,
+    TextEncoder,
+};
+use signatory_signer::service::{RequestSummary, SignError, SignReport};
+use std::time::Duration;
+use tezos_crypto::PublicKeyHash;
+
+/// Every metric the signer exports, in its own registry (no global state).
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    signing_ops: CounterVec,
+    vault_sign_ms: HistogramVec,
+    vault_errors: CounterVec,
+    handler_ms: HistogramVec,
+    handler_requests: CounterVec,
+    consensus_rounds: CounterVec,
+    policy_violations: CounterVec,
+    watermark_rejections: CounterVec,
+    auth_failures: CounterVec,
+    watermark_ops: CounterVec,
+    watermark_seconds: HistogramVec,
+    fine_vault_seconds: HistogramVec,
+    fine_watermark_seconds: HistogramVec,
+}
+
+/// Metric construction only fails on invalid names or label sets, which are constants here;
+/// a failure is reported at start rather than hidden.
+#[derive(Debug, thiserror::Error)]
+#[error("metrics registry: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+fn counter(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<CounterVec, MetricsError> {
+    let c = CounterVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn histogram(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    buckets: Vec<f64>,
+    labels: &[&str],
+) -> Result<HistogramVec, MetricsError> {
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)?;
+    r.register(Box::new(h.clone()))?;
+    Ok(h)
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, MetricsError> {
+        let r = Registry::new();
+        let ms = exponential_buckets(10.0, 10.0, 5)?;
+        Ok(Metrics {
+            signing_ops: counter(
+                &r,
+                "signing_ops_total",
+                "Total number of signing operations completed.",
+                &["address", "vault", "op", "kind", "chain_id"],
+            )?,
+            vault_sign_ms: histogram(
+                &r,
+                "vault_sign_request_duration_milliseconds",
+                "Vaults signing requests latencies in milliseconds",
+                ms.clone(),
+                &["vault", "address", "op", "chain_id"],
+            )?,
+            vault_errors: counter(
+                &r,
+                "vault_sign_request_error_total",
+                "Vaults signing requests error count",
+                &["vault", "code", "chain_id"],
+            )?,
+            handler_ms: histogram(
+                &r,
+                "sign_handler_request_duration_milliseconds",
+                "Total processing time for sign handler requests in milliseconds",
+                ms,
+                &["address", "status"],
+            )?,
+            handler_requests: counter(
+                &r,
+                "sign_handler_requests_total",
+                "Total number of sign handler requests",
+                &["address", "status"],
+            )?,
+            consensus_rounds: counter(
+                &r,
+                "consensus_round_total",
+                "Total consensus signing operations by round",
+                &["address", "operation_type", "chain_id", "round"],
+            )?,
+            policy_violations: counter(
+                &r,
+                "policy_violation_total",
+                "Total count of policy violations",
+                &["violation_type", "address", "operation_type"],
+            )?,
+            watermark_rejections: counter(
+                &r,
+                "watermark_rejection_total",
+                "Total count of operations rejected due to watermark protection",
+                &["address", "operation_type", "chain_id", "reason"],
+            )?,
+            auth_failures: counter(
+                &r,
+                "authentication_failure_total",
+                "Total count of authentication failures",
+                &["status", "auth_method", "client_ip"],
+            )?,
+            watermark_ops: counter(
+                &r,
+                "watermark_operations_total",
+                "Total number of watermark operations",
+                &["result", "backend", "request_type"],
+            )?,
+            watermark_seconds: histogram(
+                &r,
+                "watermark_operation_duration_seconds",
+                "Watermark operation duration in seconds",
+                exponential_buckets(0.001, 2.0, 10)?,
+                &["backend"],
+            )?,
+            fine_vault_seconds: histogram(
+                &r,
+                "signatory_vault_sign_duration_seconds",
+                "Time the vault took to sign, in seconds (fine buckets from 10 µs)",
+                exponential_buckets(0.000_01, 2.0, 18)?,
+                &["vault"],
+            )?,
+            fine_watermark_seconds: histogram(
+                &r,
+                "signatory_watermark_duration_seconds",
+                "Time spent in the watermark store per request, in seconds (fine buckets from 10 µs)",
+                exponential_buckets(0.000_01, 2.0, 18)?,
+                &["backend"],
+            )?,
+            registry: r,
+        })
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> Result<String, MetricsError> {
+        let mut out = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    pub fn authentication_failure(&self, status: u16, client_ip: &str) {
+        self.auth_failures
+            .with_label_values(&[status_label(status), "signature", client_ip])
+            .inc();
+    }
+
+    /// Record the outcome of one signing request.
+    pub fn record_sign(
+        &self,
+        pkh: &str,
+        report: &SignReport,
+        store_backend: &str,
+        status: u16,
+        elapsed: Duration,
+    ) {
+        let status_str = status_label(status);
+        self.handler_requests
+            .with_label_values(&[pkh, status_str])
+            .inc();
+        self.handler_ms
+            .with_label_values(&[pkh, status_str])
+            .observe(elapsed.as_secs_f64() * 1000.0);
+        let Some(summary) = &report.summary else {
+            return;
+        };
+        let vault = report.vault.as_deref().unwrap_or("");
+        let chain = summary
+            .chain_id
+            .map(|c| c.to_b58check())
+            .unwrap_or_default();
+        let watermarked = summary.level.is_some();
+        if watermarked && !report.timings.watermark.is_zero() {
+            self.watermark_seconds
+                .with_label_values(&[store_backend])
+                .observe(report.timings.watermark.as_secs_f64());
+            self.fine_watermark_seconds
+                .with_label_values(&[store_backend])
+                .observe(report.timings.watermark.as_secs_f64());
+        }
+        match &report.result {
+            Ok(signed) => {
+                if watermarked {
+                    let result = if signed.replayed {
+                        "replayed"
+                    } else {
+                        "allowed"
+                    };
+                    self.watermark_ops
+                        .with_label_values(&[result, store_backend, summary.kind])
+                        .inc();
+                }
+                if signed.replayed {
+                    return;
+                }
+                self.vault_sign_ms
+                    .with_label_values(&[vault, pkh, summary.kind, &chain])
+                    .observe(report.timings.vault.as_secs_f64() * 1000.0);
+                self.fine_vault_seconds
+                    .with_label_values(&[vault])
+                    .observe(report.timings.vault.as_secs_f64());
+                record_op_kinds(&self.signing_ops, pkh, vault, summary, &chain);
+                if let Some(round) = summary.round {
+                    self.consensus_rounds
+                        .with_label_values(&[pkh, summary.kind, &chain, &round.to_string()])
+                        .inc();
+                }
+            }
+            Err(SignError::Policy(denial)) => {
+                let violation = if denial.is_authentication() {
+                    "authentication"
+                } else {
+                    summary.kind
+                };
+                self.policy_violations
+                    .with_label_values(&[violation, pkh, "request"])
+                    .inc();
+            }
+            Err(SignError::Watermark(refusal)) => {
+                let reason = format!("{:?}", refusal.reason);
+                self.watermark_rejections
+                    .with_label_values(&[pkh, summary.kind, &chain, &reason])
+                    .inc();
+                self.watermark_ops
+                    .with_label_values(&["rejected", store_backend, summary.kind])
+                    .inc();
+            }
+            Err(SignError::Store(_)) => {
+                self.watermark_ops
+                    .with_label_values(&["error", store_backend, summary.kind])
+                    .inc();
+            }
+            Err(e @ (SignError::Vault(_) | SignError::BadSignature { .. })) => {
+                let code = super::error::status_of(e.class()).as_u16();
+                self.vault_errors
+                    .with_label_values(&[vault, status_label(code), &chain])
+                    .inc();
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Pre-create the label sets of the busiest series for a key, so the first requests
+    /// after start do not pay for series creation.
+    pub fn warm_up(&self, pkh: &PublicKeyHash) {
+        let pkh = pkh.to_b58check();
+        for status in ["200", "409"] {
+            let _ = self.handler_requests.with_label_values(&[&pkh, status]);
+            let _ = self.handler_ms.with_label_values(&[&pkh, status]);
+        }
+    }
+}
+
+fn record_op_kinds(
+    ops: &CounterVec,
+    pkh: &str,
+    vault: &str,
+    summary: &RequestSummary,
+    chain: &str,
+) {
+    if summary.operations.is_empty() {
+        ops.with_label_values(&[pkh, vault, summary.kind, summary.kind, chain])
+            .inc();
+        return;
+    }
+    for kind in &summary.operations {
+        ops.with_label_values(&[pkh, vault, summary.kind, kind, chain])
+            .inc();
+    }
+}
+
+/// Status codes as label values without an allocation for the common ones.
+fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        409 => "409",
+        413 => "413",
+        500 => "500",
+        503 => "503",
+        _ => "other",
+    }
+}

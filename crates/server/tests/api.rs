@@ -1,0 +1,534 @@
+//! The HTTP API driven in-process (tower `oneshot`) over the real signing service, the
+//! in-memory watermark store and the in-memory vault.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use signatory_server::{api_router, app_state, utility_router, ServerConfig};
+use signatory_signer::policy::KeyPolicy;
+use signatory_signer::service::{KeyEntry, SignService};
+use signatory_signer::vault::{Vault, VaultError, VaultKey};
+use signatory_stores::MemStore;
+use signatory_vaults::MemVault;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tezos_crypto::{Curve, PublicKey, PublicKeyHash, SecretKey, Signature, SigningVersion};
+use tower::ServiceExt;
+
+const PREATTESTATION: &str = "12ed9d217c2f50673bab6b20dfb0a88ca93b4a0c72a34c807af5dffbece2cba3d2b509835f14006000000002000000041f1ebb39759cc957216f88fb4d005abc206fb00a53f8d57ac01be00c084cba97";
+
+/// A preattestation at `level`, round 0, with `payload` as the last byte of the payload hash.
+fn preattestation(level: i32, payload: u8) -> Vec<u8> {
+    let mut b = hex::decode(PREATTESTATION).unwrap();
+    b[40..44].copy_from_slice(&level.to_be_bytes());
+    b[44..48].copy_from_slice(&0i32.to_be_bytes());
+    let last = b.len() - 1;
+    b[last] = payload;
+    b
+}
+
+/// A vault that fails every call, for health and 5xx paths.
+#[derive(Debug)]
+struct BrokenVault;
+
+#[async_trait]
+impl Vault for BrokenVault {
+    fn name(&self) -> &str {
+        "broken"
+    }
+    fn driver(&self) -> &'static str {
+        "test"
+    }
+    async fn list_keys(&self) -> Result<Vec<VaultKey>, VaultError> {
+        Ok(vec![])
+    }
+    async fn sign(
+        &self,
+        _pkh: &PublicKeyHash,
+        _message: &[u8],
+        _version: SigningVersion,
+    ) -> Result<Signature, VaultError> {
+        Err(VaultError::Backend {
+            vault: "broken".into(),
+            transient: false,
+            message: "device unplugged".into(),
+        })
+    }
+    async fn prove_possession(
+        &self,
+        _pkh: &PublicKeyHash,
+        _override_pk: Option<&PublicKey>,
+    ) -> Result<Signature, VaultError> {
+        Err(VaultError::Unsupported {
+            vault: "broken".into(),
+            driver: "test",
+            operation: "proof of possession",
+        })
+    }
+    async fn health(&self) -> Result<(), VaultError> {
+        Err(VaultError::Backend {
+            vault: "broken".into(),
+            transient: true,
+            message: "device unplugged".into(),
+        })
+    }
+}
+
+struct Fixture {
+    baker: SecretKey,
+    wallet: SecretKey,
+    bls: SecretKey,
+    disabled: SecretKey,
+    broken: PublicKeyHash,
+    service: Arc<SignService>,
+}
+
+fn fixture(client_policy: Option<PublicKeyHash>) -> Fixture {
+    let baker = SecretKey::generate(Curve::Ed25519);
+    let wallet = SecretKey::generate(Curve::Secp256k1);
+    let bls = SecretKey::generate(Curve::Bls12_381);
+    let disabled = SecretKey::generate(Curve::P256);
+    let broken_key = SecretKey::generate(Curve::Ed25519);
+    let vault: Arc<dyn Vault> = Arc::new(MemVault::with_keys(
+        "mem",
+        [baker.clone(), wallet.clone(), bls.clone(), disabled.clone()],
+    ));
+    let broken: Arc<dyn Vault> = Arc::new(BrokenVault);
+    let mut keys = HashMap::new();
+    let baker_policy = KeyPolicy {
+        authorized_clients: client_policy.map(|c| [c].into()),
+        ..KeyPolicy::default()
+    };
+    keys.insert(
+        baker.public_key().hash(),
+        KeyEntry {
+            public_key: baker.public_key(),
+            vault: vault.clone(),
+            policy: Some(baker_policy),
+        },
+    );
+    keys.insert(
+        wallet.public_key().hash(),
+        KeyEntry {
+            public_key: wallet.public_key(),
+            vault: vault.clone(),
+            policy: Some(KeyPolicy {
+                allowed_requests: ["generic".to_string()].into(),
+                allowed_operations: ["transaction".to_string()].into(),
+                ..KeyPolicy::default()
+            }),
+        },
+    );
+    keys.insert(
+        bls.public_key().hash(),
+        KeyEntry {
+            public_key: bls.public_key(),
+            vault: vault.clone(),
+            policy: Some(KeyPolicy {
+                allow_proof_of_possession: true,
+                ..KeyPolicy::default()
+            }),
+        },
+    );
+    keys.insert(
+        disabled.public_key().hash(),
+        KeyEntry {
+            public_key: disabled.public_key(),
+            vault: vault.clone(),
+            policy: None,
+        },
+    );
+    keys.insert(
+        broken_key.public_key().hash(),
+        KeyEntry {
+            public_key: broken_key.public_key(),
+            vault: broken,
+            policy: Some(KeyPolicy::default()),
+        },
+    );
+    let service = Arc::new(SignService::new(keys, Arc::new(MemStore::new())));
+    Fixture {
+        baker,
+        wallet,
+        bls,
+        disabled,
+        broken: broken_key.public_key().hash(),
+        service,
+    }
+}
+
+fn cfg() -> ServerConfig {
+    ServerConfig::new(([127, 0, 0, 1], 0).into())
+}
+
+fn routers(cfg: &ServerConfig, f: &Fixture) -> (Router, Router) {
+    let state = app_state(cfg, f.service.clone()).unwrap();
+    (api_router(cfg, state.clone()), utility_router(state))
+}
+
+async fn call(app: &Router, method: &str, uri: &str, body: Option<String>) -> (StatusCode, Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(body.map(Body::from).unwrap_or_else(Body::empty))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, value)
+}
+
+async fn sign(app: &Router, pkh: &PublicKeyHash, bytes: &[u8], query: &str) -> (StatusCode, Value) {
+    let uri = format!("/keys/{pkh}{query}");
+    call(
+        app,
+        "POST",
+        &uri,
+        Some(format!("\"{}\"", hex::encode(bytes))),
+    )
+    .await
+}
+
+fn assert_octez_error(body: &Value, needle: &str) {
+    let first = &body[0];
+    assert_eq!(first["kind"], "temporary", "{body}");
+    assert_eq!(first["id"], "failure", "{body}");
+    let msg = first["msg"].as_str().unwrap_or_default();
+    assert!(msg.contains(needle), "`{msg}` should mention `{needle}`");
+}
+
+#[tokio::test]
+async fn public_keys_known_keys_and_lookups() {
+    let f = fixture(None);
+    let (api, _) = routers(&cfg(), &f);
+    let pkh = f.baker.public_key().hash();
+    let (s, body) = call(&api, "GET", &format!("/keys/{pkh}"), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body["public_key"], f.baker.public_key().to_b58check());
+    // A key held by a vault but not enabled still has its public key served.
+    let disabled = f.disabled.public_key().hash();
+    let (s, _) = call(&api, "GET", &format!("/keys/{disabled}"), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let unknown = SecretKey::generate(Curve::Ed25519).public_key().hash();
+    let (s, body) = call(&api, "GET", &format!("/keys/{unknown}"), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_octez_error(&body, "not known");
+    let (s, body) = call(&api, "GET", "/keys/tz1notakey", None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_octez_error(&body, "not a public key hash");
+    let (s, body) = call(&api, "GET", "/known_keys", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let known: Vec<String> = serde_json::from_value(body["known_keys"].clone()).unwrap();
+    assert!(known.contains(&pkh.to_b58check()));
+    assert!(!known.contains(&disabled.to_b58check()));
+    let (s, body) = call(&api, "GET", "/authorized_keys", None).await;
+    assert_eq!((s, body), (StatusCode::OK, serde_json::json!({})));
+    let (s, _) = call(&api, "GET", "/nothing/here", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn watermark_refuses_conflicts_and_replays_identical_bytes() {
+    let f = fixture(None);
+    let (api, _) = routers(&cfg(), &f);
+    let pkh = f.baker.public_key().hash();
+    let first = preattestation(100, 1);
+    let (s, body) = sign(&api, &pkh, &first, "?version=2&unknown=ignored").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let sig = Signature::from_b58check(body["signature"].as_str().unwrap()).unwrap();
+    assert!(body["signature"].as_str().unwrap().starts_with("edsig"));
+    f.baker
+        .public_key()
+        .verify(&first, &sig, SigningVersion::V2)
+        .unwrap();
+    // Identical bytes: the very same signature.
+    let (s, again) = sign(&api, &pkh, &first, "").await;
+    assert_eq!(
+        (s, &again["signature"]),
+        (StatusCode::OK, &body["signature"])
+    );
+    // Same level and round, other payload: refused.
+    let (s, body) = sign(&api, &pkh, &preattestation(100, 2), "").await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_octez_error(&body, "already signed with different data");
+    // Below: refused. Above: signed.
+    let (s, _) = sign(&api, &pkh, &preattestation(99, 1), "").await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, _) = sign(&api, &pkh, &preattestation(101, 7), "").await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn bad_input_is_400_and_nothing_is_recorded() {
+    let f = fixture(None);
+    let (api, _) = routers(&cfg(), &f);
+    let pkh = f.baker.public_key().hash();
+    let uri = format!("/keys/{pkh}");
+    for body in ["not json", "\"zz\"", "\"\"", "\"12ed\"", "[1,2]"] {
+        let (s, resp) = call(&api, "POST", &uri, Some(body.to_string())).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {resp}");
+        assert!(resp[0]["msg"].is_string());
+    }
+    let (s, _) = sign(&api, &pkh, &preattestation(5, 1), "?version=7").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    // Nothing above was recorded: the first real request at level 5 is signed.
+    let (s, _) = sign(&api, &pkh, &preattestation(5, 1), "").await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn policy_refusals_are_403_and_unknown_key_404() {
+    let f = fixture(None);
+    let (api, _) = routers(&cfg(), &f);
+    // A valid generic operation: a delegation withdrawal from the wallet.
+    let generic = {
+        let mut b = vec![0x03];
+        b.extend_from_slice(&[7u8; 32]); // branch
+        b.push(110); // delegation
+        b.extend_from_slice(&f.wallet.public_key().hash().to_bytes());
+        b.extend_from_slice(&[0, 0, 0, 0]); // fee, counter, gas, storage
+        b.push(0); // no delegate
+        b
+    };
+    // The baker may not sign generic operations at all …
+    let baker = f.baker.public_key().hash();
+    let (s, body) = sign(&api, &baker, &generic, "").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_octez_error(&body, "request kind `generic`");
+    // … the wallet may, but not this operation kind.
+    let wallet = f.wallet.public_key().hash();
+    let (s, body) = sign(&api, &wallet, &generic, "").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_octez_error(&body, "operation `delegation`");
+    // The wallet may not sign a preattestation.
+    let (s, body) = sign(&api, &wallet, &preattestation(1, 1), "").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_octez_error(&body, "preattestation");
+    // A key in the vault but not in the configuration signs nothing.
+    let disabled = f.disabled.public_key().hash();
+    let (s, body) = sign(&api, &disabled, &preattestation(1, 1), "").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_octez_error(&body, "not enabled");
+    let unknown = SecretKey::generate(Curve::Ed25519).public_key().hash();
+    let (s, _) = sign(&api, &unknown, &preattestation(1, 1), "").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn backend_failure_is_5xx_and_blocks_a_second_payload() {
+    let f = fixture(None);
+    let (api, _) = routers(&cfg(), &f);
+    let (s, body) = sign(&api, &f.broken, &preattestation(10, 1), "").await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_octez_error(&body, "signing backend failed");
+    // The watermark advanced before the backend failed: another payload at that height
+    // is refused even though nothing was signed.
+    let (s, _) = sign(&api, &f.broken, &preattestation(10, 2), "").await;
+    assert_eq!(s, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn global_authentication() {
+    let f = fixture(None);
+    let client = SecretKey::generate(Curve::Secp256k1);
+    let stranger = SecretKey::generate(Curve::Ed25519);
+    let mut c = cfg();
+    c.authorized_keys = Some(vec![client.public_key()]);
+    let (api, _) = routers(&c, &f);
+    let pkh = f.baker.public_key().hash();
+    let bytes = preattestation(20, 1);
+    let auth = |k: &SecretKey| {
+        let signed = signatory_server::auth::authenticated_bytes(&pkh, &bytes);
+        k.sign(&signed, SigningVersion::default())
+            .unwrap()
+            .to_b58check()
+    };
+    let (s, body) = sign(&api, &pkh, &bytes, "").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_octez_error(&body, "authentication required");
+    let (s, _) = sign(
+        &api,
+        &pkh,
+        &bytes,
+        &format!("?authentication={}", auth(&stranger)),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = sign(&api, &pkh, &bytes, "?authentication=garbage").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, body) = sign(
+        &api,
+        &pkh,
+        &bytes,
+        &format!("?authentication={}", auth(&client)),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (_, body) = call(&api, "GET", "/authorized_keys", None).await;
+    assert_eq!(
+        body["authorized_keys"],
+        serde_json::json!([client.public_key().hash().to_b58check()])
+    );
+}
+
+#[tokio::test]
+async fn per_key_authorized_clients() {
+    let client = SecretKey::generate(Curve::P256);
+    let other = SecretKey::generate(Curve::P256);
+    let f = fixture(Some(client.public_key().hash()));
+    let mut c = cfg();
+    c.per_key_authorized_keys = vec![client.public_key(), other.public_key()];
+    let (api, _) = routers(&c, &f);
+    let pkh = f.baker.public_key().hash();
+    let bytes = preattestation(30, 1);
+    let auth = |k: &SecretKey| {
+        let signed = signatory_server::auth::authenticated_bytes(&pkh, &bytes);
+        k.sign(&signed, SigningVersion::default())
+            .unwrap()
+            .to_b58check()
+    };
+    // Unauthenticated: the key's policy requires a client.
+    let (s, _) = sign(&api, &pkh, &bytes, "").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // Authenticated, but by a client that this key does not accept.
+    let (s, body) = sign(
+        &api,
+        &pkh,
+        &bytes,
+        &format!("?authentication={}", auth(&other)),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_octez_error(&body, "not authorized");
+    let (s, _) = sign(
+        &api,
+        &pkh,
+        &bytes,
+        &format!("?authentication={}", auth(&client)),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn base_path_and_body_limit() {
+    let f = fixture(None);
+    let mut c = cfg();
+    c.base_path = "/signer/".into();
+    c.body_limit = 1024;
+    let (api, _) = routers(&c, &f);
+    let pkh = f.baker.public_key().hash();
+    let (s, _) = call(&api, "GET", &format!("/signer/keys/{pkh}"), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = call(&api, "GET", &format!("/keys/{pkh}"), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let big = format!("\"{}\"", "00".repeat(4096));
+    let (s, _) = call(&api, "POST", &format!("/signer/keys/{pkh}"), Some(big)).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn proof_of_possession() {
+    let f = fixture(None);
+    let (api, _) = routers(&cfg(), &f);
+    let bls = f.bls.public_key();
+    let (s, body) = call(
+        &api,
+        "GET",
+        &format!("/bls_prove_possession/{}", bls.hash()),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let proof = Signature::from_b58check(body["bls_prove_possession"].as_str().unwrap()).unwrap();
+    bls.verify_proof_of_possession(&proof).unwrap();
+    // With an override, this key signs the other key's bytes.
+    let other = SecretKey::generate(Curve::Bls12_381).public_key();
+    let uri = format!(
+        "/bls_prove_possession/{}?bls_pk={}",
+        bls.hash(),
+        other.to_b58check()
+    );
+    let (s, body) = call(&api, "GET", &uri, None).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let proof = Signature::from_b58check(body["bls_prove_possession"].as_str().unwrap()).unwrap();
+    bls.verify_proof_of_possession_over(&proof, &other).unwrap();
+    // Not allowed for a key without the flag, nor for a non-BLS key.
+    let (s, _) = call(
+        &api,
+        "GET",
+        &format!("/bls_prove_possession/{}", f.baker.public_key().hash()),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = call(&api, "GET", &format!("{uri}x"), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn metrics_and_health() {
+    let f = fixture(None);
+    let (api, utility) = routers(&cfg(), &f);
+    let pkh = f.baker.public_key().hash();
+    sign(&api, &pkh, &preattestation(40, 1), "").await;
+    sign(&api, &pkh, &preattestation(40, 2), "").await;
+    let (s, text) = call(&utility, "GET", "/metrics", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let text = text.as_str().unwrap().to_string();
+    for name in [
+        "signing_ops_total",
+        "vault_sign_request_duration_milliseconds",
+        "sign_handler_requests_total",
+        "sign_handler_request_duration_milliseconds",
+        "watermark_rejection_total",
+        "watermark_operations_total",
+        "signatory_vault_sign_duration_seconds",
+        "signatory_watermark_duration_seconds",
+    ] {
+        assert!(text.contains(name), "{name} missing from metrics");
+    }
+    assert!(text.contains(&format!("address=\"{pkh}\"")));
+    // One vault is broken: not ready.
+    let (s, body) = call(&utility, "GET", "/healthz", None).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["ready"], false);
+    assert!(body["error"].as_str().unwrap().contains("broken"));
+    let (s, _) = call(&utility, "GET", "/live", None).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn health_is_ok_when_everything_answers() {
+    let key = SecretKey::generate(Curve::Ed25519);
+    let vault: Arc<dyn Vault> = Arc::new(MemVault::with_keys("mem", [key.clone()]));
+    let mut keys = HashMap::new();
+    keys.insert(
+        key.public_key().hash(),
+        KeyEntry {
+            public_key: key.public_key(),
+            vault,
+            policy: Some(KeyPolicy::default()),
+        },
+    );
+    let service = Arc::new(SignService::new(keys, Arc::new(MemStore::new())));
+    let state = app_state(&cfg(), service).unwrap();
+    let utility = utility_router(state);
+    let (s, body) = call(&utility, "GET", "/healthz", None).await;
+    assert_eq!(
+        (s, body),
+        (StatusCode::OK, serde_json::json!({"ready": true}))
+    );
+}
