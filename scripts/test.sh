@@ -1,31 +1,59 @@
 #!/usr/bin/env bash
-# Runs every test of the project on a fresh machine: installs what the tests need
-# (system packages, node packages, cargo-fuzz), then the Rust suite, the interop tests
-# against real clients, and a short fuzz smoke run. Exits non-zero on the first failure.
+# Runs every test of the project on a fresh machine. It installs what the tests need
+# (system packages, node packages, cargo-fuzz), then runs:
+#   1. the Rust suite (unit, property, integration and end-to-end tests: cargo test);
+#   2. the interop tests against real clients from npm (Taquito's forger and remote signer);
+#   3. a short fuzz run of each fuzz target.
+# Exits non-zero on the first failure. FUZZ_SECONDS (default 30) sets each fuzz run's length.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export CARGO_TERM_COLOR=never
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 
 step() { printf '\n==> %s\n' "$*"; }
+as_root() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi; }
 
-# --- system packages the tests use (idempotent; quiet when already present) ---------------
-need_pkgs=()
-for pair in "pkg-config:pkg-config" "libssl-dev:/usr/include/openssl/ssl.h"; do
-  pkg=${pair%%:*}; probe=${pair#*:}
-  if [[ $probe == /* ]]; then [[ -e $probe ]] || need_pkgs+=("$pkg")
-  else command -v "$probe" >/dev/null 2>&1 || need_pkgs+=("$pkg"); fi
-done
-if ((${#need_pkgs[@]})); then
-  step "installing ${need_pkgs[*]}"
-  if [[ $(id -u) == 0 ]]; then SUDO=; else SUDO=sudo; fi
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${need_pkgs[@]}"
+# --- system packages ------------------------------------------------------------------------
+# pkg-config and libssl-dev: the OpenSSL P-256 backend; node/npm: the interop clients.
+need=()
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+[[ -e /usr/include/openssl/ssl.h ]] || need+=(libssl-dev)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+if ((${#need[@]})); then
+  step "installing system packages: ${need[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 
-# --- the Rust suite -------------------------------------------------------------------------
+# --- 1. the Rust suite ----------------------------------------------------------------------
+step "building the signatory binary (used by the end-to-end and interop tests)"
+cargo build --locked -p signatory
+
 step "cargo test (workspace)"
-cargo test --workspace --locked --all-targets 2>&1 | tee target/cargo-test.log
-# Benchmarks are compiled by --all-targets above but only run by scripts/bench.sh.
+cargo test --locked --workspace --all-targets
+
+# --- 2. interop with real clients -----------------------------------------------------------
+export SIGNATORY_BIN="$ROOT/target/debug/signatory"
+for pkg in tests/interop/*/; do
+  [[ -f $pkg/package.json ]] || continue
+  step "interop: $pkg (npm ci, node --test)"
+  (cd "$pkg" && npm ci --no-audit --no-fund --loglevel=error && node --test)
+done
+
+# --- 3. fuzz smoke run ----------------------------------------------------------------------
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  step "installing cargo-fuzz"
+  cargo install cargo-fuzz --locked --version 0.13.2
+fi
+# Stable toolchain: RUSTC_BOOTSTRAP lets cargo-fuzz pass its nightly-only flags; `-s none`
+# skips the sanitizer runtime, which stable does not ship.
+for target in $(cargo fuzz list --fuzz-dir fuzz); do
+  step "fuzz: $target for ${FUZZ_SECONDS}s"
+  RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz -s none "$target" -- \
+    -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 2>&1 | tail -n 12
+done
 
 echo
 echo "All test stages passed."

@@ -120,7 +120,12 @@ pub fn require_all_enabled(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
     use signatory_vaults::MemVault;
@@ -193,7 +198,9 @@ mod tests {
             absent,
             KeyPolicyConfig::listed_without_policy(),
         )]));
-        let e = require_all_enabled(&config, &found).unwrap_err().to_string();
+        let e = require_all_enabled(&config, &found)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(&absent.to_b58check()), "{e}");
         assert!(e.contains("test.yaml"), "{e}");
         assert!(e.contains("no vault holds it"), "{e}");

@@ -10,11 +10,13 @@ use std::fmt::Write as _;
 #[derive(Debug, clap::Subcommand)]
 pub enum ConfigCommand {
     /// Validate the configuration and print a summary.
-    #[command(long_about = "Load the configuration, validate it, print its warnings and a \
+    #[command(
+        long_about = "Load the configuration, validate it, print its warnings and a \
         summary: listeners, authentication, the watermark store, the vaults and every key's \
         policy. Vaults are not opened (no password is asked); `signatory list` opens them. \
         Exits non-zero, naming the file and what is wrong, if the configuration is invalid.\n\n\
-        Example:\n  signatory config check -c /etc/signatory.yaml")]
+        Example:\n  signatory config check -c /etc/signatory.yaml"
+    )]
     Check,
 }
 
@@ -106,7 +108,12 @@ pub fn summary(config: &Config) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
 
@@ -122,7 +129,10 @@ mod tests {
         let text = summary(&config);
         assert!(text.starts_with("s.yaml: OK\n"), "{text}");
         assert!(text.contains("API on 127.0.0.1:6732"), "{text}");
-        assert!(text.contains("watermark store: file, in /srv/signer/watermarks"), "{text}");
+        assert!(
+            text.contains("watermark store: file, in /srv/signer/watermarks"),
+            "{text}"
+        );
         assert!(text.contains("  local: driver file"), "{text}");
         assert!(
             text.contains(

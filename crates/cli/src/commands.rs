@@ -11,36 +11,44 @@ use std::process::ExitCode;
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Run the signer: the HTTP API for bakers, and metrics and health.
-    #[command(long_about = "Run the signer. It opens the watermark store (create it first \
+    #[command(
+        long_about = "Run the signer. It opens the watermark store (create it first \
         with `signatory watermark init`), opens the vaults and lists their keys, then serves \
         the Octez remote-signer HTTP API on `server.address` and metrics and health on \
         `server.utility_address`. Keys listed under `tezos:` sign what their policy allows; \
         other keys of the vaults are only shown (GET /keys/<pkh>). A key listed under \
         `tezos:` that no vault holds stops the start. SIGINT or SIGTERM stops it cleanly.\n\n\
         Example:\n  signatory serve -c /etc/signatory.yaml\n  \
-        signatory serve -c signatory.yaml --base-dir ./data --log debug --json-log")]
+        signatory serve -c signatory.yaml --base-dir ./data --log debug --json-log"
+    )]
     Serve(ServeArgs),
     /// List the keys of every vault and what each may sign.
-    #[command(long_about = "Open every vault of the configuration and list the keys they \
+    #[command(
+        long_about = "Open every vault of the configuration and list the keys they \
         hold: key hash, vault, curve and policy. Keys not under `tezos:` are served but never \
         sign; keys under `tezos:` that no vault holds are shown as MISSING.\n\n\
-        Example:\n  signatory list -c /etc/signatory.yaml")]
+        Example:\n  signatory list -c /etc/signatory.yaml"
+    )]
     List(ListArgs),
     /// Create new keys in a vault.
-    #[command(long_about = "Create new keys of one type in a vault and print each key hash \
+    #[command(
+        long_about = "Create new keys of one type in a vault and print each key hash \
         and public key. A `file` vault writes them to its key file (encrypted when the vault \
         has a password configured), creating the file if it does not exist. List the new \
         keys under `tezos:` in the configuration to sign with them.\n\n\
-        Example:\n  signatory generate -c /etc/signatory.yaml -t tz4 --vault local -n 2")]
+        Example:\n  signatory generate -c /etc/signatory.yaml -t tz4 --vault local -n 2"
+    )]
     Generate(GenerateArgs),
     /// Add an existing secret key to a vault.
-    #[command(long_about = "Add a secret key (edsk…, spsk…, p2sk…, BLsk…) or an encrypted \
+    #[command(
+        long_about = "Add a secret key (edsk…, spsk…, p2sk…, BLsk…) or an encrypted \
         one (edesk…, spesk…, p2esk…, BLesk…, as octez-client writes them) to a vault. Without \
         the key on the command line it is read from the terminal without echo, or from \
         standard input. The password of an encrypted key is asked on the terminal, or taken \
         from the variable named by --password-env.\n\n\
         Example:\n  signatory import -c /etc/signatory.yaml --vault local\n  \
-        KEY_PASSWORD=… signatory import --vault local --password-env KEY_PASSWORD edesk1…")]
+        KEY_PASSWORD=… signatory import --vault local --password-env KEY_PASSWORD edesk1…"
+    )]
     Import(ImportArgs),
     /// Manage the high watermarks that stop double signing.
     #[command(
@@ -60,8 +68,10 @@ pub enum Command {
     )]
     Config(ConfigCommand),
     /// Print the version and the drivers this build has.
-    #[command(long_about = "Print the version, and the vault and watermark drivers compiled \
-        into this build.\n\nExample:\n  signatory version")]
+    #[command(
+        long_about = "Print the version, and the vault and watermark drivers compiled \
+        into this build.\n\nExample:\n  signatory version"
+    )]
     Version,
 }
 

@@ -53,7 +53,9 @@ pub enum CliError {
         config: String,
         known: String,
     },
-    #[error("{config}: `watermark.config`: the `{driver}` watermark driver takes no settings{why}")]
+    #[error(
+        "{config}: `watermark.config`: the `{driver}` watermark driver takes no settings{why}"
+    )]
     StoreSettings {
         driver: String,
         config: String,
@@ -82,7 +84,10 @@ pub enum CliError {
 }
 
 impl CliError {
-    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+    pub fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| CliError::Io {
             action,

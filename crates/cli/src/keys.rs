@@ -114,7 +114,10 @@ fn render_keys(rows: &[[String; 4]]) -> String {
         "KEY", "VAULT", "CURVE"
     );
     for [pkh, vault, curve, status] in rows {
-        let _ = writeln!(out, "{pkh:<36}  {vault:<vault_width$}  {curve:<9}  {status}");
+        let _ = writeln!(
+            out,
+            "{pkh:<36}  {vault:<vault_width$}  {curve:<9}  {status}"
+        );
     }
     out
 }
@@ -145,6 +148,12 @@ fn vault_config<'a>(config: &'a Config, name: &str) -> Result<&'a VaultConfig, C
 /// `generate`.
 async fn open_for_writing(config: &Config, name: &str) -> Result<Arc<dyn Vault>, CliError> {
     let vault = vault_config(config, name)?;
+    if vault.driver == "mem" {
+        return Err(CliError::Usage(format!(
+            "vault `{name}` uses the `mem` driver, which keeps keys in this process only: a key \
+             added by this command would be lost when it exits; use a `file` vault"
+        )));
+    }
     if vault.driver == "file" {
         let options = FileVaultOptions::from_settings(name, &vault.config)?;
         create_empty_key_file(&options.path)?;
@@ -278,7 +287,12 @@ pub fn parse_secret(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
 
@@ -302,8 +316,8 @@ mod tests {
             let b58 = key.to_b58check();
             let plain = parse_secret(&b58, &no_password).unwrap();
             assert_eq!(plain.public_key(), key.public_key());
-            let prefixed = parse_secret(&format!("unencrypted:{}", b58.as_str()), &no_password)
-                .unwrap();
+            let prefixed =
+                parse_secret(&format!("unencrypted:{}", b58.as_str()), &no_password).unwrap();
             assert_eq!(prefixed.public_key(), key.public_key());
         }
     }
@@ -329,11 +343,25 @@ mod tests {
 
     #[test]
     fn garbage_and_remote_keys_are_refused_without_echoing_them() {
-        let e = parse_secret("edskNOTAKEY", &no_password).unwrap_err().to_string();
+        let e = parse_secret("edskNOTAKEY", &no_password)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("the secret key is not valid"), "{e}");
         assert!(!e.contains("edskNOTAKEY"), "{e}");
-        let e = parse_secret("ledger://x/y", &no_password).unwrap_err().to_string();
+        let e = parse_secret("ledger://x/y", &no_password)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`ledger:`"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn keys_are_never_written_into_a_vault_that_forgets_them() {
+        let yaml = "vaults:\n  scratch:\n    driver: mem\n";
+        let config = Config::parse(yaml, "s.yaml", &|_| None).unwrap();
+        let e = open_for_writing(&config, "scratch").await.unwrap_err();
+        assert!(e.to_string().contains("would be lost"), "{e}");
+        let e = open_for_writing(&config, "other").await.unwrap_err();
+        assert!(e.to_string().contains("configured vaults: scratch"), "{e}");
     }
 
     #[test]

@@ -38,11 +38,14 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Decode a signing request (hex, magic byte included) and print it as JSON.
-    #[command(display_order = 90, long_about = "Decode a signing request (hex, magic byte included) and print \
+    #[command(
+        display_order = 90,
+        long_about = "Decode a signing request (hex, magic byte included) and print \
         what the signer would see: its kind, chain, level and round, the watermark it would \
         advance and, for generic operations, the operation kinds a policy must allow. \
         Nothing is signed or recorded.\n\n\
-        Example:\n  signatory decode 13ed9d217cfc…\n  echo 0x11… | signatory decode -")]
+        Example:\n  signatory decode 13ed9d217cfc…\n  echo 0x11… | signatory decode -"
+    )]
     Decode(decode::DecodeArgs),
     #[command(flatten)]
     Signer(commands::Command),

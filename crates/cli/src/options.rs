@@ -65,8 +65,7 @@ impl GlobalOptions {
     /// does not exist and `--base-dir` was given, there is nothing to load: `None`.
     /// Watermark commands only need the base directory.
     pub fn load_config_if_needed(&self) -> Result<Option<Config>, CliError> {
-        if self.config.is_none() && self.base_dir.is_some() && !Path::new(DEFAULT_CONFIG).exists()
-        {
+        if self.config.is_none() && self.base_dir.is_some() && !Path::new(DEFAULT_CONFIG).exists() {
             return Ok(None);
         }
         self.load_config().map(Some)

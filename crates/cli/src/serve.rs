@@ -114,13 +114,8 @@ pub async fn shutdown_signal() {
 /// The listeners' settings from the configuration; host names are resolved here.
 pub async fn server_config(config: &Config) -> Result<ServerConfig, CliError> {
     let mut server = ServerConfig::new(resolve(&config.server.address, "server.address").await?);
-    server.utility_listen = Some(
-        resolve(
-            &config.server.utility_address,
-            "server.utility_address",
-        )
-        .await?,
-    );
+    server.utility_listen =
+        Some(resolve(&config.server.utility_address, "server.utility_address").await?);
     server
         .authorized_keys
         .clone_from(&config.server.authorized_keys);
@@ -137,6 +132,7 @@ pub async fn server_config(config: &Config) -> Result<ServerConfig, CliError> {
         }
     }
     server.per_key_authorized_keys = per_key;
+    server.base_path.clone_from(&config.server.base_path);
     Ok(server)
 }
 
@@ -145,15 +141,16 @@ async fn resolve(address: &ListenAddress, key_path: &str) -> Result<SocketAddr, 
         return Ok(addr);
     }
     let ListenHost::Name(host) = &address.host else {
-        return Err(CliError::Usage(format!("`{key_path}`: cannot listen on {address}")));
+        return Err(CliError::Usage(format!(
+            "`{key_path}`: cannot listen on {address}"
+        )));
     };
     let resolved = tokio::net::lookup_host((host.as_str(), address.port))
         .await
         .map_err(|e| CliError::Usage(format!("`{key_path}`: cannot resolve {address}: {e}")))?
         .next();
-    resolved.ok_or_else(|| {
-        CliError::Usage(format!("`{key_path}`: {address} resolves to no address"))
-    })
+    resolved
+        .ok_or_else(|| CliError::Usage(format!("`{key_path}`: {address} resolves to no address")))
 }
 
 async fn run_server(config: &Config, service: Arc<SignService>) -> Result<(), CliError> {
@@ -166,7 +163,9 @@ async fn run_server(config: &Config, service: Arc<SignService>) -> Result<(), Cl
              reach this port can ask for signatures (set server.authorized_keys, or listen on \
              127.0.0.1)"
         ),
-        None => tracing::info!("requests need no authentication (server.authorized_keys is not set)"),
+        None => {
+            tracing::info!("requests need no authentication (server.authorized_keys is not set)")
+        }
     }
     signatory_server::serve(server, service, shutdown_signal())
         .await
@@ -176,7 +175,12 @@ async fn run_server(config: &Config, service: Arc<SignService>) -> Result<(), Cl
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
     use tezos_crypto::{Curve, SecretKey};
@@ -196,7 +200,10 @@ mod tests {
         let config = Config::parse(&yaml, "s.yaml", &|_| None).unwrap();
         let server = server_config(&config).await.unwrap();
         assert_eq!(server.listen, "0.0.0.0:7000".parse().unwrap());
-        assert_eq!(server.utility_listen, Some("127.0.0.1:7001".parse().unwrap()));
+        assert_eq!(
+            server.utility_listen,
+            Some("127.0.0.1:7001".parse().unwrap())
+        );
         assert_eq!(server.authorized_keys, Some(vec![global]));
         // Named by two policies, listed once.
         assert_eq!(server.per_key_authorized_keys, vec![per_key]);

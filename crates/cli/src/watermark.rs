@@ -4,7 +4,7 @@
 use crate::error::CliError;
 use crate::options::GlobalOptions;
 use crate::watermark_store::{open_file_store, StoreChoice};
-use signatory_signer::store::WatermarkStore;
+use signatory_signer::store::{StoreError, WatermarkStore};
 use signatory_signer::watermark::{Watermark, WatermarkKey};
 use signatory_stores::interchange::{self, ImportReport, ECAD_DIR, OCTEZ_FILES};
 use signatory_stores::FileStore;
@@ -17,40 +17,50 @@ use tezos_encoding::WatermarkKind;
 #[derive(Debug, clap::Subcommand)]
 pub enum WatermarkCommand {
     /// Create an empty watermark store under the base directory.
-    #[command(long_about = "Create an empty watermark store in <base_dir>/watermarks.\n\n\
+    #[command(
+        long_about = "Create an empty watermark store in <base_dir>/watermarks.\n\n\
         `serve` refuses to start without one, so a lost or moved store is never silently \
         replaced by an empty one. Refuses if a store already exists. If the keys have signed \
         before (with Octez or ECAD Signatory), import their watermarks right after.\n\n\
-        Example:\n  signatory watermark init -c /etc/signatory.yaml")]
+        Example:\n  signatory watermark init -c /etc/signatory.yaml"
+    )]
     Init,
     /// Print the current watermarks.
-    #[command(long_about = "Print the current watermark of every chain, key and kind: the \
+    #[command(
+        long_about = "Print the current watermark of every chain, key and kind: the \
         highest level and round reserved for signing, and whether its signature is recorded.\n\n\
         Stop the signer first: a running signer holds the store.\n\n\
-        Example:\n  signatory watermark show -c /etc/signatory.yaml --chain NetXdQprcVkpaWU")]
+        Example:\n  signatory watermark show -c /etc/signatory.yaml --chain NetXdQprcVkpaWU"
+    )]
     Show(ShowArgs),
     /// Set one watermark by hand (raise it; lowering needs --force).
-    #[command(long_about = "Set the watermark of one chain, key and kind to a level and \
+    #[command(
+        long_about = "Set the watermark of one chain, key and kind to a level and \
         round, e.g. after moving a baker from another signer. Requests at or below it are \
         then refused. Without --force the watermark can only be raised: lowering it can let \
         the key sign twice at a height and be slashed.\n\n\
         Example:\n  signatory watermark set -c /etc/signatory.yaml --chain NetXdQprcVkpaWU \\\n    \
-        --key tz1… --kind block --level 8000000 --round 0")]
+        --key tz1… --kind block --level 8000000 --round 0"
+    )]
     Set(SetArgs),
     /// Export the watermarks (this signer's JSON, or Octez files).
-    #[command(long_about = "Export every watermark, in this signer's interchange JSON \
+    #[command(
+        long_about = "Export every watermark, in this signer's interchange JSON \
         (default; to standard output or -o FILE) or as Octez signer files \
         (`--format octez -o DIR` writes DIR/{block,preattestation,attestation}_high_watermark, \
         keeping any higher watermark already in them).\n\n\
-        Example:\n  signatory watermark export -c /etc/signatory.yaml -o watermarks.json")]
+        Example:\n  signatory watermark export -c /etc/signatory.yaml -o watermarks.json"
+    )]
     Export(ExportArgs),
     /// Import watermarks from Octez, ECAD Signatory or an export; never lowers any.
-    #[command(long_about = "Import watermarks into the store. --from takes a file exported by \
+    #[command(
+        long_about = "Import watermarks into the store. --from takes a file exported by \
         `signatory watermark export`, an Octez signer base directory (its \
         `*_high_watermark` files), or an ECAD Signatory base directory (its \
         `watermark_v2/<chain>.json` files); the format is detected. Per chain, key and kind \
         the higher watermark wins: an import never lowers one.\n\n\
-        Example:\n  signatory watermark import -c /etc/signatory.yaml --from ~/.tezos-signer")]
+        Example:\n  signatory watermark import -c /etc/signatory.yaml --from ~/.tezos-signer"
+    )]
     Import(ImportArgs),
 }
 
@@ -155,7 +165,18 @@ fn open_store(opts: &GlobalOptions) -> Result<FileStore, CliError> {
         opts.config_flag(),
         opts.base_dir_flag()
     );
-    open_file_store(&base_dir, &init)
+    open_file_store(&base_dir, &init).map_err(|e| match e {
+        CliError::StoreAtStart {
+            source: source @ StoreError::Locked { .. },
+            ..
+        } => CliError::StoreAtStart {
+            source,
+            hint: "\n  a running signer holds it: stop the signer first, then run this command \
+                   again"
+                .to_owned(),
+        },
+        other => other,
+    })
 }
 
 /// Run a watermark command; what it prints goes to standard output.
@@ -210,7 +231,10 @@ fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, CliError> {
     Ok(runtime.block_on(future))
 }
 
-fn filter(records: Vec<(WatermarkKey, Watermark)>, args: &ShowArgs) -> Vec<(WatermarkKey, Watermark)> {
+fn filter(
+    records: Vec<(WatermarkKey, Watermark)>,
+    args: &ShowArgs,
+) -> Vec<(WatermarkKey, Watermark)> {
     let chains: BTreeSet<ChainId> = args.chains.iter().copied().collect();
     let keys: BTreeSet<PublicKeyHash> = args.keys.iter().copied().collect();
     records
@@ -273,7 +297,11 @@ fn set(store: &FileStore, args: &SetArgs) -> Result<(), CliError> {
                 "{key}: {} -> {}{}",
                 before.height(),
                 mark.height(),
-                if lowered { " (LOWERED with --force)" } else { "" }
+                if lowered {
+                    " (LOWERED with --force)"
+                } else {
+                    ""
+                }
             ),
             None => println!("{key}: set to {}", mark.height()),
         }
@@ -290,7 +318,11 @@ fn export(records: &[(WatermarkKey, Watermark)], args: &ExportArgs) -> Result<()
         (ExportFormat::Signatory, Some(path)) => {
             let json = interchange::to_interchange_json(records)?;
             std::fs::write(path, format!("{json}\n")).map_err(CliError::io("write", path))?;
-            eprintln!("exported {} watermarks to {}", records.len(), path.display());
+            eprintln!(
+                "exported {} watermarks to {}",
+                records.len(),
+                path.display()
+            );
             Ok(())
         }
         (ExportFormat::Octez, Some(dir)) => {
@@ -330,16 +362,19 @@ impl ImportFormat {
 }
 
 /// Read the records at `from`, detecting the format.
-pub fn read_import(from: &Path) -> Result<(Vec<(WatermarkKey, Watermark)>, ImportFormat), CliError> {
+pub fn read_import(
+    from: &Path,
+) -> Result<(Vec<(WatermarkKey, Watermark)>, ImportFormat), CliError> {
     let meta = std::fs::metadata(from).map_err(CliError::io("read", from))?;
     if !meta.is_dir() {
         let json = std::fs::read_to_string(from).map_err(CliError::io("read", from))?;
         let records = interchange::from_interchange_json(&json, &from.display().to_string())?;
         return Ok((records, ImportFormat::Signatory));
     }
-    let has_octez = OCTEZ_FILES.iter().any(|(_, name)| from.join(name).is_file());
-    let has_ecad =
-        from.join(ECAD_DIR).is_dir() || from.file_name().is_some_and(|n| n == ECAD_DIR);
+    let has_octez = OCTEZ_FILES
+        .iter()
+        .any(|(_, name)| from.join(name).is_file());
+    let has_ecad = from.join(ECAD_DIR).is_dir() || from.file_name().is_some_and(|n| n == ECAD_DIR);
     let mut records = Vec::new();
     if has_octez {
         records.extend(interchange::read_octez_dir(from)?);
@@ -376,7 +411,12 @@ fn import_summary(from: &Path, format: ImportFormat, count: usize, report: Impor
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
     use tezos_crypto::Curve;

@@ -51,9 +51,7 @@ impl StoreChoice {
                 driver: watermark.driver.clone(),
                 config: origin.to_owned(),
                 why: match choice {
-                    StoreChoice::File { .. } => {
-                        "; its files live under `base_dir` (or --base-dir)"
-                    }
+                    StoreChoice::File { .. } => "; its files live under `base_dir` (or --base-dir)",
                     StoreChoice::Mem => "",
                 },
             });
@@ -117,7 +115,12 @@ pub fn open_file_store(base_dir: &Path, init_command: &str) -> Result<FileStore,
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
 
@@ -132,8 +135,7 @@ mod tests {
     fn known_drivers_are_chosen_and_others_refused_naming_the_known_ones() {
         let base = Path::new("/var/lib/signatory");
         assert_eq!(
-            StoreChoice::from_parts(&config("file", DriverSettings::Null), base, "s.yaml")
-                .unwrap(),
+            StoreChoice::from_parts(&config("file", DriverSettings::Null), base, "s.yaml").unwrap(),
             StoreChoice::File {
                 base_dir: base.to_path_buf()
             }

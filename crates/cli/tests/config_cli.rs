@@ -1,5 +1,10 @@
 //! `signatory config check`, `version` and `--help` as an operator runs them.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -65,7 +70,10 @@ fn a_bad_configuration_fails_naming_the_file_the_key_and_the_reason() {
         err.contains(&home.config_path().display().to_string()),
         "{err}"
     );
-    assert!(err.contains("tezos.tz1b9kV41KV9N3sp69ycLdSoZ2Ak8jXwtNPv"), "{err}");
+    assert!(
+        err.contains("tezos.tz1b9kV41KV9N3sp69ycLdSoZ2Ak8jXwtNPv"),
+        "{err}"
+    );
     assert!(err.contains("transfer"), "{err}");
     assert!(out.stdout.is_empty());
 }
@@ -85,7 +93,10 @@ fn an_unknown_setting_and_an_unknown_driver_fail() {
     let out = home.run(&["config", "check"]);
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("vault `hsm`: unknown driver `pkcs11`"), "{err}");
+    assert!(
+        err.contains("vault `hsm`: unknown driver `pkcs11`"),
+        "{err}"
+    );
 
     write_private(&home.config_path(), "watermark:\n  driver: etcd\n");
     let out = home.run(&["config", "check"]);

@@ -1,5 +1,10 @@
 //! `signatory generate`, `import` and `list` against a real file vault.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -78,20 +83,37 @@ fn import_takes_plain_encrypted_and_piped_keys() {
 
     let esk = encrypted::encrypt(&locked, b"correct horse");
     let out = home.run_with(
-        &["import", "--vault", "local", "--password-env", "KEY_PW", &esk],
+        &[
+            "import",
+            "--vault",
+            "local",
+            "--password-env",
+            "KEY_PW",
+            &esk,
+        ],
         &[("KEY_PW", "wrong")],
         None,
     );
     assert!(!out.status.success());
     assert!(stderr(&out).contains("wrong password"), "{}", stderr(&out));
     let out = home.run_with(
-        &["import", "--vault", "local", "--password-env", "KEY_PW", &esk],
+        &[
+            "import",
+            "--vault",
+            "local",
+            "--password-env",
+            "KEY_PW",
+            &esk,
+        ],
         &[("KEY_PW", "correct horse")],
         None,
     );
     common::assert_success(&out, &["import", "encrypted"]);
     let locked_pkh = locked.public_key().hash().to_b58check();
-    assert_eq!(pkhs(&String::from_utf8(out.stdout).unwrap()), vec![locked_pkh.clone()]);
+    assert_eq!(
+        pkhs(&String::from_utf8(out.stdout).unwrap()),
+        vec![locked_pkh.clone()]
+    );
 
     let input = format!("unencrypted:{}\n", piped.to_b58check().as_str());
     let out = home.run_with(&["import", "--vault", "local"], &[], Some(&input));
@@ -106,7 +128,10 @@ fn import_takes_plain_encrypted_and_piped_keys() {
     expected.sort();
     assert_eq!(found, expected, "{listed}");
     let line = listed.lines().find(|l| l.starts_with(&plain_pkh)).unwrap();
-    assert!(line.contains("enabled: attestation,block,preattestation"), "{line}");
+    assert!(
+        line.contains("enabled: attestation,block,preattestation"),
+        "{line}"
+    );
 
     // A garbled key is refused without being echoed.
     let out = home.run(&["import", "--vault", "local", "edsk3garbage"]);

@@ -1,6 +1,11 @@
 //! `signatory serve` as a process: what stops it from starting, what it answers, and how it
 //! stops.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -53,7 +58,10 @@ fn serve_without_a_watermark_store_says_how_to_create_it() {
 fn serve_refuses_an_enabled_key_that_no_vault_holds() {
     let mut home = Home::new();
     home.write_keys(&[&SecretKey::generate(Curve::Ed25519)]);
-    let absent = SecretKey::generate(Curve::P256).public_key().hash().to_b58check();
+    let absent = SecretKey::generate(Curve::P256)
+        .public_key()
+        .hash()
+        .to_b58check();
     home.enable(&absent);
     home.write_config();
     home.ok(&["watermark", "init"]);
@@ -107,13 +115,25 @@ fn serve_answers_signs_refuses_and_stops_cleanly_on_sigterm() {
     let (status, body) = server.post(&format!("/keys/{baker_pkh}"), &hex_body(&conflicting));
     assert_eq!(status, 409, "{body}");
 
+    // The running signer holds the store; an operator command says so.
+    let out = home.run(&["watermark", "show"]);
+    assert!(!out.status.success());
+    assert!(
+        common::stderr(&out).contains("stop the signer first"),
+        "{}",
+        common::stderr(&out)
+    );
+
     let exit = server.terminate();
     assert!(exit.success(), "exit {exit}:\n{}", home.serve_log());
 
     // The store was released and holds the signed attestation.
     let shown = home.ok(&["watermark", "show", "--key", &baker_pkh]);
     let line = shown.lines().find(|l| l.starts_with(MAINNET)).unwrap();
-    assert!(line.contains("attestation") && line.contains("1000"), "{shown}");
+    assert!(
+        line.contains("attestation") && line.contains("1000"),
+        "{shown}"
+    );
     assert!(line.contains("recorded"), "{shown}");
 }
 
@@ -181,8 +201,10 @@ fn a_mem_store_needs_no_init_warns_and_logs_json_when_asked() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
     assert!(
-        lines.iter().any(|l| l["level"] == "WARN"
-            && l["message"].as_str().unwrap_or("").contains("memory only")),
+        lines
+            .iter()
+            .any(|l| l["level"] == "WARN"
+                && l["message"].as_str().unwrap_or("").contains("memory only")),
         "{log}"
     );
     // The secret never reaches the log.

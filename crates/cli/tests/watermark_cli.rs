@@ -1,5 +1,10 @@
 //! `signatory watermark init|show|set|export|import` on a real file store.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -28,7 +33,14 @@ fn shown(home: &Home, chain: &str, key: &str, kind: &str) -> Option<(String, Str
     })
 }
 
-fn set(home: &Home, chain: &str, key: &str, kind: &str, level: i32, round: i32) -> std::process::Output {
+fn set(
+    home: &Home,
+    chain: &str,
+    key: &str,
+    kind: &str,
+    level: i32,
+    round: i32,
+) -> std::process::Output {
     home.run(&[
         "watermark",
         "set",
@@ -54,7 +66,11 @@ fn init_creates_the_store_once() {
     assert!(home.base_dir().join("watermarks").is_dir());
     let again = home.run(&["watermark", "init"]);
     assert!(!again.status.success());
-    assert!(stderr(&again).contains("already exists"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("already exists"),
+        "{}",
+        stderr(&again)
+    );
     assert_eq!(home.ok(&["watermark", "show"]), "(no watermarks)\n");
 }
 
@@ -105,24 +121,58 @@ fn set_raises_refuses_to_lower_and_lowers_only_with_force() {
     for (level, round) in [(100, 1), (99, 5)] {
         let out = set(&home, MAINNET, KEY_A, "block", level, round);
         assert!(!out.status.success(), "({level}, {round}) was accepted");
-        assert!(stderr(&out).contains("force is required"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("force is required"),
+            "{}",
+            stderr(&out)
+        );
     }
     // The same height with another request hash would replace what was signed there.
     let hash = "cd".repeat(32);
     let out = home.run(&[
-        "watermark", "set", "--chain", MAINNET, "--key", KEY_A, "--kind", "block", "--level",
-        "100", "--round", "2", "--hash", &hash,
+        "watermark",
+        "set",
+        "--chain",
+        MAINNET,
+        "--key",
+        KEY_A,
+        "--kind",
+        "block",
+        "--level",
+        "100",
+        "--round",
+        "2",
+        "--hash",
+        &hash,
     ]);
-    assert!(!out.status.success(), "replacing at the same height was accepted");
-    assert!(stderr(&out).contains("force is required"), "{}", stderr(&out));
+    assert!(
+        !out.status.success(),
+        "replacing at the same height was accepted"
+    );
+    assert!(
+        stderr(&out).contains("force is required"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(
         shown(&home, MAINNET, KEY_A, "block"),
         Some(("100".into(), "2".into()))
     );
     common::assert_success(&set(&home, MAINNET, KEY_A, "block", 101, 0), &["set"]);
     let forced = home.ok(&[
-        "watermark", "set", "--chain", MAINNET, "--key", KEY_A, "--kind", "block", "--level",
-        "50", "--round", "0", "--force",
+        "watermark",
+        "set",
+        "--chain",
+        MAINNET,
+        "--key",
+        KEY_A,
+        "--kind",
+        "block",
+        "--level",
+        "50",
+        "--round",
+        "0",
+        "--force",
     ]);
     assert!(forced.contains("LOWERED"), "{forced}");
     assert_eq!(
@@ -139,24 +189,39 @@ fn show_filters_by_chain_and_key() {
     common::assert_success(&set(&home, MAINNET, KEY_A, "block", 10, 0), &["set"]);
     common::assert_success(&set(&home, GHOSTNET, KEY_B, "attestation", 20, 0), &["set"]);
     let only_b = home.ok(&["watermark", "show", "--key", KEY_B]);
-    assert!(only_b.contains(KEY_B) && !only_b.contains(KEY_A), "{only_b}");
+    assert!(
+        only_b.contains(KEY_B) && !only_b.contains(KEY_A),
+        "{only_b}"
+    );
     let only_main = home.ok(&["watermark", "show", "--chain", MAINNET]);
-    assert!(only_main.contains(KEY_A) && !only_main.contains(GHOSTNET), "{only_main}");
+    assert!(
+        only_main.contains(KEY_A) && !only_main.contains(GHOSTNET),
+        "{only_main}"
+    );
 }
 
 #[test]
 fn export_and_import_round_trip_and_import_never_lowers() {
     let source = initialised();
     common::assert_success(&set(&source, MAINNET, KEY_A, "block", 100, 1), &["set"]);
-    common::assert_success(&set(&source, MAINNET, KEY_A, "preattestation", 100, 0), &["set"]);
-    common::assert_success(&set(&source, GHOSTNET, KEY_B, "attestation", 7, 3), &["set"]);
+    common::assert_success(
+        &set(&source, MAINNET, KEY_A, "preattestation", 100, 0),
+        &["set"],
+    );
+    common::assert_success(
+        &set(&source, GHOSTNET, KEY_B, "attestation", 7, 3),
+        &["set"],
+    );
     let stdout_export = source.ok(&["watermark", "export"]);
     let export_path = source.path("export.json");
     let export_arg = export_path.display().to_string();
     source.ok(&["watermark", "export", "-o", &export_arg]);
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&export_path).unwrap()).unwrap();
-    assert_eq!(doc, serde_json::from_str::<serde_json::Value>(&stdout_export).unwrap());
+    assert_eq!(
+        doc,
+        serde_json::from_str::<serde_json::Value>(&stdout_export).unwrap()
+    );
     assert_eq!(doc["format"], "signatory-watermarks");
     assert_eq!(doc["watermarks"].as_array().unwrap().len(), 3);
 
@@ -258,7 +323,10 @@ fn an_ecad_watermark_v2_directory_is_imported() {
         ),
     );
     // A store already above the ECAD preattestation keeps its own.
-    common::assert_success(&set(&home, MAINNET, KEY_A, "preattestation", 400, 0), &["set"]);
+    common::assert_success(
+        &set(&home, MAINNET, KEY_A, "preattestation", 400, 0),
+        &["set"],
+    );
     let out = home.ok(&["watermark", "import", "--from", &ecad.display().to_string()]);
     assert!(out.contains("ECAD Signatory"), "{out}");
     assert!(out.contains("2 added, 0 raised, 1 kept"), "{out}");

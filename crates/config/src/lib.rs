@@ -81,6 +81,8 @@ pub struct ServerConfig {
     pub utility_address: ListenAddress,
     /// When set, every signing request must be authenticated by one of these keys.
     pub authorized_keys: Option<Vec<PublicKey>>,
+    /// Serve the API under this prefix (`/signer`); empty for the root.
+    pub base_path: String,
 }
 
 impl ServerConfig {

@@ -34,9 +34,12 @@ pub(crate) struct RawConfig {
 #[derive(Debug, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping of server settings (address, utility_address, authorized_keys)"
+    expecting = "a mapping of server settings (address, utility_address, authorized_keys, base_path)"
 )]
 pub(crate) struct RawServer {
+    /// Serve the API under this path prefix (an extension of ECAD's schema).
+    #[serde(default)]
+    pub base_path: Option<String>,
     #[serde(default, deserialize_with = "present")]
     pub address: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]

@@ -134,6 +134,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErr
 
 fn server(c: &mut Checker<'_>, raw: Option<RawServer>) -> Result<ServerConfig, ConfigError> {
     let raw = raw.unwrap_or(RawServer {
+        base_path: None,
         address: None,
         utility_address: None,
         authorized_keys: None,
@@ -160,11 +161,37 @@ fn server(c: &mut Checker<'_>, raw: Option<RawServer>) -> Result<ServerConfig, C
         ));
     }
     let authorized_keys = public_keys(c, "server.authorized_keys", raw.authorized_keys)?;
+    let base_path = base_path(c, raw.base_path)?;
     Ok(ServerConfig {
         address,
         utility_address,
         authorized_keys,
+        base_path,
     })
+}
+
+/// `server.base_path`: empty (the root) or `/segment[/segment…]`, normalised without a
+/// trailing slash.
+fn base_path(c: &Checker<'_>, raw: Option<String>) -> Result<String, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(String::new());
+    };
+    let trimmed = raw.trim().trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    let valid = trimmed.starts_with('/')
+        && trimmed
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "/-_.~".contains(ch))
+        && !trimmed.contains("//");
+    if !valid {
+        return Err(c.invalid(
+            "server.base_path",
+            format!("`{raw}` is not a path prefix; write it like `/signer`"),
+        ));
+    }
+    Ok(trimmed.to_string())
 }
 
 fn listen_address(

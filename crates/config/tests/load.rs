@@ -784,3 +784,14 @@ fn driver_settings_are_redacted_in_debug_output() {
         Some("hunter2")
     );
 }
+
+#[test]
+fn base_path_is_normalised_and_checked() {
+    let root = parse("server:\n  address: :6732\n").unwrap();
+    assert_eq!(root.server.base_path, "");
+    let with = parse("server:\n  base_path: /signer/\n").unwrap();
+    assert_eq!(with.server.base_path, "/signer");
+    let (path, message) = error_at("server:\n  base_path: signer\n");
+    assert_eq!(path, "server.base_path");
+    assert!(message.contains("/signer"), "{message}");
+}

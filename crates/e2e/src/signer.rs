@@ -139,8 +139,8 @@ pub struct SignerConfig {
     pub authorized_keys: Vec<PublicKey>,
     /// Extra lines inside `server:` (already indented by two spaces).
     pub server_extra: Vec<String>,
-    /// URL prefix under which the API is served (requests go to `<prefix>/keys/…`).
-    pub base_path: Option<String>,
+    /// `watermark.driver`; `None` is the durable `file` store (initialised before start).
+    pub watermark_driver: Option<String>,
 }
 
 /// A signer under test. Dropping it kills the process (if any) and removes its files.
@@ -213,11 +213,8 @@ impl TestSigner {
         write_private(&secret_path, &serde_json::Value::Array(secrets).to_string())?;
         let api = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let utility = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-        let prefix = config
-            .base_path
-            .as_deref()
-            .map(|p| p.trim_end_matches('/').to_string())
-            .unwrap_or_default();
+        // The binary has no base-path setting yet: routes live at the root.
+        let prefix = String::new();
         let signer = TestSigner {
             config_path: dir.path().join("signatory.yaml"),
             log_path: dir.path().join("signer.log"),
@@ -233,7 +230,9 @@ impl TestSigner {
         };
         let yaml = signer.render_config(api, utility);
         write_private(&signer.config_path, &yaml)?;
-        signer.init_watermarks()?;
+        if signer.config.watermark_driver.is_none() {
+            signer.init_watermarks()?;
+        }
         Ok(signer)
     }
 
@@ -250,9 +249,6 @@ impl TestSigner {
                 let _ = writeln!(y, "    - {}", quote(&k.to_b58check()));
             }
         }
-        if let Some(p) = &self.config.base_path {
-            let _ = writeln!(y, "  base_path: {}", quote(p));
-        }
         for line in &self.config.server_extra {
             let _ = writeln!(y, "{line}");
         }
@@ -262,7 +258,8 @@ impl TestSigner {
             "      file: {}",
             quote(&self.secret_path.to_string_lossy())
         );
-        y.push_str("watermark:\n  driver: file\n");
+        let driver = self.config.watermark_driver.as_deref().unwrap_or("file");
+        let _ = writeln!(y, "watermark:\n  driver: {driver}");
         y.push_str("tezos:\n");
         for k in self.config.keys.iter().filter(|k| k.enabled) {
             let _ = write!(y, "  {}:", k.pkh());

@@ -1,21 +1,22 @@
 //! The Octez remote-signer HTTP API.
 
-use crate::auth::{Authenticator, ClientIdentity};
-use crate::error::ApiError;
+use crate::auth::Authenticator;
+use crate::error::{ApiError, Rejected};
 use crate::metrics::Metrics;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use signatory_signer::service::{SignReport, SignRequest, SignService};
 use std::borrow::Cow;
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-use tezos_crypto::{PublicKey, PublicKeyHash, SigningVersion};
+use tezos_crypto::{PublicKey, PublicKeyHash, Signature, SigningVersion};
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -23,20 +24,116 @@ pub struct AppState {
     pub service: Arc<SignService>,
     pub auth: Arc<Authenticator>,
     pub metrics: Metrics,
+    /// `GET /authorized_keys` and `GET /known_keys` never change while running: their
+    /// bodies are built once (octez-client asks for the first before every signature).
+    authorized_keys_body: Bytes,
+    known_keys_body: Bytes,
 }
 
-/// Query of `POST /keys/{pkh}`; unknown parameters are ignored.
+impl AppState {
+    pub fn new(service: Arc<SignService>, auth: Authenticator, metrics: Metrics) -> Self {
+        let authorized = match auth.authorized_key_hashes() {
+            // An empty list would make octez-client abort: no authentication is `{}`.
+            None => serde_json::json!({}),
+            Some(hashes) => {
+                let list: Vec<String> = hashes.iter().map(PublicKeyHash::to_b58check).collect();
+                serde_json::json!({ "authorized_keys": list })
+            }
+        };
+        let known: Vec<String> = service
+            .keys()
+            .into_iter()
+            .filter(|(_, entry)| entry.policy.is_some())
+            .map(|(pkh, _)| pkh.to_b58check())
+            .collect();
+        let known = serde_json::json!({ "known_keys": known });
+        AppState {
+            service,
+            auth: Arc::new(auth),
+            metrics,
+            authorized_keys_body: Bytes::from(authorized.to_string()),
+            known_keys_body: Bytes::from(known.to_string()),
+        }
+    }
+}
+
+/// A signing key named in the path; `text` is the key hash as sent (it parsed, so it is
+/// the canonical form), reused as a metric label.
+#[derive(Debug)]
+pub struct KeyPath {
+    pub pkh: PublicKeyHash,
+    pub text: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for KeyPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(text) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(Rejected)?;
+        match text.parse() {
+            Ok(pkh) => Ok(KeyPath { pkh, text }),
+            Err(e) => Err(ApiError::bad_request(format!(
+                "`{text}` is not a public key hash (tz1, tz2, tz3 or tz4): {e}"
+            ))),
+        }
+    }
+}
+
+/// The request's `?…` parameters; unknown ones are ignored, as Octez clients expect.
 #[derive(Debug, Default, Deserialize)]
-pub struct SignQuery {
+pub struct Params {
     authentication: Option<String>,
     version: Option<String>,
+    bls_pk: Option<String>,
 }
 
-/// Query of `GET /bls_prove_possession/{pkh}`.
-#[derive(Debug, Default, Deserialize)]
-pub struct PopQuery {
-    bls_pk: Option<String>,
-    authentication: Option<String>,
+impl Params {
+    fn version(&self) -> Result<SigningVersion, ApiError> {
+        parse_version(self.version.as_deref())
+    }
+
+    fn authentication(&self) -> Option<&str> {
+        self.authentication.as_deref()
+    }
+}
+
+/// [`Params`] with rejections in the Octez error shape.
+#[derive(Debug)]
+pub struct QueryParams(pub Params);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Query(p) = Query::<Params>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("unreadable query parameters: {e}")))?;
+        Ok(QueryParams(p))
+    }
+}
+
+/// The body of `POST /keys/{pkh}`: a JSON string of hex, magic byte included.
+#[derive(Debug)]
+pub struct HexBody(pub Vec<u8>);
+
+impl<S: Send + Sync> FromRequest<S> for HexBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let body = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body too large: a signing request is at most a few tens of KiB",
+                )
+            } else {
+                ApiError::from(Rejected(e))
+            }
+        })?;
+        parse_body(&body).map(HexBody)
+    }
 }
 
 type ClientAddr = Option<Extension<ConnectInfo<SocketAddr>>>;
@@ -45,11 +142,6 @@ fn client_ip(addr: &ClientAddr) -> String {
     addr.as_ref()
         .map(|Extension(ConnectInfo(a))| a.ip().to_string())
         .unwrap_or_default()
-}
-
-fn parse_pkh(s: &str) -> Result<PublicKeyHash, ApiError> {
-    s.parse()
-        .map_err(|e| ApiError::bad_request(format!("`{s}` is not a public key hash: {e}")))
 }
 
 fn parse_version(v: Option<&str>) -> Result<SigningVersion, ApiError> {
@@ -81,223 +173,321 @@ fn parse_body(body: &[u8]) -> Result<Vec<u8>, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("the body is not valid hex: {e}")))
 }
 
+fn json_body(body: &Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body.clone(),
+    )
+        .into_response()
+}
+
 pub async fn get_key(
     State(state): State<AppState>,
-    Path(pkh): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let pkh = parse_pkh(&pkh)?;
-    let key = state
+    key: Result<KeyPath, ApiError>,
+) -> Result<Json<PublicKeyReply>, ApiError> {
+    let key = key?;
+    let public_key = state
         .service
-        .public_key(&pkh)
+        .public_key(&key.pkh)
         .map_err(|e| ApiError::from(&e))?;
-    Ok(Json(json!({ "public_key": key.to_b58check() })))
+    tracing::debug!(pkh = %key.pkh, "public key served");
+    Ok(Json(PublicKeyReply {
+        public_key: public_key.to_b58check(),
+    }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct PublicKeyReply {
+    public_key: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SignatureReply {
+    signature: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProofReply {
+    bls_prove_possession: String,
+}
+
+/// What one signing request came to, for its log line and metrics.
+#[derive(Debug, Default)]
+struct SignAttempt {
+    pkh: Option<PublicKeyHash>,
+    client: Option<PublicKeyHash>,
+    bytes: Vec<u8>,
+    report: Option<SignReport>,
 }
 
 pub async fn sign(
     State(state): State<AppState>,
-    Path(pkh_str): Path<String>,
-    Query(query): Query<SignQuery>,
+    key: Result<KeyPath, ApiError>,
+    params: Result<QueryParams, ApiError>,
     addr: ClientAddr,
-    body: Bytes,
+    body: Result<HexBody, ApiError>,
 ) -> Response {
     let started = Instant::now();
-    let pkh = match parse_pkh(&pkh_str) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    let prepared = parse_version(query.version.as_deref()).and_then(|version| {
-        let bytes = parse_body(&body)?;
-        Ok((version, bytes))
-    });
-    let (version, bytes) = match prepared {
-        Ok(p) => p,
-        Err(e) => {
-            log_bad_request(&pkh, &e);
-            state.metrics.record_sign(
-                &pkh_str,
-                &empty_report(),
-                state.service.store().name(),
-                e.status.as_u16(),
-                started.elapsed(),
-            );
-            return e.into_response();
-        }
-    };
-    let client = match state.auth.authenticate(
-        &pkh,
-        &bytes,
-        query.authentication.as_deref(),
-        version,
-    ) {
-        Ok(c) => c,
-        Err(e) => {
-            state
-                .metrics
-                .authentication_failure(e.status.as_u16(), &client_ip(&addr));
-            tracing::warn!(pkh = %pkh, status = e.status.as_u16(), error = %e.message, "authentication failed");
-            return e.into_response();
-        }
-    };
-    let report = state
-        .service
-        .sign(SignRequest {
-            pkh: &pkh,
-            bytes: &bytes,
-            version,
-            client: client.pkh(),
-        })
-        .await;
-    let response = match &report.result {
-        Ok(signed) => Ok(json!({ "signature": signed.signature.to_b58check() })),
-        Err(e) => Err(ApiError::from(e)),
-    };
-    let status = match &response {
+    let mut attempt = SignAttempt::default();
+    let address = key.as_ref().map(|k| k.text.as_str()).unwrap_or("unknown");
+    let result = sign_steps(&state, &key, params, body, &addr, &mut attempt).await;
+    let elapsed = started.elapsed();
+    let status = match &result {
         Ok(_) => StatusCode::OK,
         Err(e) => e.status,
     };
-    let elapsed = started.elapsed();
-    log_sign(&pkh, &report, &client, &bytes, status, elapsed);
-    state.metrics.record_sign(
-        &pkh_str,
-        &report,
-        state.service.store().name(),
-        status.as_u16(),
-        elapsed,
-    );
-    match response {
-        Ok(body) => Json(body).into_response(),
+    state
+        .metrics
+        .sign_handler_request(address, status.as_u16(), elapsed);
+    if let Some(report) = &attempt.report {
+        state
+            .metrics
+            .sign_report(address, report, state.service.store().name());
+    }
+    log_sign(&attempt, &result, status, elapsed);
+    match result {
+        Ok(signature) => Json(SignatureReply {
+            signature: signature.to_b58check(),
+        })
+        .into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-fn empty_report() -> SignReport {
-    SignReport {
-        summary: None,
-        vault: None,
-        timings: Default::default(),
-        log_payloads: false,
-        result: Err(signatory_signer::service::SignError::NotBls),
+/// Parse, authenticate, sign: each step fills `attempt` for the log line.
+async fn sign_steps(
+    state: &AppState,
+    key: &Result<KeyPath, ApiError>,
+    params: Result<QueryParams, ApiError>,
+    body: Result<HexBody, ApiError>,
+    addr: &ClientAddr,
+    attempt: &mut SignAttempt,
+) -> Result<Signature, ApiError> {
+    let pkh = key.as_ref().map_err(Clone::clone)?.pkh;
+    attempt.pkh = Some(pkh);
+    let QueryParams(params) = params?;
+    let version = params.version()?;
+    let HexBody(bytes) = body?;
+    attempt.bytes = bytes;
+    let client = state
+        .auth
+        .authenticate(&pkh, &attempt.bytes, params.authentication(), version)
+        .inspect_err(|e| {
+            state
+                .metrics
+                .authentication_failure(e.status.as_u16(), &client_ip(addr))
+        })?;
+    attempt.client = client.pkh().copied();
+
+    // The pipeline runs in its own task: a client that disconnects, or the request timeout,
+    // cannot cut it between the watermark update and the recording of the signature.
+    let service = state.service.clone();
+    let bytes = std::mem::take(&mut attempt.bytes);
+    let client = attempt.client;
+    let task = tokio::spawn(async move {
+        let report = service
+            .sign(SignRequest {
+                pkh: &pkh,
+                bytes: &bytes,
+                version,
+                client: client.as_ref(),
+            })
+            .await;
+        (report, bytes)
+    });
+    let (report, bytes) = task.await.map_err(|e| {
+        tracing::error!(pkh = %pkh, error = %e, "signing task failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the signing task failed; nothing was released (see the signer's log)",
+        )
+    })?;
+    attempt.bytes = bytes;
+    let result = match &report.result {
+        Ok(signed) => Ok(signed.signature),
+        Err(e) => Err(ApiError::from(e)),
+    };
+    attempt.report = Some(report);
+    result
+}
+
+/// Formats only when the log line is written.
+struct Joined<'a>(&'a [String]);
+
+impl fmt::Display for Joined<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, s) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(s)?;
+        }
+        Ok(())
     }
 }
 
-fn log_bad_request(pkh: &PublicKeyHash, e: &ApiError) {
-    tracing::warn!(pkh = %pkh, status = e.status.as_u16(), error = %e.message, "bad signing request");
+struct HexPayload<'a>(&'a [u8]);
+
+impl fmt::Display for HexPayload<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
 }
 
+/// One line per signing request: info when signed, warn when refused. The payload is
+/// written only for keys configured with `log_payloads`.
 fn log_sign(
-    pkh: &PublicKeyHash,
-    report: &SignReport,
-    client: &ClientIdentity,
-    bytes: &[u8],
+    attempt: &SignAttempt,
+    result: &Result<Signature, ApiError>,
     status: StatusCode,
     elapsed: std::time::Duration,
 ) {
-    let summary = report.summary.as_ref();
-    let kind = summary.map(|s| s.kind).unwrap_or("");
-    let chain = summary
-        .and_then(|s| s.chain_id)
-        .map(|c| c.to_b58check())
-        .unwrap_or_default();
-    let level = summary.and_then(|s| s.level);
-    let round = summary.and_then(|s| s.round);
-    let ops = summary.map(|s| s.operations.join(",")).unwrap_or_default();
-    let vault = report.vault.as_deref().unwrap_or("");
-    let client = client.pkh().map(|c| c.to_b58check()).unwrap_or_default();
-    let duration_ms = elapsed.as_secs_f64() * 1000.0;
-    let payload = if report.log_payloads {
-        hex::encode(bytes)
-    } else {
-        String::new()
-    };
-    match &report.result {
-        Ok(signed) => tracing::info!(
-            pkh = %pkh, vault, kind, chain, level, round, ops,
-            decision = if signed.replayed { "replayed" } else { "signed" },
-            status = status.as_u16(), duration_ms, client, payload,
-            "signed"
-        ),
-        Err(e) => tracing::warn!(
-            pkh = %pkh, vault, kind, chain, level, round, ops,
-            decision = "refused", reason = %e,
-            status = status.as_u16(), duration_ms, client, payload,
-            "refused"
-        ),
+    let report = attempt.report.as_ref();
+    let summary = report.and_then(|r| r.summary.as_ref());
+    let log_payload = report.is_some_and(|r| r.log_payloads);
+    macro_rules! sign_line {
+        ($level:ident, $decision:expr, $reason:expr, $error:expr, $msg:literal) => {
+            tracing::$level!(
+                pkh = attempt.pkh.as_ref().map(tracing::field::display),
+                vault = report.and_then(|r| r.vault.as_deref()),
+                kind = summary.map(|s| s.kind),
+                chain = summary
+                    .and_then(|s| s.chain_id.as_ref())
+                    .map(tracing::field::display),
+                level = summary.and_then(|s| s.level),
+                round = summary.and_then(|s| s.round),
+                ops = summary
+                    .filter(|s| !s.operations.is_empty())
+                    .map(|s| tracing::field::display(Joined(&s.operations))),
+                decision = $decision,
+                reason = $reason,
+                error = $error,
+                status = status.as_u16(),
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                client = attempt.client.as_ref().map(tracing::field::display),
+                payload = log_payload.then(|| tracing::field::display(HexPayload(&attempt.bytes))),
+                $msg
+            )
+        };
     }
-}
-
-pub async fn authorized_keys(State(state): State<AppState>) -> Json<serde_json::Value> {
-    match state.auth.authorized_key_hashes() {
-        None => Json(json!({})),
-        Some(hashes) => {
-            let list: Vec<String> = hashes.iter().map(PublicKeyHash::to_b58check).collect();
-            Json(json!({ "authorized_keys": list }))
+    match result {
+        Ok(_) => {
+            let replayed = report.is_some_and(|r| r.result.as_ref().is_ok_and(|s| s.replayed));
+            let decision = if replayed { "replayed" } else { "signed" };
+            sign_line!(info, decision, None::<&str>, None::<&str>, "sign request");
         }
+        Err(e) => sign_line!(
+            warn,
+            "refused",
+            Some(e.class_label()),
+            Some(e.message.as_str()),
+            "sign request"
+        ),
     }
 }
 
-pub async fn known_keys(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let keys: Vec<String> = state
-        .service
-        .keys()
-        .into_iter()
-        .filter(|(_, entry)| entry.policy.is_some())
-        .map(|(pkh, _)| pkh.to_b58check())
-        .collect();
-    Json(json!({ "known_keys": keys }))
+pub async fn authorized_keys(State(state): State<AppState>) -> Response {
+    json_body(&state.authorized_keys_body)
+}
+
+pub async fn known_keys(State(state): State<AppState>) -> Response {
+    json_body(&state.known_keys_body)
 }
 
 pub async fn prove_possession(
     State(state): State<AppState>,
-    Path(pkh): Path<String>,
-    Query(query): Query<PopQuery>,
+    key: Result<KeyPath, ApiError>,
+    params: Result<QueryParams, ApiError>,
     addr: ClientAddr,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let pkh = parse_pkh(&pkh)?;
-    let override_pk = match query.bls_pk.as_deref().filter(|s| !s.is_empty()) {
+) -> Result<Json<ProofReply>, ApiError> {
+    let pkh = key?.pkh;
+    let result = prove_steps(&state, &pkh, params, &addr).await;
+    match &result {
+        Ok(_) => tracing::info!(pkh = %pkh, decision = "signed", "proof of possession"),
+        Err(e) => tracing::warn!(
+            pkh = %pkh,
+            decision = "refused",
+            reason = e.class_label(),
+            error = %e.message,
+            status = e.status.as_u16(),
+            "proof of possession"
+        ),
+    }
+    result.map(|proof| {
+        Json(ProofReply {
+            bls_prove_possession: proof.to_b58check(),
+        })
+    })
+}
+
+async fn prove_steps(
+    state: &AppState,
+    pkh: &PublicKeyHash,
+    params: Result<QueryParams, ApiError>,
+    addr: &ClientAddr,
+) -> Result<Signature, ApiError> {
+    let QueryParams(params) = params?;
+    let override_pk = match params.bls_pk.as_deref().filter(|s| !s.is_empty()) {
         None => None,
-        Some(s) => Some(PublicKey::from_b58check(s).map_err(|e| {
-            ApiError::bad_request(format!("`bls_pk` is not a BLS public key: {e}"))
-        })?),
+        Some(s) => match PublicKey::from_b58check(s) {
+            Ok(pk @ PublicKey::Bls(_)) => Some(pk),
+            Ok(_) => {
+                return Err(ApiError::bad_request(
+                    "`bls_pk` must be a BLS public key (BLpk…)",
+                ))
+            }
+            Err(e) => {
+                return Err(ApiError::bad_request(format!(
+                    "`bls_pk` is not a BLS public key: {e}"
+                )))
+            }
+        },
     };
-    // Proof-of-possession requests authenticate over empty data.
+    // Proof-of-possession requests authenticate over empty data (as ECAD Signatory does).
     let client = state
         .auth
-        .authenticate(
-            &pkh,
-            &[],
-            query.authentication.as_deref(),
-            SigningVersion::default(),
-        )
+        .authenticate(pkh, &[], params.authentication(), params.version()?)
         .inspect_err(|e| {
             state
                 .metrics
-                .authentication_failure(e.status.as_u16(), &client_ip(&addr))
+                .authentication_failure(e.status.as_u16(), &client_ip(addr))
         })?;
-    let proof = state
+    state
         .service
-        .prove_possession(&pkh, override_pk.as_ref(), client.pkh())
+        .prove_possession(pkh, override_pk.as_ref(), client.pkh())
         .await
-        .map_err(|e| {
-            tracing::warn!(pkh = %pkh, reason = %e, "proof of possession refused");
-            ApiError::from(&e)
-        })?;
-    tracing::info!(pkh = %pkh, "proof of possession produced");
-    Ok(Json(json!({ "bls_prove_possession": proof.to_b58check() })))
+        .map_err(|e| ApiError::from(&e))
 }
 
 pub async fn not_found() -> ApiError {
-    ApiError::not_found("no such endpoint")
+    ApiError::not_found(
+        "no such endpoint: the signer answers /keys/<pkh>, /authorized_keys, \
+         /known_keys and /bls_prove_possession/<pkh>",
+    )
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed: /keys/<pkh> takes GET (public key) and POST (sign)",
+    )
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
     #[test]
     fn body_parsing_names_the_problem() {
         assert_eq!(parse_body(br#""0311""#), Ok(vec![0x03, 0x11]));
-        for bad in [&b"0311"[..], br#""""#, br#""zz""#, br#""031""#, b"[]"] {
+        for bad in [&b"0311"[..], br#""""#, br#""zz""#, br#""031""#, b"[]", b""] {
             assert_eq!(parse_body(bad).unwrap_err().status, StatusCode::BAD_REQUEST);
         }
     }
@@ -305,8 +495,18 @@ mod tests {
     #[test]
     fn version_defaults_to_latest_and_rejects_unknown() {
         assert_eq!(parse_version(None), Ok(SigningVersion::default()));
+        assert_eq!(parse_version(Some("")), Ok(SigningVersion::default()));
         assert_eq!(parse_version(Some("1")), Ok(SigningVersion::V1));
-        assert!(parse_version(Some("9")).is_err());
-        assert!(parse_version(Some("x")).is_err());
+        assert_eq!(parse_version(Some("0")), Ok(SigningVersion::V0));
+        for bad in ["4", "9", "x", "-1", "256"] {
+            assert!(parse_version(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lazy_log_fields_format_as_expected() {
+        assert_eq!(Joined(&["a".into(), "b".into()]).to_string(), "a,b");
+        assert_eq!(Joined(&[]).to_string(), "");
+        assert_eq!(HexPayload(&[0x03, 0xab]).to_string(), "03ab");
     }
 }

@@ -56,6 +56,38 @@ impl From<&SignError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// A short, stable name of the refusal class, for log lines.
+    pub fn class_label(&self) -> &'static str {
+        match self.status.as_u16() {
+            400 => "bad_request",
+            401 => "unauthenticated",
+            403 => "forbidden",
+            404 => "not_found",
+            405 => "method_not_allowed",
+            408 => "timeout",
+            409 => "conflict",
+            413 => "too_large",
+            503 => "unavailable",
+            _ => "internal",
+        }
+    }
+}
+
+/// An extractor rejection (body too large, unreadable path or query) in the Octez shape,
+/// with axum's own status (413 for an oversized body).
+impl<R: IntoResponse + std::fmt::Display> From<Rejected<R>> for ApiError {
+    fn from(Rejected(r): Rejected<R>) -> Self {
+        let message = r.to_string();
+        let status = r.into_response().status();
+        ApiError::new(status, message)
+    }
+}
+
+/// Wraps an axum rejection for the conversion above.
+#[derive(Debug)]
+pub struct Rejected<R>(pub R);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = [OctezError {
@@ -68,7 +100,7 @@ impl IntoResponse for ApiError {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -1,30 +1,36 @@
 //! Signatory's transports: the Octez remote-signer HTTP API, and the utility listener
-//! (Prometheus `/metrics`, `/healthz`, `/live`, `/ready`).
+//! (Prometheus `/metrics`, `/healthz`, `/ready`, `/live`).
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod auth;
 pub mod error;
+mod listener;
 pub mod metrics;
+pub mod utility;
 
 use crate::api::AppState;
 use crate::auth::Authenticator;
+use crate::error::ApiError;
+use crate::listener::ConnectionLimits;
 use crate::metrics::{Metrics, MetricsError};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::json;
+use axum::Router;
 use signatory_signer::service::SignService;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tezos_crypto::PublicKey;
+use tokio::net::TcpListener;
 use tower::Layer;
-use tower_http::normalize_path::NormalizePathLayer;
-use tower_http::timeout::TimeoutLayer;
+use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
+
+pub use crate::utility::utility_router;
 
 /// How the listeners are set up; built by the CLI from the configuration.
 #[derive(Debug, Clone)]
@@ -35,19 +41,25 @@ pub struct ServerConfig {
     pub utility_listen: Option<SocketAddr>,
     /// Serve the API under this prefix (`/signer`), or at the root when empty.
     pub base_path: String,
-    /// `server.authorized_keys`: when set, every request must be authenticated.
+    /// `server.authorized_keys`: when set and not empty, every request must be
+    /// authenticated by one of these keys (or one its key's policy names).
     pub authorized_keys: Option<Vec<PublicKey>>,
-    /// Client keys named in individual key policies (`tezos.<pkh>.authorized_keys`).
+    /// The public keys of the clients named in key policies (`tezos.<pkh>.authorized_keys`);
+    /// the policies hold only their hashes.
     pub per_key_authorized_keys: Vec<PublicKey>,
-    /// Largest request body accepted. The largest operation is 32 KiB, 64 KiB as hex.
+    /// Largest request body accepted (413 above). The largest operation is 32 KiB, 64 KiB
+    /// as hex.
     pub body_limit: usize,
-    /// Time allowed to read a request and produce its answer.
+    /// Time allowed to read a request's body and answer it (408 after).
     pub request_timeout: Duration,
+    /// Time allowed to send a request's header; the connection is closed after.
+    pub header_read_timeout: Duration,
 }
 
 impl ServerConfig {
     pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
     pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
     pub fn new(listen: SocketAddr) -> Self {
         ServerConfig {
@@ -58,6 +70,15 @@ impl ServerConfig {
             per_key_authorized_keys: Vec::new(),
             body_limit: Self::DEFAULT_BODY_LIMIT,
             request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
+            header_read_timeout: Self::DEFAULT_HEADER_READ_TIMEOUT,
+        }
+    }
+
+    fn limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: Some(self.header_read_timeout).filter(|d| !d.is_zero()),
+            // A request admitted just before shutdown gets its whole time.
+            drain: self.header_read_timeout + self.request_timeout + Duration::from_secs(1),
         }
     }
 }
@@ -71,35 +92,40 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
-    #[error("server on {addr} failed: {source}")]
-    Serve {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
     #[error(transparent)]
     Metrics(#[from] MetricsError),
 }
 
-/// The shared state of both listeners.
+/// The shared state of both listeners: the service, the authenticator built from
+/// `cfg` and the keys' policies, and a fresh metrics registry.
 pub fn app_state(cfg: &ServerConfig, service: Arc<SignService>) -> Result<AppState, ServerError> {
     let metrics = Metrics::new()?;
+    let mut policies = Vec::new();
     for (pkh, entry) in service.keys() {
-        if entry.policy.is_some() {
-            metrics.warm_up(pkh);
+        let Some(policy) = &entry.policy else {
+            continue;
+        };
+        metrics.warm_up(pkh);
+        if let Some(clients) = &policy.authorized_clients {
+            policies.push((*pkh, clients));
         }
     }
-    Ok(AppState {
-        service,
-        auth: Arc::new(Authenticator::new(
-            cfg.authorized_keys.clone(),
-            cfg.per_key_authorized_keys.clone(),
-        )),
-        metrics,
-    })
+    let auth = Authenticator::new(
+        cfg.authorized_keys.clone(),
+        &cfg.per_key_authorized_keys,
+        policies,
+    );
+    for client in auth.unresolved_clients() {
+        tracing::warn!(
+            %client,
+            "a key policy names this client but its public key is unknown: it cannot authenticate"
+        );
+    }
+    Ok(AppState::new(service.clone(), auth, metrics))
 }
 
-/// The API routes, under `cfg.base_path`.
+/// The API routes, under `cfg.base_path`, with the body limit and the request timeout.
+/// Trailing slashes are handled by [`api_app`].
 pub fn api_router(cfg: &ServerConfig, state: AppState) -> Router {
     let routes = Router::new()
         .route("/keys/{pkh}", get(api::get_key).post(api::sign))
@@ -107,121 +133,104 @@ pub fn api_router(cfg: &ServerConfig, state: AppState) -> Router {
         .route("/known_keys", get(api::known_keys))
         .route("/bls_prove_possession/{pkh}", get(api::prove_possession))
         .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(cfg.body_limit))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
+        .layer(axum::middleware::from_fn_with_state(
             cfg.request_timeout,
+            request_timeout,
         ))
         .with_state(state);
-    let prefix = cfg.base_path.trim_end_matches('/');
+    let prefix = cfg.base_path.trim_matches('/');
     if prefix.is_empty() {
         routes
     } else {
-        let prefix = if prefix.starts_with('/') {
-            prefix.to_string()
-        } else {
-            format!("/{prefix}")
-        };
-        Router::new().nest(&prefix, routes).fallback(api::not_found)
+        Router::new()
+            .nest(&format!("/{prefix}"), routes)
+            .fallback(api::not_found)
     }
 }
 
-/// The utility routes: metrics and health.
-pub fn utility_router(state: AppState) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics_handler))
-        .route("/healthz", get(health_handler))
-        .route("/ready", get(health_handler))
-        .route("/live", get(|| async { "live\n" }))
-        .with_state(state)
-}
-
-async fn metrics_handler(State(state): State<AppState>) -> impl IntoResponse {
-    match state.metrics.render() {
-        Ok(text) => (
-            StatusCode::OK,
-            [("content-type", "text/plain; version=0.0.4")],
-            text,
+/// Answer 408 (in the Octez error shape) when reading the body and answering take longer
+/// than `limit`. A signing pipeline already under way still finishes and is recorded.
+async fn request_timeout(
+    State(limit): State<Duration>,
+    req: axum::extract::Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request was not read and answered within {} ms",
+                limit.as_millis()
+            ),
         )
-            .into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        .into_response(),
     }
 }
 
-/// Ready only when the watermark store and every vault really answer.
-async fn health_handler(State(state): State<AppState>) -> impl IntoResponse {
-    match state.service.health().await {
-        Ok(()) => (StatusCode::OK, Json(json!({ "ready": true }))),
-        Err(reason) => {
-            tracing::warn!(%reason, "health check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "ready": false, "error": reason })),
-            )
-        }
-    }
+/// The API as served: [`api_router`] with trailing slashes tolerated (`/keys/tz1…/`).
+pub fn api_app(cfg: &ServerConfig, state: AppState) -> NormalizePath<Router> {
+    NormalizePathLayer::trim_trailing_slash().layer(api_router(cfg, state))
 }
 
-async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServerError> {
-    tokio::net::TcpListener::bind(addr)
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Bind { addr, source })
 }
 
-/// Run the API and utility listeners until `shutdown` resolves, then let in-flight
-/// requests finish.
+/// Bind `cfg.listen` and `cfg.utility_listen`, then [`serve_listeners`].
 pub async fn serve(
     cfg: ServerConfig,
     service: Arc<SignService>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
-    let state = app_state(&cfg, service)?;
     let api = bind(cfg.listen).await?;
     let utility = match cfg.utility_listen {
-        Some(addr) => Some((addr, bind(addr).await?)),
+        Some(addr) => Some(bind(addr).await?),
         None => None,
     };
+    serve_listeners(cfg, api, utility, service, shutdown).await
+}
+
+/// Run the API and utility listeners on sockets already bound, until `shutdown`
+/// resolves; then stop accepting and let requests in flight finish.
+pub async fn serve_listeners(
+    cfg: ServerConfig,
+    api: TcpListener,
+    utility: Option<TcpListener>,
+    service: Arc<SignService>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let state = app_state(&cfg, service)?;
+    let limits = cfg.limits();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-
-    let utility_task = utility.map(|(addr, listener)| {
-        tracing::info!(%addr, "utility listener (metrics, health) started");
-        let app = utility_router(state.clone());
-        let stop = stopped(stop_rx.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
-                .map_err(|source| ServerError::Serve { addr, source })
-        })
-    });
-
-    tracing::info!(addr = %cfg.listen, base_path = %cfg.base_path, "API listener started");
-    let app = NormalizePathLayer::trim_trailing_slash().layer(api_router(&cfg, state));
-    let result =
-        axum::serve(
-            api,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-                SocketAddr,
-            >(app),
-        )
-        .with_graceful_shutdown(stopped(stop_rx))
-        .await
-        .map_err(|source| ServerError::Serve {
-            addr: cfg.listen,
-            source,
-        });
-    if let Some(task) = utility_task {
-        match task.await {
-            Ok(r) => r?,
-            Err(e) => tracing::error!(error = %e, "utility listener task failed"),
+    let api_addr = api.local_addr().ok();
+    tracing::info!(
+        addr = ?api_addr,
+        base_path = %cfg.base_path,
+        "API listener started"
+    );
+    let api_task = listener::run(
+        "api",
+        api,
+        api_app(&cfg, state.clone()),
+        limits,
+        stop_rx.clone(),
+    );
+    let utility_task = async {
+        if let Some(utility) = utility {
+            tracing::info!(addr = ?utility.local_addr().ok(), "utility listener (metrics, health) started");
+            listener::run("utility", utility, utility_router(state), limits, stop_rx).await;
         }
-    }
-    result
+    };
+    let trigger = async move {
+        shutdown.await;
+        // Both listeners hold a receiver until they stop, so this cannot fail while they run.
+        let _ = stop_tx.send(true);
+    };
+    tokio::join!(trigger, api_task, utility_task);
+    Ok(())
 }

@@ -3,10 +3,13 @@
 //! key or file store needs (ECAD's buckets start at 10 ms).
 
 use prometheus::{
-    exponential_buckets, CounterVec, Encoder, HistogramOpts, HistogramVec, Opts, Registry,
+    exponential_buckets, CounterVec, Encoder, Gauge, HistogramOpts, HistogramVec, Opts, Registry,
     TextEncoder,
 };
+use signatory_signer::policy::PolicyDenial;
 use signatory_signer::service::{RequestSummary, SignError, SignReport};
+use signatory_signer::watermark::{Refusal, RefusalReason};
+use std::borrow::Cow;
 use std::time::Duration;
 use tezos_crypto::PublicKeyHash;
 
@@ -25,6 +28,7 @@ pub struct Metrics {
     auth_failures: CounterVec,
     watermark_ops: CounterVec,
     watermark_seconds: HistogramVec,
+    store_errors: CounterVec,
     fine_vault_seconds: HistogramVec,
     fine_watermark_seconds: HistogramVec,
 }
@@ -132,6 +136,12 @@ impl Metrics {
                 exponential_buckets(0.001, 2.0, 10)?,
                 &["backend"],
             )?,
+            store_errors: counter(
+                &r,
+                "signatory_watermark_store_errors_total",
+                "Requests refused because the watermark store failed",
+                &["backend"],
+            )?,
             fine_vault_seconds: histogram(
                 &r,
                 "signatory_vault_sign_duration_seconds",
@@ -148,6 +158,27 @@ impl Metrics {
             )?,
             registry: r,
         })
+        .and_then(|m| {
+            m.register_build_info()?;
+            Ok(m)
+        })
+    }
+
+    /// `signatory_build_info`, with ECAD Signatory's labels.
+    fn register_build_info(&self) -> Result<(), MetricsError> {
+        let opts = Opts::new(
+            "signatory_build_info",
+            "Build information about the signer.",
+        )
+        .const_label("path", env!("CARGO_PKG_NAME"))
+        .const_label("version", env!("CARGO_PKG_VERSION"))
+        .const_label("checksum", "(unknown)")
+        .const_label("revision", "(unknown)")
+        .const_label("branch", "(unknown)");
+        let gauge = Gauge::with_opts(opts)?;
+        gauge.set(1.0);
+        self.registry.register(Box::new(gauge))?;
+        Ok(())
     }
 
     /// The Prometheus text exposition of every metric.
@@ -157,28 +188,25 @@ impl Metrics {
         Ok(String::from_utf8_lossy(&out).into_owned())
     }
 
+    /// An authentication failure, labelled as ECAD Signatory does.
     pub fn authentication_failure(&self, status: u16, client_ip: &str) {
         self.auth_failures
-            .with_label_values(&[status_label(status), "signature", client_ip])
+            .with_label_values(&[status_label(status), "authentication", client_ip])
             .inc();
     }
 
-    /// Record the outcome of one signing request.
-    pub fn record_sign(
-        &self,
-        pkh: &str,
-        report: &SignReport,
-        store_backend: &str,
-        status: u16,
-        elapsed: Duration,
-    ) {
-        let status_str = status_label(status);
-        self.handler_requests
-            .with_label_values(&[pkh, status_str])
-            .inc();
+    /// Every signing request, whatever its outcome: `address` is the key hash as the client
+    /// sent it, or `unknown` when it did not parse.
+    pub fn sign_handler_request(&self, address: &str, status: u16, elapsed: Duration) {
+        let labels = [address, status_label(status)];
+        self.handler_requests.with_label_values(&labels).inc();
         self.handler_ms
-            .with_label_values(&[pkh, status_str])
+            .with_label_values(&labels)
             .observe(elapsed.as_secs_f64() * 1000.0);
+    }
+
+    /// What the signing service reported for a request that reached it.
+    pub fn sign_report(&self, address: &str, report: &SignReport, store_backend: &str) {
         let Some(summary) = &report.summary else {
             return;
         };
@@ -187,69 +215,61 @@ impl Metrics {
             .chain_id
             .map(|c| c.to_b58check())
             .unwrap_or_default();
-        let watermarked = summary.level.is_some();
-        if watermarked && !report.timings.watermark.is_zero() {
+        // Whether the request reached the watermark store (only watermarked kinds do, and
+        // only after decoding and policy let them through).
+        let reached_store = summary.level.is_some() && !report.timings.watermark.is_zero();
+        if reached_store {
+            let seconds = report.timings.watermark.as_secs_f64();
             self.watermark_seconds
                 .with_label_values(&[store_backend])
-                .observe(report.timings.watermark.as_secs_f64());
+                .observe(seconds);
             self.fine_watermark_seconds
                 .with_label_values(&[store_backend])
-                .observe(report.timings.watermark.as_secs_f64());
+                .observe(seconds);
+            // ECAD's results: `success` when the watermark let the request through (a
+            // replay of identical bytes, or a vault failing afterwards, included), else
+            // `rejected` (a refusal or a failing store).
+            let result = match &report.result {
+                Err(SignError::Watermark(_) | SignError::Store(_)) => "rejected",
+                _ => "success",
+            };
+            self.watermark_ops
+                .with_label_values(&[result, store_backend, summary.kind])
+                .inc();
         }
         match &report.result {
             Ok(signed) => {
-                if watermarked {
-                    let result = if signed.replayed {
-                        "replayed"
-                    } else {
-                        "allowed"
-                    };
-                    self.watermark_ops
-                        .with_label_values(&[result, store_backend, summary.kind])
-                        .inc();
-                }
                 if signed.replayed {
                     return;
                 }
                 self.vault_sign_ms
-                    .with_label_values(&[vault, pkh, summary.kind, &chain])
+                    .with_label_values(&[vault, address, summary.kind, &chain])
                     .observe(report.timings.vault.as_secs_f64() * 1000.0);
                 self.fine_vault_seconds
                     .with_label_values(&[vault])
                     .observe(report.timings.vault.as_secs_f64());
-                record_op_kinds(&self.signing_ops, pkh, vault, summary, &chain);
+                record_op_kinds(&self.signing_ops, address, vault, summary, &chain);
                 if let Some(round) = summary.round {
                     self.consensus_rounds
-                        .with_label_values(&[pkh, summary.kind, &chain, &round.to_string()])
+                        .with_label_values(&[address, summary.kind, &chain, &round_label(round)])
                         .inc();
                 }
             }
             Err(SignError::Policy(denial)) => {
-                let violation = if denial.is_authentication() {
-                    "authentication"
-                } else {
-                    summary.kind
-                };
                 self.policy_violations
-                    .with_label_values(&[violation, pkh, "request"])
+                    .with_label_values(&[violation_type(denial, summary), address, "request"])
                     .inc();
             }
             Err(SignError::Watermark(refusal)) => {
-                let reason = format!("{:?}", refusal.reason);
                 self.watermark_rejections
-                    .with_label_values(&[pkh, summary.kind, &chain, &reason])
-                    .inc();
-                self.watermark_ops
-                    .with_label_values(&["rejected", store_backend, summary.kind])
+                    .with_label_values(&[address, summary.kind, &chain, refusal_label(refusal)])
                     .inc();
             }
             Err(SignError::Store(_)) => {
-                self.watermark_ops
-                    .with_label_values(&["error", store_backend, summary.kind])
-                    .inc();
+                self.store_errors.with_label_values(&[store_backend]).inc();
             }
             Err(e @ (SignError::Vault(_) | SignError::BadSignature { .. })) => {
-                let code = super::error::status_of(e.class()).as_u16();
+                let code = crate::error::status_of(e.class()).as_u16();
                 self.vault_errors
                     .with_label_values(&[vault, status_label(code), &chain])
                     .inc();
@@ -287,6 +307,38 @@ fn record_op_kinds(
     }
 }
 
+/// ECAD's `violation_type`: `authentication` for who asked, else the refused request or
+/// operation kind.
+fn violation_type<'a>(denial: &'a PolicyDenial, summary: &RequestSummary) -> &'a str {
+    match denial {
+        PolicyDenial::AuthenticationRequired | PolicyDenial::ClientNotAuthorized(_) => {
+            "authentication"
+        }
+        PolicyDenial::OperationNotAllowed(op) => op,
+        PolicyDenial::ChainNotAllowed(_) => "chain",
+        PolicyDenial::ProofOfPossessionNotAllowed => "proof_of_possession",
+        _ => summary.kind,
+    }
+}
+
+/// A bounded set of reasons (ECAD puts the error text there, which grows without bound).
+fn refusal_label(refusal: &Refusal) -> &'static str {
+    match refusal.reason {
+        RefusalReason::LevelBelow => "level_below_watermark",
+        RefusalReason::RoundBelow => "round_below_watermark",
+        RefusalReason::DifferentPayload => "different_payload",
+        _ => "other",
+    }
+}
+
+fn round_label(round: i32) -> Cow<'static, str> {
+    const SMALL: [&str; 8] = ["0", "1", "2", "3", "4", "5", "6", "7"];
+    match usize::try_from(round).ok().and_then(|i| SMALL.get(i)) {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(round.to_string()),
+    }
+}
+
 /// Status codes as label values without an allocation for the common ones.
 fn status_label(status: u16) -> &'static str {
     match status {
@@ -295,9 +347,12 @@ fn status_label(status: u16) -> &'static str {
         401 => "401",
         403 => "403",
         404 => "404",
+        405 => "405",
+        408 => "408",
         409 => "409",
         413 => "413",
         500 => "500",
+        502 => "502",
         503 => "503",
         _ => "other",
     }

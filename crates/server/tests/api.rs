@@ -10,19 +10,21 @@
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use axum::response::Response;
 use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::Value;
-use signatory_server::{api_router, app_state, utility_router, ServerConfig};
+use signatory_server::{api_app, app_state, utility_router, ServerConfig};
 use signatory_signer::policy::KeyPolicy;
 use signatory_signer::service::{KeyEntry, SignService};
 use signatory_signer::vault::{Vault, VaultError, VaultKey};
 use signatory_stores::MemStore;
 use signatory_vaults::MemVault;
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::Arc;
 use tezos_crypto::{Curve, PublicKey, PublicKeyHash, SecretKey, Signature, SigningVersion};
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 
 const PREATTESTATION: &str = "12ed9d217c2f50673bab6b20dfb0a88ca93b4a0c72a34c807af5dffbece2cba3d2b509835f14006000000002000000041f1ebb39759cc957216f88fb4d005abc206fb00a53f8d57ac01be00c084cba97";
 
@@ -170,12 +172,17 @@ fn cfg() -> ServerConfig {
     ServerConfig::new(([127, 0, 0, 1], 0).into())
 }
 
-fn routers(cfg: &ServerConfig, f: &Fixture) -> (Router, Router) {
+type Api = tower_http::normalize_path::NormalizePath<Router>;
+
+fn routers(cfg: &ServerConfig, f: &Fixture) -> (Api, Router) {
     let state = app_state(cfg, f.service.clone()).unwrap();
-    (api_router(cfg, state.clone()), utility_router(state))
+    (api_app(cfg, state.clone()), utility_router(state))
 }
 
-async fn call(app: &Router, method: &str, uri: &str, body: Option<String>) -> (StatusCode, Value) {
+async fn call<S>(app: &S, method: &str, uri: &str, body: Option<String>) -> (StatusCode, Value)
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone,
+{
     let req = Request::builder()
         .method(method)
         .uri(uri)
@@ -190,7 +197,7 @@ async fn call(app: &Router, method: &str, uri: &str, body: Option<String>) -> (S
     (status, value)
 }
 
-async fn sign(app: &Router, pkh: &PublicKeyHash, bytes: &[u8], query: &str) -> (StatusCode, Value) {
+async fn sign(app: &Api, pkh: &PublicKeyHash, bytes: &[u8], query: &str) -> (StatusCode, Value) {
     let uri = format!("/keys/{pkh}{query}");
     call(
         app,
@@ -383,43 +390,100 @@ async fn global_authentication() {
     );
 }
 
+fn auth_for(k: &SecretKey, pkh: &PublicKeyHash, bytes: &[u8]) -> String {
+    let signed = signatory_server::auth::authenticated_bytes(pkh, bytes);
+    let sig = k.sign(&signed, SigningVersion::default()).unwrap();
+    format!("?authentication={}", sig.to_b58check())
+}
+
 #[tokio::test]
 async fn per_key_authorized_clients() {
     let client = SecretKey::generate(Curve::P256);
     let other = SecretKey::generate(Curve::P256);
     let f = fixture(Some(client.public_key().hash()));
     let mut c = cfg();
+    // `other` is a known client key, but no policy names it and there is no global list.
     c.per_key_authorized_keys = vec![client.public_key(), other.public_key()];
     let (api, _) = routers(&c, &f);
     let pkh = f.baker.public_key().hash();
     let bytes = preattestation(30, 1);
-    let auth = |k: &SecretKey| {
-        let signed = signatory_server::auth::authenticated_bytes(&pkh, &bytes);
-        k.sign(&signed, SigningVersion::default())
-            .unwrap()
-            .to_b58check()
-    };
     // Unauthenticated: the key's policy requires a client.
-    let (s, _) = sign(&api, &pkh, &bytes, "").await;
+    let (s, body) = sign(&api, &pkh, &bytes, "").await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    // Authenticated, but by a client that this key does not accept.
-    let (s, body) = sign(
-        &api,
-        &pkh,
-        &bytes,
-        &format!("?authentication={}", auth(&other)),
-    )
-    .await;
+    assert_octez_error(&body, "authentication is required");
+    // Authenticated by a key that this signing key does not accept.
+    let (s, body) = sign(&api, &pkh, &bytes, &auth_for(&other, &pkh, &bytes)).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    assert_octez_error(&body, "not authorized");
-    let (s, _) = sign(
-        &api,
-        &pkh,
-        &bytes,
-        &format!("?authentication={}", auth(&client)),
-    )
-    .await;
+    assert_octez_error(&body, "not from a client key authorized");
+    let (s, body) = sign(&api, &pkh, &bytes, &auth_for(&client, &pkh, &bytes)).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    // Other keys need no authentication here (no global list).
+    let bls = f.bls.public_key().hash();
+    let (s, _) = sign(&api, &bls, &preattestation(30, 1), "").await;
     assert_eq!(s, StatusCode::OK);
+    let (_, body) = call(&api, "GET", "/authorized_keys", None).await;
+    assert_eq!(
+        body,
+        serde_json::json!({"authorized_keys": [client.public_key().hash().to_b58check()]})
+    );
+}
+
+#[tokio::test]
+async fn a_client_is_authorized_only_where_configured() {
+    // `baker` names `client`; the global list names `global`.
+    let client = SecretKey::generate(Curve::Ed25519);
+    let global = SecretKey::generate(Curve::Secp256k1);
+    let f = fixture(Some(client.public_key().hash()));
+    let mut c = cfg();
+    c.authorized_keys = Some(vec![global.public_key()]);
+    c.per_key_authorized_keys = vec![client.public_key()];
+    let (api, _) = routers(&c, &f);
+    let baker = f.baker.public_key().hash();
+    let bls = f.bls.public_key().hash();
+    let bytes = preattestation(60, 1);
+    // `client` may use `baker` only.
+    let (s, body) = sign(&api, &baker, &bytes, &auth_for(&client, &baker, &bytes)).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (s, _) = sign(&api, &bls, &bytes, &auth_for(&client, &bls, &bytes)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // `global` may use `bls`, but not `baker`, whose policy names its own clients.
+    let (s, _) = sign(&api, &bls, &bytes, &auth_for(&global, &bls, &bytes)).await;
+    assert_eq!(s, StatusCode::OK);
+    let next = preattestation(61, 1);
+    let (s, body) = sign(&api, &baker, &next, &auth_for(&global, &baker, &next)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_octez_error(&body, "is not authorized for this key");
+    // The list served is the union.
+    let (_, body) = call(&api, "GET", "/authorized_keys", None).await;
+    let mut listed: Vec<String> = serde_json::from_value(body["authorized_keys"].clone()).unwrap();
+    listed.sort();
+    let mut expected = vec![
+        client.public_key().hash().to_b58check(),
+        global.public_key().hash().to_b58check(),
+    ];
+    expected.sort();
+    assert_eq!(listed, expected);
+}
+
+#[tokio::test]
+async fn failed_authentication_never_moves_the_watermark() {
+    let client = SecretKey::generate(Curve::Ed25519);
+    let stranger = SecretKey::generate(Curve::Ed25519);
+    let f = fixture(None);
+    let mut c = cfg();
+    c.authorized_keys = Some(vec![client.public_key()]);
+    let (api, _) = routers(&c, &f);
+    let pkh = f.baker.public_key().hash();
+    // Refused requests at level 70 with payload 1 ...
+    let first = preattestation(70, 1);
+    let (s, _) = sign(&api, &pkh, &first, &auth_for(&stranger, &pkh, &first)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = sign(&api, &pkh, &first, "").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // ... leave level 70 free for another payload.
+    let second = preattestation(70, 2);
+    let (s, body) = sign(&api, &pkh, &second, &auth_for(&client, &pkh, &second)).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
 }
 
 #[tokio::test]
@@ -434,9 +498,53 @@ async fn base_path_and_body_limit() {
     assert_eq!(s, StatusCode::OK);
     let (s, _) = call(&api, "GET", &format!("/keys/{pkh}"), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    // Trailing slashes are tolerated.
+    let (s, _) = call(&api, "GET", &format!("/signer/keys/{pkh}/"), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = call(&api, "GET", "/signer/authorized_keys/", None).await;
+    assert_eq!(s, StatusCode::OK);
     let big = format!("\"{}\"", "00".repeat(4096));
-    let (s, _) = call(&api, "POST", &format!("/signer/keys/{pkh}"), Some(big)).await;
+    let (s, body) = call(&api, "POST", &format!("/signer/keys/{pkh}"), Some(big)).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_octez_error(&body, "too large");
+    // Just under the limit: read, then refused for what it is (not a valid request).
+    let under = format!("\"{}\"", "00".repeat(500));
+    let (s, _) = call(&api, "POST", &format!("/signer/keys/{pkh}"), Some(under)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    // A signing request through the prefix, with a trailing slash.
+    let bytes = preattestation(3, 1);
+    let uri = format!("/signer/keys/{pkh}/?version=1");
+    let (s, body) = call(
+        &api,
+        "POST",
+        &uri,
+        Some(format!("\"{}\"", hex::encode(&bytes))),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn default_limit_accepts_the_largest_operation() {
+    let f = fixture(None);
+    let (api, _) = routers(&cfg(), &f);
+    let pkh = f.wallet.public_key().hash();
+    // 32 KiB of bytes (64 KiB of hex) gets through the limit to the decoder.
+    let mut big = vec![0x03];
+    big.extend(std::iter::repeat_n(0u8, 32 * 1024 - 1));
+    let (s, body) = sign(&api, &pkh, &big, "").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert_octez_error(&body, "decode");
+}
+
+#[tokio::test]
+async fn method_not_allowed_has_the_octez_shape() {
+    let f = fixture(None);
+    let (api, _) = routers(&cfg(), &f);
+    let pkh = f.baker.public_key().hash();
+    let (s, body) = call(&api, "DELETE", &format!("/keys/{pkh}"), None).await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    assert_octez_error(&body, "method not allowed");
 }
 
 #[tokio::test]
@@ -483,28 +591,46 @@ async fn metrics_and_health() {
     let f = fixture(None);
     let (api, utility) = routers(&cfg(), &f);
     let pkh = f.baker.public_key().hash();
+    let wallet = f.wallet.public_key().hash();
     sign(&api, &pkh, &preattestation(40, 1), "").await;
-    sign(&api, &pkh, &preattestation(40, 2), "").await;
+    sign(&api, &pkh, &preattestation(40, 1), "").await; // replayed
+    sign(&api, &pkh, &preattestation(40, 2), "").await; // 409
+    sign(&api, &wallet, &preattestation(40, 1), "").await; // 403 policy
+    sign(&api, &f.broken, &preattestation(40, 1), "").await; // 500 vault
+    call(&api, "POST", "/keys/tz1nonsense", Some("\"00\"".into())).await;
     let (s, text) = call(&utility, "GET", "/metrics", None).await;
     assert_eq!(s, StatusCode::OK);
     let text = text.as_str().unwrap().to_string();
-    for name in [
-        "signing_ops_total",
-        "vault_sign_request_duration_milliseconds",
-        "sign_handler_requests_total",
-        "sign_handler_request_duration_milliseconds",
-        "watermark_rejection_total",
-        "watermark_operations_total",
-        "signatory_vault_sign_duration_seconds",
-        "signatory_watermark_duration_seconds",
+    let chain_bytes: [u8; 4] = preattestation(0, 0)[1..5].try_into().unwrap();
+    let chain = tezos_crypto::ChainId(chain_bytes).to_b58check();
+    // ECAD Signatory's names, label sets and values (labels print sorted).
+    for line in [
+        format!(r#"signing_ops_total{{address="{pkh}",chain_id="{chain}",kind="preattestation",op="preattestation",vault="mem"}} 1"#),
+        format!(r#"consensus_round_total{{address="{pkh}",chain_id="{chain}",operation_type="preattestation",round="0"}} 1"#),
+        format!(r#"vault_sign_request_duration_milliseconds_count{{address="{pkh}",chain_id="{chain}",op="preattestation",vault="mem"}} 1"#),
+        format!(r#"vault_sign_request_duration_milliseconds_bucket{{address="{pkh}",chain_id="{chain}",op="preattestation",vault="mem",le="100000"}} 1"#),
+        format!(r#"sign_handler_requests_total{{address="{pkh}",status="200"}} 2"#),
+        format!(r#"sign_handler_requests_total{{address="{pkh}",status="409"}} 1"#),
+        format!(r#"sign_handler_requests_total{{address="{wallet}",status="403"}} 1"#),
+        r#"sign_handler_requests_total{address="unknown",status="400"} 1"#.to_string(),
+        format!(r#"sign_handler_request_duration_milliseconds_count{{address="{pkh}",status="200"}} 2"#),
+        format!(r#"watermark_rejection_total{{address="{pkh}",chain_id="{chain}",operation_type="preattestation",reason="different_payload"}} 1"#),
+        r#"watermark_operations_total{backend="mem",request_type="preattestation",result="success"} 3"#.to_string(),
+        r#"watermark_operations_total{backend="mem",request_type="preattestation",result="rejected"} 1"#.to_string(),
+        format!(r#"policy_violation_total{{address="{wallet}",operation_type="request",violation_type="preattestation"}} 1"#),
+        format!(r#"vault_sign_request_error_total{{chain_id="{chain}",code="500",vault="broken"}} 1"#),
+        r#"signatory_vault_sign_duration_seconds_count{vault="mem"} 1"#.to_string(),
+        r#"signatory_watermark_duration_seconds_count{backend="mem"} 4"#.to_string(),
+        r#"watermark_operation_duration_seconds_count{backend="mem"} 4"#.to_string(),
+        "# TYPE signatory_build_info gauge".to_string(),
     ] {
-        assert!(text.contains(name), "{name} missing from metrics");
+        assert!(text.contains(&line), "missing `{line}` in\n{text}");
     }
-    assert!(text.contains(&format!("address=\"{pkh}\"")));
     // One vault is broken: not ready.
     let (s, body) = call(&utility, "GET", "/healthz", None).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["ready"], false);
+    assert_eq!(body["status"], "unavailable");
     assert!(body["error"].as_str().unwrap().contains("broken"));
     let (s, _) = call(&utility, "GET", "/live", None).await;
     assert_eq!(s, StatusCode::OK);
@@ -529,6 +655,9 @@ async fn health_is_ok_when_everything_answers() {
     let (s, body) = call(&utility, "GET", "/healthz", None).await;
     assert_eq!(
         (s, body),
-        (StatusCode::OK, serde_json::json!({"ready": true}))
+        (
+            StatusCode::OK,
+            serde_json::json!({"status": "ok", "ready": true})
+        )
     );
 }

@@ -1,0 +1,109 @@
+//! A TCP listener serving HTTP/1.1 with hyper: header-read timeout, `TCP_NODELAY`, the
+//! client address for handlers, and graceful shutdown (requests in flight finish).
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use axum::response::Response;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::{Service, ServiceExt};
+
+/// How connections are served.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnectionLimits {
+    /// A client must send a request's whole header within this time (`None`: no limit).
+    pub header_read_timeout: Option<Duration>,
+    /// After shutdown is requested, how long requests in flight may take to finish.
+    pub drain: Duration,
+}
+
+fn http1_builder(limits: &ConnectionLimits) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    // The timer must be set before the header-read timeout is used (hyper panics otherwise).
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    builder
+}
+
+/// Accept on `listener` until `stop` turns true, then wait (at most `limits.drain`) for the
+/// connections' requests in flight.
+pub(crate) async fn run<S>(
+    name: &'static str,
+    listener: TcpListener,
+    app: S,
+    limits: ConnectionLimits,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    let builder = http1_builder(&limits);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|stop| *stop) => break,
+        };
+        let (stream, remote) = match accepted {
+            Ok(conn) => conn,
+            Err(e) if is_connection_error(&e) => continue,
+            Err(e) => {
+                // Out of file descriptors and the like: wait rather than spin.
+                tracing::error!(listener = name, error = %e, "cannot accept connections; retrying in 1 s");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    _ = stop.wait_for(|stop| *stop) => break,
+                }
+            }
+        };
+        // Small request, small answer: send it now rather than wait for more bytes.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(listener = name, error = %e, "cannot set TCP_NODELAY");
+        }
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut()
+                .insert(ConnectInfo::<SocketAddr>(remote));
+            app.clone().oneshot(req.map(Body::new))
+        });
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(listener = name, client = %remote, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!(
+        listener = name,
+        "stopped accepting; finishing requests in flight"
+    );
+    if tokio::time::timeout(limits.drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            listener = name,
+            seconds = limits.drain.as_secs(),
+            "connections still open after the shutdown grace period; no longer waiting for them"
+        );
+    }
+}
+
+/// Errors of one connection that never reached us, not of the listener.
+fn is_connection_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    )
+}

@@ -1,0 +1,268 @@
+//! The listeners over real sockets: graceful shutdown with a request in flight, the
+//! header-read timeout, the request timeout, and the utility listener.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use signatory_server::{api_app, app_state, serve_listeners, ServerConfig};
+use signatory_signer::policy::KeyPolicy;
+use signatory_signer::service::{KeyEntry, SignService};
+use signatory_signer::vault::{Vault, VaultError, VaultKey};
+use signatory_stores::MemStore;
+use signatory_vaults::MemVault;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tezos_crypto::{Curve, PublicKey, PublicKeyHash, SecretKey, Signature, SigningVersion};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tower::ServiceExt;
+
+const PREATTESTATION: &str = "12ed9d217c2f50673bab6b20dfb0a88ca93b4a0c72a34c807af5dffbece2cba3d2b509835f14006000000002000000041f1ebb39759cc957216f88fb4d005abc206fb00a53f8d57ac01be00c084cba97";
+
+fn preattestation(level: i32, payload: u8) -> Vec<u8> {
+    let mut b = hex::decode(PREATTESTATION).unwrap();
+    b[40..44].copy_from_slice(&level.to_be_bytes());
+    let last = b.len() - 1;
+    b[last] = payload;
+    b
+}
+
+/// A vault that takes its time to sign.
+#[derive(Debug)]
+struct SlowVault {
+    inner: MemVault,
+    delay: Duration,
+}
+
+#[async_trait]
+impl Vault for SlowVault {
+    fn name(&self) -> &str {
+        "slow"
+    }
+    fn driver(&self) -> &'static str {
+        "test"
+    }
+    async fn list_keys(&self) -> Result<Vec<VaultKey>, VaultError> {
+        self.inner.list_keys().await
+    }
+    async fn sign(
+        &self,
+        pkh: &PublicKeyHash,
+        message: &[u8],
+        version: SigningVersion,
+    ) -> Result<Signature, VaultError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.sign(pkh, message, version).await
+    }
+    async fn prove_possession(
+        &self,
+        pkh: &PublicKeyHash,
+        override_pk: Option<&PublicKey>,
+    ) -> Result<Signature, VaultError> {
+        self.inner.prove_possession(pkh, override_pk).await
+    }
+}
+
+fn slow_service(delay: Duration) -> (SecretKey, Arc<SignService>) {
+    let key = SecretKey::generate(Curve::Ed25519);
+    let vault: Arc<dyn Vault> = Arc::new(SlowVault {
+        inner: MemVault::with_keys("slow", [key.clone()]),
+        delay,
+    });
+    let mut keys = HashMap::new();
+    keys.insert(
+        key.public_key().hash(),
+        KeyEntry {
+            public_key: key.public_key(),
+            vault,
+            policy: Some(KeyPolicy::default()),
+        },
+    );
+    (
+        key,
+        Arc::new(SignService::new(keys, Arc::new(MemStore::new()))),
+    )
+}
+
+/// One HTTP/1.1 request on a fresh connection; the status and the body.
+async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: signer\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+struct Running {
+    api: SocketAddr,
+    utility: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<(), signatory_server::ServerError>>,
+}
+
+async fn start(cfg: ServerConfig, service: Arc<SignService>) -> Running {
+    let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let utility = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (api_addr, utility_addr) = (api.local_addr().unwrap(), utility.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_listeners(cfg, api, Some(utility), service, async {
+        let _ = stopped.await;
+    }));
+    Running {
+        api: api_addr,
+        utility: utility_addr,
+        stop,
+        server,
+    }
+}
+
+fn cfg() -> ServerConfig {
+    ServerConfig::new(([127, 0, 0, 1], 0).into())
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_request_in_flight_finish() {
+    let (key, service) = slow_service(Duration::from_millis(400));
+    let running = start(cfg(), service).await;
+    let pkh = key.public_key().hash();
+    let bytes = preattestation(10, 1);
+    let api = running.api;
+    let in_flight = tokio::spawn(async move {
+        let body = format!("\"{}\"", hex::encode(&bytes));
+        http(api, "POST", &format!("/keys/{pkh}"), &body).await
+    });
+    // The request is now waiting on the vault.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    running.stop.send(()).unwrap();
+    let (status, body) = in_flight.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("edsig"), "{body}");
+    tokio::time::timeout(Duration::from_secs(5), running.server)
+        .await
+        .expect("the server stops once the request is answered")
+        .unwrap()
+        .unwrap();
+    // No longer listening.
+    assert!(TcpStream::connect(api).await.is_err());
+}
+
+#[tokio::test]
+async fn a_slow_header_is_cut_off() {
+    let (_, service) = slow_service(Duration::ZERO);
+    let mut c = cfg();
+    c.header_read_timeout = Duration::from_millis(300);
+    let running = start(c, service).await;
+    let mut stream = TcpStream::connect(running.api).await.unwrap();
+    stream
+        .write_all(b"GET /known_keys HTTP/1.1\r\nHost: sig")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the connection was not closed");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    // Nothing was served to the incomplete request.
+    assert!(!String::from_utf8_lossy(&buf).contains("known_keys"));
+    // A complete request is served as usual.
+    let (status, body) = http(running.api, "GET", "/known_keys", "").await;
+    assert_eq!(status, 200, "{body}");
+    running.stop.send(()).unwrap();
+    running.server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn utility_listener_and_client_address() {
+    let (key, service) = slow_service(Duration::ZERO);
+    let mut c = cfg();
+    let client = SecretKey::generate(Curve::Ed25519);
+    c.authorized_keys = Some(vec![client.public_key()]);
+    let running = start(c, service).await;
+    let pkh = key.public_key().hash();
+    let body = format!("\"{}\"", hex::encode(preattestation(5, 1)));
+    let (status, answer) = http(running.api, "POST", &format!("/keys/{pkh}"), &body).await;
+    assert_eq!(status, 401, "{answer}");
+    let (status, metrics) = http(running.utility, "GET", "/metrics", "").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains(
+            r#"authentication_failure_total{auth_method="authentication",client_ip="127.0.0.1",status="401"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains(&format!(
+        r#"sign_handler_requests_total{{address="{pkh}",status="401"}} 1"#
+    )));
+    let (status, health) = http(running.utility, "GET", "/healthz", "").await;
+    assert_eq!(
+        (status, health.as_str()),
+        (200, r#"{"ready":true,"status":"ok"}"#)
+    );
+    let (status, _) = http(running.utility, "GET", "/live", "").await;
+    assert_eq!(status, 200);
+    running.stop.send(()).unwrap();
+    running.server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_timed_out_request_is_still_recorded() {
+    let (key, service) = slow_service(Duration::from_millis(600));
+    let mut c = cfg();
+    c.request_timeout = Duration::from_millis(150);
+    let state = app_state(&c, service).unwrap();
+    let api = api_app(&c, state);
+    let pkh = key.public_key().hash();
+    let bytes = preattestation(20, 1);
+    let post = |bytes: &[u8]| {
+        Request::post(format!("/keys/{pkh}"))
+            .body(Body::from(format!("\"{}\"", hex::encode(bytes))))
+            .unwrap()
+    };
+    let resp = api.clone().oneshot(post(&bytes)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(error[0]["id"], "failure");
+    assert!(error[0]["msg"].as_str().unwrap().contains("150 ms"));
+    // The signing went on without the client and was recorded: asked again, the same
+    // bytes get the recorded signature at once, and another payload is refused.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let started = Instant::now();
+    let resp = api.clone().oneshot(post(&bytes)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        started.elapsed() < Duration::from_millis(150),
+        "replayed, not signed again"
+    );
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let reply: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let sig = Signature::from_b58check(reply["signature"].as_str().unwrap()).unwrap();
+    key.public_key()
+        .verify(&bytes, &sig, SigningVersion::default())
+        .unwrap();
+    let other = api.oneshot(post(&preattestation(20, 2))).await.unwrap();
+    assert_eq!(other.status(), StatusCode::CONFLICT);
+}
