@@ -24,6 +24,9 @@ pub struct Target {
     /// watermark store needs a start above the first run's last level.
     #[arg(long, default_value_t = 1)]
     start_level: i32,
+    /// The signer's process id: report its CPU time per signature (from /proc).
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -138,6 +141,52 @@ fn attestation_bytes(body: &Bytes) -> Vec<u8> {
     hex::decode(hex_part).unwrap_or_default()
 }
 
+/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`; `None`
+/// when it cannot be read. Linux reports it in USER_HZ ticks, 100 per second on every
+/// architecture it runs on.
+fn cpu_time(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// CPU used by the signer and by this load generator during a scenario.
+#[derive(Debug, Clone, Copy)]
+struct CpuMeter {
+    server_pid: Option<u32>,
+    server: Option<Duration>,
+    bench: Option<Duration>,
+}
+
+impl CpuMeter {
+    fn start(server_pid: Option<u32>) -> Self {
+        CpuMeter {
+            server_pid,
+            server: server_pid.and_then(|p| cpu_time(&p.to_string())),
+            bench: cpu_time("self"),
+        }
+    }
+
+    /// (signer, load generator) CPU since `start`.
+    fn stop(&self) -> (Option<Duration>, Option<Duration>) {
+        let server = match (self.server_pid, self.server) {
+            (Some(p), Some(before)) => {
+                cpu_time(&p.to_string()).map(|now| now.saturating_sub(before))
+            }
+            _ => None,
+        };
+        let bench = match (self.bench, cpu_time("self")) {
+            (Some(before), Some(now)) => Some(now.saturating_sub(before)),
+            _ => None,
+        };
+        (server, bench)
+    }
+}
+
 /// The enabled keys of the signer, by curve prefix (`tz1` …).
 async fn known_keys(addr: SocketAddr) -> Result<BTreeMap<String, Vec<String>>, BenchError> {
     let mut conn = Connection::connect(addr).await?;
@@ -239,6 +288,8 @@ struct Report {
     first_error: Option<String>,
     elapsed: Duration,
     latencies: Vec<Duration>,
+    server_cpu: Option<Duration>,
+    bench_cpu: Option<Duration>,
 }
 
 impl Report {
@@ -257,8 +308,14 @@ impl Report {
 
     fn row(&self) -> String {
         let ms = |d: Duration| format!("{:.3}", d.as_secs_f64() * 1e3);
+        let per_sig = |cpu: Option<Duration>| match cpu {
+            Some(cpu) if self.signed > 0 => {
+                format!("{:.0}", cpu.as_secs_f64() * 1e6 / self.signed as f64)
+            }
+            _ => "–".to_string(),
+        };
         format!(
-            "| {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
             self.curve,
             self.scenario,
             self.clients,
@@ -270,14 +327,17 @@ impl Report {
             ms(self.percentile(99.0)),
             ms(self.latencies.last().copied().unwrap_or_default()),
             self.errors,
+            per_sig(self.server_cpu),
+            per_sig(self.bench_cpu),
         )
     }
 }
 
-pub const TABLE_HEADER: &str = "| curve | scenario | clients | keys | signatures | signatures/s | p50 ms | p90 ms | p99 ms | max ms | errors |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|";
+pub const TABLE_HEADER: &str = "| curve | scenario | clients | keys | signatures | signatures/s | p50 ms | p90 ms | p99 ms | max ms | errors | signer CPU µs/sig | load generator CPU µs/sig |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|";
 
 async fn run_latency(
     addr: SocketAddr,
+    server_pid: Option<u32>,
     curve: &str,
     pkh: &str,
     requests: usize,
@@ -303,7 +363,10 @@ async fn run_latency(
         first_error: None,
         elapsed: Duration::ZERO,
         latencies: Vec::with_capacity(requests),
+        server_cpu: None,
+        bench_cpu: None,
     };
+    let meter = CpuMeter::start(server_pid);
     let start = Instant::now();
     for i in 0..requests {
         let body = attestation_body(first + (warmup + i) as i32, 0);
@@ -313,6 +376,7 @@ async fn run_latency(
         count(&mut report, status, &resp);
     }
     report.elapsed = start.elapsed();
+    (report.server_cpu, report.bench_cpu) = meter.stop();
     report.latencies.sort_unstable();
     Ok(report)
 }
@@ -330,6 +394,7 @@ fn count(report: &mut Report, status: u16, body: &Bytes) {
 
 async fn run_throughput(
     addr: SocketAddr,
+    server_pid: Option<u32>,
     curve: &str,
     pkhs: &[String],
     clients: usize,
@@ -394,6 +459,7 @@ async fn run_throughput(
             Ok::<_, BenchError>((latencies, signed, errors, first_error))
         }));
     }
+    let meter = CpuMeter::start(server_pid);
     barrier.wait().await;
     let start = Instant::now();
     let mut report = Report {
@@ -406,6 +472,8 @@ async fn run_throughput(
         first_error: None,
         elapsed: Duration::ZERO,
         latencies: Vec::new(),
+        server_cpu: None,
+        bench_cpu: None,
     };
     for t in tasks {
         let (latencies, signed, errors, first_error) = t
@@ -419,6 +487,7 @@ async fn run_throughput(
         }
     }
     report.elapsed = start.elapsed();
+    (report.server_cpu, report.bench_cpu) = meter.stop();
     report.latencies.sort_unstable();
     Ok(report)
 }
@@ -459,6 +528,7 @@ pub async fn latency(args: LatencyArgs) -> Result<(), BenchError> {
         .unwrap_or_default();
     let report = run_latency(
         args.target.addr,
+        args.target.server_pid,
         &args.curve,
         &pkh,
         args.requests,
@@ -479,6 +549,7 @@ pub async fn throughput(args: ThroughputArgs) -> Result<(), BenchError> {
     let keys = keys_of(&by_curve, &args.curve, args.keys)?;
     let report = run_throughput(
         args.target.addr,
+        args.target.server_pid,
         &args.curve,
         keys,
         args.clients,
@@ -503,11 +574,20 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
             .first()
             .cloned()
             .unwrap_or_default();
-        let report = run_latency(args.target.addr, curve, &one, args.requests, &mut levels).await?;
+        let report = run_latency(
+            args.target.addr,
+            args.target.server_pid,
+            curve,
+            &one,
+            args.requests,
+            &mut levels,
+        )
+        .await?;
         print(&report);
         let keys = keys_of(&by_curve, curve, args.keys)?;
         let report = run_throughput(
             args.target.addr,
+            args.target.server_pid,
             curve,
             keys,
             args.clients,
