@@ -35,7 +35,7 @@ step "cargo test (workspace)"
 cargo test --locked --workspace --all-targets
 
 # --- 2. interop with real clients -----------------------------------------------------------
-export SIGNATORY_BIN="$ROOT/target/debug/signatory"
+export SIGNATORY_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/signatory"
 for pkg in tests/interop/*/; do
   [[ -f $pkg/package.json ]] || continue
   step "interop: $pkg (npm ci, node --test)"

@@ -131,14 +131,14 @@ impl KeySpec {
     }
 }
 
-/// What to run: keys, global authorized client keys, and extra `server:` lines.
+/// What to run: keys, global authorized client keys, base path, watermark driver.
 #[derive(Debug, Default)]
 pub struct SignerConfig {
     pub keys: Vec<KeySpec>,
     /// `server.authorized_keys`: client public keys.
     pub authorized_keys: Vec<PublicKey>,
-    /// Extra lines inside `server:` (already indented by two spaces).
-    pub server_extra: Vec<String>,
+    /// `server.base_path`: the URL prefix of the API routes (`/signer` → `/signer/keys/…`).
+    pub base_path: Option<String>,
     /// `watermark.driver`; `None` is the durable `file` store (initialised before start).
     pub watermark_driver: Option<String>,
 }
@@ -213,8 +213,11 @@ impl TestSigner {
         write_private(&secret_path, &serde_json::Value::Array(secrets).to_string())?;
         let api = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let utility = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-        // The binary has no base-path setting yet: routes live at the root.
-        let prefix = String::new();
+        let prefix = config
+            .base_path
+            .as_deref()
+            .map(|p| p.trim_end_matches('/').to_string())
+            .unwrap_or_default();
         let signer = TestSigner {
             config_path: dir.path().join("signatory.yaml"),
             log_path: dir.path().join("signer.log"),
@@ -249,8 +252,8 @@ impl TestSigner {
                 let _ = writeln!(y, "    - {}", quote(&k.to_b58check()));
             }
         }
-        for line in &self.config.server_extra {
-            let _ = writeln!(y, "{line}");
+        if let Some(p) = &self.config.base_path {
+            let _ = writeln!(y, "  base_path: {}", quote(p));
         }
         y.push_str("vaults:\n  local:\n    driver: file\n    config:\n");
         let _ = writeln!(
@@ -392,17 +395,6 @@ impl TestSigner {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(child) => matches!(child.try_wait(), Ok(None)),
-            None => false,
-        }
-    }
-
     /// SIGKILL: no shutdown code runs, as in a crash or an OOM kill.
     pub fn kill9(&mut self) -> Result<(), HarnessError> {
         let mut child = self.child.take().ok_or(HarnessError::NotRunning)?;
@@ -437,16 +429,6 @@ impl TestSigner {
                 Err(e) => return Err(HarnessError::io("waiting for the signer")(e)),
             }
         }
-    }
-
-    /// The temporary directory holding this signer's files.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// The public keys and hashes of the configured keys, in order.
-    pub fn keys(&self) -> &[KeySpec] {
-        &self.config.keys
     }
 
     /// Create an empty file in the temporary directory (a log for a second process).

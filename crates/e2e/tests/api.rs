@@ -804,3 +804,44 @@ async fn bls_proof_of_possession() {
     let stranger = SecretKey::generate(Curve::Bls12_381).public_key().hash();
     assert_error(&conn.get(&pop_path(&stranger)).await.unwrap(), 404);
 }
+
+#[tokio::test]
+async fn base_path_puts_every_route_under_the_prefix() {
+    let key = SecretKey::generate(Curve::Secp256k1);
+    let mut config = default_keys(std::slice::from_ref(&key));
+    // Written with a trailing slash, as operators do; routes live under `/tezos/signer`.
+    config.base_path = Some("/tezos/signer/".to_string());
+    let signer = start(config).await;
+    assert_eq!(signer.prefix, "/tezos/signer");
+    let mut conn = signer.connect().await.unwrap();
+    let pkh = key.public_key().hash();
+
+    let resp = conn.get(&signer.key_path(&pkh)).await.unwrap();
+    assert_eq!(
+        resp.json_str("public_key"),
+        Some(key.public_key().to_b58check())
+    );
+    for route in ["/authorized_keys", "/known_keys"] {
+        let resp = conn.get(&signer.path(route)).await.unwrap();
+        assert_eq!(resp.status, 200, "{route}: {}", resp.text());
+    }
+    sign_ok(
+        &mut conn,
+        &signer,
+        &key,
+        &Consensus::new(9, 0, 1).attestation(),
+    )
+    .await;
+
+    // Nothing answers at the root.
+    let resp = conn.get(&format!("/keys/{pkh}")).await.unwrap();
+    assert_eq!(resp.status, 404, "{}", resp.text());
+    let resp = conn
+        .sign(
+            &format!("/keys/{pkh}"),
+            &Consensus::new(10, 0, 1).attestation(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 404, "{}", resp.text());
+}

@@ -62,6 +62,13 @@ pub fn assert_error(resp: &Response, status: u16) -> String {
         resp.status,
         resp.text()
     );
+    assert!(
+        resp.content_type
+            .as_deref()
+            .is_some_and(|t| t.starts_with("application/json")),
+        "{status} reply is not labelled JSON: {:?}",
+        resp.content_type
+    );
     let body = resp
         .json()
         .unwrap_or_else(|| panic!("{status} body is not JSON: {:?}", resp.text()));
