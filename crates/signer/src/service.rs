@@ -317,10 +317,14 @@ impl SignService {
         }
         let signature = self.sign_and_verify(key, req, timings).await?;
         let started = Instant::now();
-        let recorded = self
-            .store
-            .record_signature(*wkey, *wreq, &signature.to_b58check())
-            .await;
+        let encoded = signature.to_b58check();
+        let recorded = if key.vault.signs_deterministically(key.public_key.curve()) {
+            self.store
+                .record_reproducible_signature(*wkey, *wreq, &encoded)
+                .await
+        } else {
+            self.store.record_signature(*wkey, *wreq, &encoded).await
+        };
         timings.watermark += started.elapsed();
         recorded?;
         Ok(Signed {
@@ -416,8 +420,7 @@ fn watermark_slot(
     let Some(kind): Option<WatermarkKind> = decoded.watermark_kind() else {
         return Ok(None);
     };
-    let (Some(chain_id), Some((level, round))) = (decoded.chain_id(), decoded.level_round())
-    else {
+    let (Some(chain_id), Some((level, round))) = (decoded.chain_id(), decoded.level_round()) else {
         return Err(SignError::NoWatermarkPosition(kind));
     };
     Ok(Some((

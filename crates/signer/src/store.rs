@@ -118,6 +118,20 @@ pub trait WatermarkStore: Send + Sync + std::fmt::Debug {
         signature_b58: &str,
     ) -> Result<(), StoreError>;
 
+    /// Like [`WatermarkStore::record_signature`], but may return before the record is
+    /// durable. Only for signatures the vault reproduces exactly from the same bytes (see
+    /// `Vault::signs_deterministically`): the reservation is already durable, so a lost
+    /// signature record only means identical bytes are signed again, to the same signature.
+    /// A later `ReturnStored` still waits until the record is durable.
+    async fn record_reproducible_signature(
+        &self,
+        key: WatermarkKey,
+        req: WatermarkRequest,
+        signature_b58: &str,
+    ) -> Result<(), StoreError> {
+        self.record_signature(key, req, signature_b58).await
+    }
+
     /// The key's current record.
     async fn get(&self, key: WatermarkKey) -> Result<Option<Watermark>, StoreError>;
 

@@ -138,6 +138,17 @@ pub trait Vault: Send + Sync + fmt::Debug {
         Err(self.unsupported("proofs of possession"))
     }
 
+    /// Whether this vault's signatures with keys of `curve` are a function of the key and
+    /// the bytes alone (Ed25519, RFC 6979 ECDSA, BLS), so signing the same bytes again gives
+    /// the very same signature. The service then records the signature without waiting for
+    /// it to reach the disk: if that record is lost in a crash, the durable reservation stays
+    /// and identical bytes are signed again to the same signature. Backends with random
+    /// nonces (most HSMs and KMSs, OpenSSL P-256) must answer `false`, the default.
+    fn signs_deterministically(&self, curve: Curve) -> bool {
+        let _ = curve;
+        false
+    }
+
     /// Whether [`Vault::deterministic_nonce`] works (it needs the secret key bytes, which
     /// hardware and cloud backends never reveal).
     fn supports_deterministic_nonces(&self) -> bool {

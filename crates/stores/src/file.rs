@@ -792,6 +792,24 @@ impl WatermarkStore for FileStore {
         self.wait_durable(seq).await
     }
 
+    async fn record_reproducible_signature(
+        &self,
+        key: WatermarkKey,
+        req: WatermarkRequest,
+        signature_b58: &str,
+    ) -> Result<(), StoreError> {
+        // Queued for the writer's next group commit; not waited for (see the trait).
+        self.with_state(|state| {
+            let entry = state.marks.get(&key);
+            if let Some(record) =
+                rules::attach_signature(&key, entry.map(|e| &e.mark), &req, signature_b58)?
+            {
+                state.enqueue(key, record);
+            }
+            Ok(())
+        })
+    }
+
     async fn get(&self, key: WatermarkKey) -> Result<Option<Watermark>, StoreError> {
         self.with_state(|state| Ok(state.marks.get(&key).map(|e| e.mark.clone())))
     }

@@ -405,3 +405,33 @@ async fn operator_set_only_lowers_with_force_and_persists() {
     store.health().await.unwrap();
     assert_eq!(store.name(), "file");
 }
+
+#[tokio::test]
+async fn reproducible_signatures_are_not_waited_for_but_reach_the_disk() {
+    let (base, store) = new_file_store();
+    let r = req(500, 0, 1);
+    assert_eq!(
+        store.check_and_advance(key(1), r).await.unwrap(),
+        Decision::Advance
+    );
+    store
+        .record_reproducible_signature(key(1), r, "sigdet")
+        .await
+        .unwrap();
+    // A replay waits until the record it answers from is durable.
+    assert_eq!(
+        store.check_and_advance(key(1), r).await.unwrap(),
+        Decision::ReturnStored("sigdet".to_string())
+    );
+    // A record for other bytes is refused, like the durable path.
+    assert!(store
+        .record_reproducible_signature(key(1), req(500, 0, 2), "other")
+        .await
+        .is_err());
+    drop(store);
+    let store = FileStore::open(base.path()).unwrap();
+    assert_eq!(
+        store.get(key(1)).await.unwrap().and_then(|w| w.signature),
+        Some("sigdet".to_string())
+    );
+}

@@ -427,6 +427,10 @@ impl Vault for FileVault {
         true
     }
 
+    fn signs_deterministically(&self, curve: Curve) -> bool {
+        crate::keyring::signs_deterministically(curve)
+    }
+
     async fn deterministic_nonce(
         &self,
         pkh: &PublicKeyHash,

@@ -163,3 +163,10 @@ impl Keyring {
         }
     }
 }
+
+/// Whether this crate's software signing is deterministic for `curve`: Ed25519 (RFC 8032),
+/// secp256k1 (libsecp256k1, RFC 6979 nonces) and BLS are; P-256 signs through OpenSSL with a
+/// random nonce, as Octez does.
+pub(crate) const fn signs_deterministically(curve: tezos_crypto::Curve) -> bool {
+    !matches!(curve, tezos_crypto::Curve::P256)
+}

@@ -197,6 +197,10 @@ impl Vault for MemVault {
         true
     }
 
+    fn signs_deterministically(&self, curve: Curve) -> bool {
+        crate::keyring::signs_deterministically(curve)
+    }
+
     async fn deterministic_nonce(
         &self,
         pkh: &PublicKeyHash,
