@@ -52,6 +52,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// The directory under the signer's base directory that holds the store.
@@ -65,6 +66,8 @@ const SNAPSHOT: &str = "snapshot";
 const SNAPSHOT_TMP: &str = "snapshot.tmp";
 const LOCK: &str = "lock";
 const LOG_PREFIX: &str = "log-";
+/// How long a record nobody waits for may stay queued before it is written on its own.
+const LAZY_FLUSH: Duration = Duration::from_millis(20);
 
 /// Tuning of the file store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +139,9 @@ struct Entry {
 struct State {
     marks: HashMap<WatermarkKey, Entry>,
     pending: Vec<(WatermarkKey, Watermark)>,
+    /// Some pending record has a caller waiting for it: commit now. Otherwise the pending
+    /// records are reproducible signatures, which may wait for company (see `LAZY_FLUSH`).
+    urgent: bool,
     last_seq: u64,
     failure: Option<String>,
     shutdown: bool,
@@ -143,6 +149,13 @@ struct State {
 
 impl State {
     fn enqueue(&mut self, key: WatermarkKey, mark: Watermark) -> u64 {
+        self.urgent = true;
+        self.enqueue_lazy(key, mark)
+    }
+
+    /// Queue a record nobody waits for; it goes out with the next commit, or after
+    /// `LAZY_FLUSH` at the latest.
+    fn enqueue_lazy(&mut self, key: WatermarkKey, mark: Watermark) -> u64 {
         self.last_seq += 1;
         let seq = self.last_seq;
         self.pending.push((key, mark.clone()));
@@ -475,9 +488,22 @@ impl FileStore {
         Ok(out)
     }
 
+    /// Someone waits: commit what is pending now, even lazy records.
+    fn hurry(&self) {
+        let mut state = self.shared.state.lock();
+        if !state.pending.is_empty() && !state.urgent {
+            state.urgent = true;
+            drop(state);
+            self.shared.wake_writer.notify_one();
+        }
+    }
+
     /// Wait until every record up to `seq` is on disk.
     async fn wait_durable(&self, seq: u64) -> Result<(), StoreError> {
         let mut commits = self.shared.commits.subscribe();
+        if commits.borrow().durable_seq < seq {
+            self.hurry();
+        }
         let outcome = commits
             .wait_for(|c| c.durable_seq >= seq || c.failure.is_some())
             .await
@@ -659,12 +685,36 @@ impl Writer {
         loop {
             let (batch, upto) = {
                 let mut state = self.shared.state.lock();
-                while state.pending.is_empty() && !state.shutdown && state.failure.is_none() {
-                    self.shared.wake_writer.wait(&mut state);
+                let mut lazy_deadline: Option<Instant> = None;
+                loop {
+                    if state.failure.is_some() {
+                        return;
+                    }
+                    if state.pending.is_empty() {
+                        if state.shutdown {
+                            return;
+                        }
+                        lazy_deadline = None;
+                        self.shared.wake_writer.wait(&mut state);
+                        continue;
+                    }
+                    if state.urgent || state.shutdown {
+                        break;
+                    }
+                    // Only reproducible signatures are pending: let them ride along with
+                    // the next reservation's fsync instead of paying for one of their own.
+                    let deadline =
+                        *lazy_deadline.get_or_insert_with(|| Instant::now() + LAZY_FLUSH);
+                    if self
+                        .shared
+                        .wake_writer
+                        .wait_until(&mut state, deadline)
+                        .timed_out()
+                    {
+                        break;
+                    }
                 }
-                if state.pending.is_empty() || state.failure.is_some() {
-                    return;
-                }
+                state.urgent = false;
                 (std::mem::take(&mut state.pending), state.last_seq)
             };
             if let Err(e) = self.commit(batch, upto) {
@@ -804,7 +854,7 @@ impl WatermarkStore for FileStore {
             if let Some(record) =
                 rules::attach_signature(&key, entry.map(|e| &e.mark), &req, signature_b58)?
             {
-                state.enqueue(key, record);
+                state.enqueue_lazy(key, record);
             }
             Ok(())
         })
