@@ -249,10 +249,7 @@ pub async fn sign(
     }
     log_sign(&attempt, &result, status, elapsed);
     match result {
-        Ok(signature) => Json(SignatureReply {
-            signature: signature.to_b58check(),
-        })
-        .into_response(),
+        Ok(signature) => Json(SignatureReply { signature }).into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -265,7 +262,7 @@ async fn sign_steps(
     body: Result<HexBody, ApiError>,
     addr: &ClientAddr,
     attempt: &mut SignAttempt,
-) -> Result<Signature, ApiError> {
+) -> Result<String, ApiError> {
     let pkh = key.as_ref().map_err(Clone::clone)?.pkh;
     attempt.pkh = Some(pkh);
     let QueryParams(params) = params?;
@@ -307,7 +304,7 @@ async fn sign_steps(
     })?;
     attempt.bytes = bytes;
     let result = match &report.result {
-        Ok(signed) => Ok(signed.signature),
+        Ok(signed) => Ok(signed.signature_b58.clone()),
         Err(e) => Err(ApiError::from(e)),
     };
     attempt.report = Some(report);
@@ -344,7 +341,7 @@ impl fmt::Display for HexPayload<'_> {
 /// written only for keys configured with `log_payloads`.
 fn log_sign(
     attempt: &SignAttempt,
-    result: &Result<Signature, ApiError>,
+    result: &Result<String, ApiError>,
     status: StatusCode,
     elapsed: std::time::Duration,
 ) {

@@ -68,6 +68,8 @@ pub struct Timings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signed {
     pub signature: Signature,
+    /// `signature` in base58 (`edsig…`), encoded once for both the store and the reply.
+    pub signature_b58: String,
     /// The same bytes were signed before: this is the recorded signature, not a new one.
     pub replayed: bool,
 }
@@ -284,6 +286,7 @@ impl SignService {
                 .sign_and_verify(key, &req, &mut report.timings)
                 .await
                 .map(|signature| Signed {
+                    signature_b58: signature.to_b58check(),
                     signature,
                     replayed: false,
                 }),
@@ -305,10 +308,12 @@ impl SignService {
         timings.watermark += started.elapsed();
         match decision? {
             Decision::ReturnStored(stored) => {
+                // Parsed so that a damaged record is an error, not a reply.
                 let signature =
                     Signature::from_b58check(&stored).map_err(SignError::StoredSignature)?;
                 return Ok(Signed {
                     signature,
+                    signature_b58: stored,
                     replayed: true,
                 });
             }
@@ -317,18 +322,21 @@ impl SignService {
         }
         let signature = self.sign_and_verify(key, req, timings).await?;
         let started = Instant::now();
-        let encoded = signature.to_b58check();
+        let signature_b58 = signature.to_b58check();
         let recorded = if key.vault.signs_deterministically(key.public_key.curve()) {
             self.store
-                .record_reproducible_signature(*wkey, *wreq, &encoded)
+                .record_reproducible_signature(*wkey, *wreq, &signature_b58)
                 .await
         } else {
-            self.store.record_signature(*wkey, *wreq, &encoded).await
+            self.store
+                .record_signature(*wkey, *wreq, &signature_b58)
+                .await
         };
         timings.watermark += started.elapsed();
         recorded?;
         Ok(Signed {
             signature,
+            signature_b58,
             replayed: false,
         })
     }
