@@ -3,7 +3,6 @@
 use crate::base58::{self, Base58Error, Prefix};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::str::FromStr;
 
 /// The four signature schemes of Tezos accounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -146,25 +145,6 @@ impl PublicKeyHash {
     }
 }
 
-impl fmt::Display for PublicKeyHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_b58check())
-    }
-}
-
-impl fmt::Debug for PublicKeyHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PublicKeyHash({})", self.to_b58check())
-    }
-}
-
-impl FromStr for PublicKeyHash {
-    type Err = IdError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::from_b58check(s)
-    }
-}
-
 /// A chain id: 4 bytes, `Net…` in base58.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChainId(pub [u8; 4]);
@@ -179,27 +159,26 @@ impl ChainId {
     }
 }
 
-impl fmt::Display for ChainId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_b58check())
-    }
-}
-
-impl fmt::Debug for ChainId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ChainId({})", self.to_b58check())
-    }
-}
-
-impl FromStr for ChainId {
-    type Err = IdError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::from_b58check(s)
-    }
-}
-
-macro_rules! serde_as_b58 {
-    ($t:ty) => {
+/// The text forms of a type whose canonical text is base58check: `Display` and `FromStr`
+/// (`to_b58check` / `from_b58check`), a `Debug` that names the type, and serde as a string.
+macro_rules! b58_string_forms {
+    ($t:ident, $err:ty) => {
+        impl ::std::fmt::Display for $t {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(&self.to_b58check())
+            }
+        }
+        impl ::std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                write!(f, concat!(stringify!($t), "({})"), self.to_b58check())
+            }
+        }
+        impl ::std::str::FromStr for $t {
+            type Err = $err;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::from_b58check(s)
+            }
+        }
         impl ::serde::Serialize for $t {
             fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(&self.to_b58check())
@@ -213,10 +192,10 @@ macro_rules! serde_as_b58 {
         }
     };
 }
-pub(crate) use serde_as_b58;
+pub(crate) use b58_string_forms;
 
-serde_as_b58!(PublicKeyHash);
-serde_as_b58!(ChainId);
+b58_string_forms!(PublicKeyHash, IdError);
+b58_string_forms!(ChainId, IdError);
 
 #[cfg(test)]
 #[allow(

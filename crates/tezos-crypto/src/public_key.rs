@@ -4,7 +4,7 @@
 use crate::base58::{self, Base58Error, Prefix};
 use crate::error::CryptoError;
 use crate::hash::{blake2b_160, blake2b_256};
-use crate::ids::{serde_as_b58, Curve, PublicKeyHash};
+use crate::ids::{b58_string_forms, Curve, PublicKeyHash};
 use crate::signature::Signature;
 use crate::version::{BlsScheme, SigningVersion};
 use openssl::bn::BigNum;
@@ -14,7 +14,6 @@ use openssl::nid::Nid;
 use openssl::pkey::Public;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::str::FromStr;
 use std::sync::LazyLock;
 
 /// Domain separation tags of the BLS12-381 min-pk ciphersuites Tezos uses.
@@ -388,18 +387,6 @@ impl Hash for PublicKey {
     }
 }
 
-impl fmt::Display for PublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_b58check())
-    }
-}
-
-impl fmt::Debug for PublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PublicKey({})", self.to_b58check())
-    }
-}
-
 macro_rules! key_newtype {
     ($($t:ident => $prefix:ident),*) => {$(
         impl $t {
@@ -443,14 +430,7 @@ impl BlsPublicKey {
     }
 }
 
-impl FromStr for PublicKey {
-    type Err = CryptoError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::from_b58check(s)
-    }
-}
-
-serde_as_b58!(PublicKey);
+b58_string_forms!(PublicKey, CryptoError);
 
 #[cfg(test)]
 #[allow(

@@ -3,9 +3,7 @@
 
 use crate::base58::{self, Base58Error, Prefix};
 use crate::error::CryptoError;
-use crate::ids::{serde_as_b58, Curve};
-use std::fmt;
-use std::str::FromStr;
+use crate::ids::{b58_string_forms, Curve};
 
 /// A Tezos signature.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -162,26 +160,7 @@ fn array<const N: usize>(bytes: &[u8], what: &'static str) -> Result<[u8; N], Cr
     })
 }
 
-impl fmt::Display for Signature {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_b58check())
-    }
-}
-
-impl fmt::Debug for Signature {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Signature({})", self.to_b58check())
-    }
-}
-
-impl FromStr for Signature {
-    type Err = CryptoError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::from_b58check(s)
-    }
-}
-
-serde_as_b58!(Signature);
+b58_string_forms!(Signature, CryptoError);
 
 /// Big-endian 256-bit arithmetic for ECDSA `s` normalisation.
 pub(crate) mod ecdsa {
