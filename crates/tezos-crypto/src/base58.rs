@@ -4,6 +4,7 @@
 //! signer meets is listed in [`Prefix`], with the payload length it must carry, so a
 //! decode names exactly what went wrong: wrong prefix, bad checksum or wrong length.
 
+use crate::b58codec;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -172,6 +173,8 @@ pub enum Base58Error {
     BadChecksum,
     #[error("too short for base58check ({len} bytes)")]
     TooShort { len: usize },
+    #[error("too long for base58check ({len} characters)")]
+    TooLong { len: usize },
     #[error("expected a {expected} string, found another prefix")]
     WrongPrefix { expected: &'static str },
     #[error("{prefix} payload must be {expected} bytes, found {found}")]
@@ -195,12 +198,21 @@ fn checksum(data: &[u8]) -> [u8; 4] {
 /// would only produce a string that no decoder accepts, so it is checked in debug builds.
 pub fn encode(prefix: Prefix, payload: &[u8]) -> String {
     debug_assert_eq!(payload.len(), prefix.payload_len());
-    let mut data = Vec::with_capacity(prefix.bytes().len() + payload.len() + 4);
-    data.extend_from_slice(prefix.bytes());
+    encode_with_prefix_bytes(prefix.bytes(), payload)
+}
+
+/// Base58check of `prefix ‖ payload`, for prefixes outside [`Prefix`] (the many hash
+/// kinds that operations carry and only the decoder's JSON shows).
+pub fn encode_with_prefix_bytes(prefix: &[u8], payload: &[u8]) -> String {
+    let mut data = Vec::with_capacity(prefix.len() + payload.len() + 4);
+    data.extend_from_slice(prefix);
     data.extend_from_slice(payload);
     let sum = checksum(&data);
     data.extend_from_slice(&sum);
-    bs58::encode(data).into_string()
+    let mut digits = Vec::with_capacity(data.len() * 138 / 100 + 1);
+    b58codec::encode_into(&data, &mut Vec::new(), &mut digits);
+    // The codec writes only alphabet bytes, which are ASCII.
+    String::from_utf8(digits).unwrap_or_default()
 }
 
 /// Decode the raw bytes of a base58check string, checksum verified, prefix still on.
@@ -210,12 +222,14 @@ pub fn decode_raw(s: &str) -> Result<Vec<u8>, Base58Error> {
 
 /// The checked body, in a buffer wiped on drop: secret keys pass through here.
 fn decode_checked(s: &str) -> Result<Zeroizing<Vec<u8>>, Base58Error> {
-    let mut data = Zeroizing::new(bs58::decode(s).into_vec().map_err(|e| match e {
-        bs58::decode::Error::InvalidCharacter { index, .. } => {
-            Base58Error::InvalidCharacter { position: index }
+    let mut data = Zeroizing::new(Vec::with_capacity(s.len() + 8));
+    let mut limbs = Zeroizing::new(Vec::new());
+    b58codec::decode_into(s.as_bytes(), &mut limbs, &mut data).map_err(|e| match e {
+        b58codec::DecodeError::InvalidCharacter(position) => {
+            Base58Error::InvalidCharacter { position }
         }
-        _ => Base58Error::InvalidCharacter { position: 0 },
-    })?);
+        b58codec::DecodeError::TooLong(len) => Base58Error::TooLong { len },
+    })?;
     let Some(body_len) = data.len().checked_sub(4) else {
         return Err(Base58Error::TooShort { len: data.len() });
     };
@@ -310,13 +324,12 @@ pub(crate) fn encode_secret(prefix: Prefix, payload: &[u8]) -> Zeroizing<String>
     data.extend_from_slice(payload);
     let sum = checksum(&data);
     data.extend_from_slice(&sum);
-    // Base58 is at most 1.37 characters per byte, so twice the input always fits.
-    let mut digits = Zeroizing::new(vec![0u8; data.len() * 2]);
-    let len = bs58::encode(&data[..])
-        .onto(&mut digits[..])
-        .unwrap_or_default();
-    let mut out = Zeroizing::new(String::with_capacity(len));
-    for &b in digits.iter().take(len) {
+    // Capacity reserved up front, so no copy of the digits is left behind by a reallocation.
+    let mut digits = Zeroizing::new(Vec::with_capacity(data.len() * 2));
+    let mut limbs = Zeroizing::new(Vec::with_capacity(data.len()));
+    b58codec::encode_into(&data, &mut limbs, &mut digits);
+    let mut out = Zeroizing::new(String::with_capacity(digits.len()));
+    for &b in digits.iter() {
         out.push(char::from(b));
     }
     out

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod base58;
+mod b58codec;
 pub mod encrypted;
 mod error;
 pub mod hash;

@@ -4,7 +4,6 @@
 //! `base58(prefix ‖ payload ‖ sha256(sha256(prefix ‖ payload))[..4])`.
 
 use serde::{Serialize, Serializer};
-use sha2::{Digest, Sha256};
 use std::fmt;
 use tezos_crypto::Prefix;
 
@@ -52,12 +51,7 @@ impl LocalPrefix {
 
 /// Base58check with a local prefix.
 pub(crate) fn encode_local(prefix: LocalPrefix, payload: &[u8]) -> String {
-    let mut data = Vec::with_capacity(prefix.bytes().len() + payload.len() + 4);
-    data.extend_from_slice(prefix.bytes());
-    data.extend_from_slice(payload);
-    let digest = Sha256::digest(Sha256::digest(&data));
-    data.extend_from_slice(digest.get(..4).unwrap_or_default());
-    bs58::encode(data).into_string()
+    tezos_crypto::base58::encode_with_prefix_bytes(prefix.bytes(), payload)
 }
 
 /// Either table.
