@@ -661,3 +661,112 @@ async fn health_is_ok_when_everything_answers() {
         )
     );
 }
+
+/// A vault that, for the keys in `forged`, answers with a signature by another key: a
+/// faulty HSM or a mixed-up key slot, as the signer sees them.
+#[derive(Debug)]
+struct ImpostorVault {
+    real: MemVault,
+    impostor: MemVault,
+    impostor_pkh: PublicKeyHash,
+    forged: std::collections::HashSet<PublicKeyHash>,
+}
+
+#[async_trait]
+impl Vault for ImpostorVault {
+    fn name(&self) -> &str {
+        "impostor"
+    }
+    fn driver(&self) -> &'static str {
+        "test"
+    }
+    async fn list_keys(&self) -> Result<Vec<VaultKey>, VaultError> {
+        self.real.list_keys().await
+    }
+    async fn sign(
+        &self,
+        pkh: &PublicKeyHash,
+        message: &[u8],
+        version: SigningVersion,
+    ) -> Result<Signature, VaultError> {
+        if self.forged.contains(pkh) {
+            self.impostor
+                .sign(&self.impostor_pkh, message, version)
+                .await
+        } else {
+            self.real.sign(pkh, message, version).await
+        }
+    }
+}
+
+/// Signatures that do not verify are never released, also when they are checked in one
+/// batch with good ones from concurrent requests; and the watermark they advanced stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signature_that_does_not_verify_is_never_released() {
+    let keys: Vec<SecretKey> = (0..24)
+        .map(|i| {
+            SecretKey::generate(if i % 8 == 7 {
+                Curve::Secp256k1
+            } else {
+                Curve::Ed25519
+            })
+        })
+        .collect();
+    let forged: std::collections::HashSet<PublicKeyHash> = keys
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 == 0)
+        .map(|(_, k)| k.public_key().hash())
+        .collect();
+    let impostor = SecretKey::generate(Curve::Ed25519);
+    let vault: Arc<dyn Vault> = Arc::new(ImpostorVault {
+        real: MemVault::with_keys("real", keys.clone()),
+        impostor_pkh: impostor.public_key().hash(),
+        impostor: MemVault::with_keys("impostor", [impostor]),
+        forged: forged.clone(),
+    });
+    let entries = keys
+        .iter()
+        .map(|k| {
+            (
+                k.public_key().hash(),
+                KeyEntry {
+                    public_key: k.public_key(),
+                    vault: vault.clone(),
+                    policy: Some(KeyPolicy::default()),
+                },
+            )
+        })
+        .collect();
+    let service = Arc::new(SignService::new(entries, Arc::new(MemStore::new())));
+    let state = app_state(&cfg(), service).unwrap();
+    let api = api_app(&cfg(), state);
+    let handles: Vec<_> = keys
+        .iter()
+        .map(|k| {
+            let api = api.clone();
+            let pk = k.public_key();
+            tokio::spawn(async move {
+                let bytes = preattestation(500, 1);
+                let (s, body) = sign(&api, &pk.hash(), &bytes, "").await;
+                (pk, bytes, s, body)
+            })
+        })
+        .collect();
+    for h in handles {
+        let (pk, bytes, s, body) = h.await.unwrap();
+        if forged.contains(&pk.hash()) {
+            assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+            assert_octez_error(&body, "does not verify");
+            let text = body.to_string();
+            assert!(!text.contains("edsig") && !text.contains("spsig"), "{body}");
+            // The level was reserved before signing: another payload there is refused.
+            let (s, _) = sign(&api, &pk.hash(), &preattestation(500, 2), "").await;
+            assert_eq!(s, StatusCode::CONFLICT);
+        } else {
+            assert_eq!(s, StatusCode::OK, "{body}");
+            let sig = Signature::from_b58check(body["signature"].as_str().unwrap()).unwrap();
+            pk.verify(&bytes, &sig, SigningVersion::default()).unwrap();
+        }
+    }
+}

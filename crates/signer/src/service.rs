@@ -14,8 +14,9 @@
 //!    identical or conflicting requests are serialised.
 
 use crate::policy::{KeyPolicy, PolicyDenial, RequestFacts};
-use crate::store::{StoreError, WatermarkStore};
+use crate::store::{DurabilityTicket, Reserved, StoreError, WatermarkStore};
 use crate::vault::{Vault, VaultError};
+use crate::verify::SignatureChecker;
 use crate::watermark::{Decision, Refusal, WatermarkKey, WatermarkRequest};
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -199,6 +200,7 @@ pub struct SignService {
     keys: HashMap<PublicKeyHash, KeyEntry>,
     store: Arc<dyn WatermarkStore>,
     locks: SlotLocks,
+    checker: SignatureChecker,
 }
 
 impl SignService {
@@ -207,6 +209,7 @@ impl SignService {
             keys,
             store,
             locks: SlotLocks::new(),
+            checker: SignatureChecker::default(),
         }
     }
 
@@ -304,10 +307,15 @@ impl SignService {
     ) -> Result<Signed, SignError> {
         let _slot = self.locks.lock(wkey).await;
         let started = Instant::now();
-        let decision = self.store.check_and_advance(*wkey, *wreq).await;
+        let reserved = self.store.reserve(*wkey, *wreq).await;
         timings.watermark += started.elapsed();
-        match decision? {
+        let Reserved {
+            decision,
+            durability,
+        } = reserved?;
+        match decision {
             Decision::ReturnStored(stored) => {
+                self.wait_durable(durability, timings).await?;
                 // Parsed so that a damaged record is an error, not a reply.
                 let signature =
                     Signature::from_b58check(&stored).map_err(SignError::StoredSignature)?;
@@ -320,7 +328,11 @@ impl SignService {
             Decision::Refuse(refusal) => return Err(SignError::Watermark(refusal)),
             Decision::Advance | Decision::SignAgainSameBytes => {}
         }
-        let signature = self.sign_and_verify(key, req, timings).await?;
+        // The backend signs while the reservation is being written (the fsync and the
+        // signing overlap); nothing is released before the reservation is durable.
+        let signed = self.sign_and_verify(key, req, timings).await;
+        self.wait_durable(durability, timings).await?;
+        let signature = signed?;
         let started = Instant::now();
         let signature_b58 = signature.to_b58check();
         let recorded = if key.vault.signs_deterministically(key.public_key.curve()) {
@@ -341,6 +353,17 @@ impl SignService {
         })
     }
 
+    async fn wait_durable(
+        &self,
+        durability: DurabilityTicket,
+        timings: &mut Timings,
+    ) -> Result<(), SignError> {
+        let started = Instant::now();
+        let durable = self.store.wait_durable(durability).await;
+        timings.watermark += started.elapsed();
+        Ok(durable?)
+    }
+
     async fn sign_and_verify(
         &self,
         key: &KeyEntry,
@@ -351,8 +374,9 @@ impl SignService {
         let signed = key.vault.sign(req.pkh, req.bytes, req.version).await;
         timings.vault += started.elapsed();
         let signature = signed?;
-        key.public_key
-            .verify(req.bytes, &signature, req.version)
+        self.checker
+            .verify(&key.public_key, req.bytes, &signature, req.version)
+            .await
             .map_err(|source| SignError::BadSignature {
                 pkh: *req.pkh,
                 source,

@@ -5,9 +5,11 @@
 //! every failure is an error the caller turns into a refusal (fail closed).
 //!
 //! A signing request goes through the store twice:
-//! 1. [`WatermarkStore::check_and_advance`] reads the key's record, applies
-//!    [`decide`](crate::watermark::decide) and, on [`Decision::Advance`], durably records the
-//!    reservation (level, round, hash, no signature) before it returns;
+//! 1. [`WatermarkStore::reserve`] reads the key's record, applies
+//!    [`decide`](crate::watermark::decide) and, on [`Decision::Advance`], records the
+//!    reservation (level, round, hash, no signature). The signer may sign while the record
+//!    is being written, but releases nothing before [`WatermarkStore::wait_durable`] said
+//!    the record is durable ([`WatermarkStore::check_and_advance`] does both in one call);
 //! 2. after the backend signed, [`WatermarkStore::record_signature`] durably attaches the
 //!    signature; the signature is released to the client only when that returned `Ok`.
 
@@ -92,6 +94,18 @@ impl StoreError {
     }
 }
 
+/// A decision taken by [`WatermarkStore::reserve`], whose record may still be on its way
+/// to the disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reserved {
+    pub decision: Decision,
+    pub durability: DurabilityTicket,
+}
+
+/// What [`WatermarkStore::wait_durable`] waits for; its meaning is the issuing store's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DurabilityTicket(pub u64);
+
 /// A durable home for high watermarks, shared as `Arc<dyn WatermarkStore>`.
 ///
 /// Implementations guarantee that, for one key, no two `check_and_advance` calls can both
@@ -107,6 +121,30 @@ pub trait WatermarkStore: Send + Sync + std::fmt::Debug {
         key: WatermarkKey,
         req: WatermarkRequest,
     ) -> Result<Decision, StoreError>;
+
+    /// [`WatermarkStore::check_and_advance`] in two halves: decide and queue the record
+    /// now, return before it is durable. Nothing that rests on the decision (a signature,
+    /// a stored signature) may leave the signer before `wait_durable(durability)` returned
+    /// `Ok`. The decision already binds later calls for the key: a second reservation at
+    /// the same height is refused whether or not the first one reached the disk yet.
+    ///
+    /// Stores that cannot split the two (the default) are durable when this returns.
+    async fn reserve(
+        &self,
+        key: WatermarkKey,
+        req: WatermarkRequest,
+    ) -> Result<Reserved, StoreError> {
+        Ok(Reserved {
+            decision: self.check_and_advance(key, req).await?,
+            durability: DurabilityTicket::default(),
+        })
+    }
+
+    /// Wait until the record a [`Reserved`] decision rests on is durable.
+    async fn wait_durable(&self, durability: DurabilityTicket) -> Result<(), StoreError> {
+        let _ = durability;
+        Ok(())
+    }
 
     /// Durably attach `signature_b58` to the key's record if it still is the reservation of
     /// `req` (same level, round and hash); otherwise [`StoreError::ReservationLost`]. If a

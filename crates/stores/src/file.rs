@@ -43,7 +43,7 @@ use crate::codec;
 use crate::rules;
 use async_trait::async_trait;
 use parking_lot::{Condvar, Mutex};
-use signatory_signer::store::{StoreError, WatermarkStore};
+use signatory_signer::store::{DurabilityTicket, Reserved, StoreError, WatermarkStore};
 use signatory_signer::watermark::{Decision, Watermark, WatermarkKey, WatermarkRequest};
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -499,7 +499,7 @@ impl FileStore {
     }
 
     /// Wait until every record up to `seq` is on disk.
-    async fn wait_durable(&self, seq: u64) -> Result<(), StoreError> {
+    async fn wait_until_durable(&self, seq: u64) -> Result<(), StoreError> {
         let mut commits = self.shared.commits.subscribe();
         if commits.borrow().durable_seq < seq {
             self.hurry();
@@ -808,6 +808,16 @@ impl WatermarkStore for FileStore {
         key: WatermarkKey,
         req: WatermarkRequest,
     ) -> Result<Decision, StoreError> {
+        let reserved = self.reserve(key, req).await?;
+        self.wait_durable(reserved.durability).await?;
+        Ok(reserved.decision)
+    }
+
+    async fn reserve(
+        &self,
+        key: WatermarkKey,
+        req: WatermarkRequest,
+    ) -> Result<Reserved, StoreError> {
         let (decision, seq) = self.with_state(|state| {
             let current_seq = state.marks.get(&key).map_or(0, |e| e.seq);
             let (decision, record) = rules::check(state.marks.get(&key).map(|e| &e.mark), &req);
@@ -817,12 +827,20 @@ impl WatermarkStore for FileStore {
             };
             Ok((decision, seq))
         })?;
-        // A refusal is safe whatever reaches the disk; anything that leads to a signature
-        // waits until the record it rests on is durable.
-        if !matches!(decision, Decision::Refuse(_)) {
-            self.wait_durable(seq).await?;
-        }
-        Ok(decision)
+        // A refusal is safe whatever reaches the disk: it waits for nothing.
+        let seq = if matches!(decision, Decision::Refuse(_)) {
+            0
+        } else {
+            seq
+        };
+        Ok(Reserved {
+            decision,
+            durability: DurabilityTicket(seq),
+        })
+    }
+
+    async fn wait_durable(&self, durability: DurabilityTicket) -> Result<(), StoreError> {
+        self.wait_until_durable(durability.0).await
     }
 
     async fn record_signature(
@@ -839,7 +857,7 @@ impl WatermarkStore for FileStore {
                 None => Ok(current_seq),
             }
         })?;
-        self.wait_durable(seq).await
+        self.wait_until_durable(seq).await
     }
 
     async fn record_reproducible_signature(
@@ -890,7 +908,7 @@ impl WatermarkStore for FileStore {
                 None => Ok(current_seq),
             }
         })?;
-        self.wait_durable(seq).await
+        self.wait_until_durable(seq).await
     }
 
     async fn health(&self) -> Result<(), StoreError> {

@@ -7,11 +7,12 @@
 //! prehash of tz1–tz3, the alternatives hash too so the work is the same.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use openssl::ec::{EcGroup, EcKey};
 use openssl::ecdsa::EcdsaSig;
 use openssl::nid::Nid;
-use tezos_crypto::{blake2b_256, bls_dst, Curve, SecretKey, SigningVersion};
+use sha2::{Digest, Sha256};
+use tezos_crypto::{blake2b_256, bls_dst, BatchItem, Curve, SecretKey, SigningVersion};
 
 fn request() -> Vec<u8> {
     let mut r = vec![0x11];
@@ -140,6 +141,74 @@ fn verify(c: &mut Criterion) {
     g.finish();
 }
 
+/// Ed25519 verification in batches of n, per signature (the signer batches the checks of
+/// concurrent requests).
+fn verify_batch(c: &mut Criterion) {
+    let v = SigningVersion::V3;
+    let mut g = c.benchmark_group("verify tz1 batch");
+    for n in [1usize, 4, 8, 16, 32] {
+        let signed: Vec<_> = (0..n)
+            .map(|i| {
+                let sk = SecretKey::generate(Curve::Ed25519);
+                let mut msg = request();
+                msg.push(i as u8);
+                let sig = sk.sign(&msg, v).unwrap();
+                (sk.public_key(), msg, sig)
+            })
+            .collect();
+        let items: Vec<BatchItem<'_>> = signed
+            .iter()
+            .map(|(key, msg, signature)| BatchItem {
+                key,
+                msg,
+                signature,
+                version: v,
+            })
+            .collect();
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(format!("{n}"), |b| {
+            b.iter(|| tezos_crypto::verify_batch(black_box(&items)).unwrap())
+        });
+    }
+    g.finish();
+}
+
+/// Base58check of a tz1 signature and of a tz1 address, ours beside `bs58`.
+fn base58(c: &mut Criterion) {
+    use tezos_crypto::base58::{decode, encode, Prefix};
+    let mut g = c.benchmark_group("base58");
+    let sig = [0xa7u8; 64];
+    g.bench_function("encode edsig ours", |b| {
+        b.iter(|| encode(Prefix::Edsig, black_box(&sig)))
+    });
+    let raw = tezos_crypto::base58::decode_raw(&encode(Prefix::Edsig, &sig)).unwrap();
+    g.bench_function("encode edsig alt bs58", |b| {
+        b.iter(|| {
+            let mut data = black_box(&raw).clone();
+            let sum: [u8; 32] = Sha256::digest(Sha256::digest(&data)).into();
+            data.extend_from_slice(&sum[..4]);
+            bs58::encode(data).into_string()
+        })
+    });
+    let tz1 = SecretKey::generate(Curve::Ed25519)
+        .public_key()
+        .hash()
+        .to_b58check();
+    g.bench_function("decode tz1 ours", |b| {
+        b.iter(|| decode(black_box(&tz1), Prefix::Tz1).unwrap())
+    });
+    g.bench_function("decode tz1 alt bs58", |b| {
+        b.iter(|| {
+            let data = bs58::decode(black_box(&tz1)).into_vec().unwrap();
+            let (body, sum) = data.split_at(data.len() - 4);
+            let check: [u8; 32] = Sha256::digest(Sha256::digest(body)).into();
+            assert_eq!(&check[..4], sum);
+            body.to_vec()
+        })
+    });
+    g.finish();
+}
+
 fn hashing(c: &mut Criterion) {
     let msg = request();
     c.bench_function("blake2b_256 of a 200-byte request", |b| {
@@ -147,5 +216,5 @@ fn hashing(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, sign, verify, hashing);
+criterion_group!(benches, sign, verify, verify_batch, base58, hashing);
 criterion_main!(benches);

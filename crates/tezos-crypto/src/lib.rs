@@ -3,8 +3,9 @@
 //! verified exactly as Octez does, and encrypted secret keys.
 #![forbid(unsafe_code)]
 
-pub mod base58;
 mod b58codec;
+pub mod base58;
+mod batch;
 pub mod encrypted;
 mod error;
 pub mod hash;
@@ -15,6 +16,7 @@ mod signature;
 mod version;
 
 pub use base58::{Base58Error, Prefix};
+pub use batch::{verify_batch, BatchItem};
 pub use error::CryptoError;
 pub use hash::{blake2b_160, blake2b_256};
 pub use ids::{ChainId, Curve, IdError, PublicKeyHash};

@@ -413,6 +413,10 @@ impl Ed25519PublicKey {
     fn raw(&self) -> &[u8] {
         self.0.as_bytes()
     }
+
+    pub(crate) fn verifying_key(&self) -> ed25519_dalek::VerifyingKey {
+        self.0
+    }
 }
 impl Secp256k1PublicKey {
     fn raw(&self) -> &[u8] {
