@@ -91,9 +91,10 @@ pub fn run(command: &Command, opts: &GlobalOptions) -> ExitCode {
         .log
         .clone()
         .unwrap_or_else(|| command.default_log().to_owned());
-    if let Err(e) = crate::logging::init(&filter, opts.json_log) {
-        return report(&e);
-    }
+    let log_guard = match crate::logging::init(&filter, opts.json_log) {
+        Ok(guard) => guard,
+        Err(e) => return report(&e),
+    };
     let result = match command {
         Command::Serve(args) => serve::run(args, opts),
         Command::List(_) => keys::list(opts),
@@ -106,6 +107,8 @@ pub fn run(command: &Command, opts: &GlobalOptions) -> ExitCode {
             Ok(())
         }
     };
+    // The error is printed straight to stderr; log lines queued before it go out first.
+    drop(log_guard);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => report(&e),
