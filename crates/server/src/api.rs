@@ -23,7 +23,9 @@ use tezos_crypto::{PublicKey, PublicKeyHash, Signature, SigningVersion};
 pub struct AppState {
     pub service: Arc<SignService>,
     pub auth: Arc<Authenticator>,
-    pub metrics: Metrics,
+    /// Shared, not cloned: the state is cloned for every request, and a `Metrics` clone
+    /// touches a reference count per metric family.
+    pub metrics: Arc<Metrics>,
     /// `GET /authorized_keys` and `GET /known_keys` never change while running: their
     /// bodies are built once (octez-client asks for the first before every signature).
     authorized_keys_body: Bytes,
@@ -50,7 +52,7 @@ impl AppState {
         AppState {
             service,
             auth: Arc::new(auth),
-            metrics,
+            metrics: Arc::new(metrics),
             authorized_keys_body: Bytes::from(authorized.to_string()),
             known_keys_body: Bytes::from(known.to_string()),
         }
