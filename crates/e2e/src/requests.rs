@@ -299,3 +299,22 @@ pub fn authentication_message(pkh: &PublicKeyHash, data: &[u8]) -> Vec<u8> {
     msg.extend_from_slice(data);
     msg
 }
+
+/// A preattestation captured from Octez (chain `NetXxkAx4woPLyu`), as hex.
+pub const OCTEZ_PREATTESTATION: &str = "12ed9d217c2f50673bab6b20dfb0a88ca93b4a0c72a34c807af5dffbece2cba3d2b509835f14006000000002000000041f1ebb39759cc957216f88fb4d005abc206fb00a53f8d57ac01be00c084cba97";
+
+/// [`OCTEZ_PREATTESTATION`] moved to `level`, round 0, with `payload` as the last byte of
+/// its payload hash: two payloads at one level are a conflict.
+pub fn octez_preattestation(level: i32, payload: u8) -> Vec<u8> {
+    let mut b = hex::decode(OCTEZ_PREATTESTATION).unwrap_or_default();
+    if let Some(at) = b.get_mut(40..44) {
+        at.copy_from_slice(&level.to_be_bytes());
+    }
+    if let Some(at) = b.get_mut(44..48) {
+        at.copy_from_slice(&0i32.to_be_bytes());
+    }
+    if let Some(last) = b.last_mut() {
+        *last = payload;
+    }
+    b
+}

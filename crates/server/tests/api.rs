@@ -14,6 +14,7 @@ use axum::response::Response;
 use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::Value;
+use signatory_e2e::requests::octez_preattestation as preattestation;
 use signatory_server::{api_app, app_state, utility_router, ServerConfig};
 use signatory_signer::policy::KeyPolicy;
 use signatory_signer::service::{KeyEntry, SignService};
@@ -25,18 +26,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use tezos_crypto::{Curve, PublicKey, PublicKeyHash, SecretKey, Signature, SigningVersion};
 use tower::{Service, ServiceExt};
-
-const PREATTESTATION: &str = "12ed9d217c2f50673bab6b20dfb0a88ca93b4a0c72a34c807af5dffbece2cba3d2b509835f14006000000002000000041f1ebb39759cc957216f88fb4d005abc206fb00a53f8d57ac01be00c084cba97";
-
-/// A preattestation at `level`, round 0, with `payload` as the last byte of the payload hash.
-fn preattestation(level: i32, payload: u8) -> Vec<u8> {
-    let mut b = hex::decode(PREATTESTATION).unwrap();
-    b[40..44].copy_from_slice(&level.to_be_bytes());
-    b[44..48].copy_from_slice(&0i32.to_be_bytes());
-    let last = b.len() - 1;
-    b[last] = payload;
-    b
-}
 
 /// A vault that fails every call, for health and 5xx paths.
 #[derive(Debug)]

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use tezos_crypto::{Curve, SecretKey};
 use tower::ServiceExt;
 
-const PREATTESTATION: &str = "12ed9d217c2f50673bab6b20dfb0a88ca93b4a0c72a34c807af5dffbece2cba3d2b509835f14006000000002000000041f1ebb39759cc957216f88fb4d005abc206fb00a53f8d57ac01be00c084cba97";
+use signatory_e2e::requests::OCTEZ_PREATTESTATION as PREATTESTATION;
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
+use signatory_e2e::requests::octez_preattestation as preattestation;
 use signatory_server::{api_app, app_state, serve_listeners, ServerConfig};
 use signatory_signer::policy::KeyPolicy;
 use signatory_signer::service::{KeyEntry, SignService};
@@ -25,16 +26,6 @@ use tezos_crypto::{Curve, PublicKey, PublicKeyHash, SecretKey, Signature, Signin
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
-
-const PREATTESTATION: &str = "12ed9d217c2f50673bab6b20dfb0a88ca93b4a0c72a34c807af5dffbece2cba3d2b509835f14006000000002000000041f1ebb39759cc957216f88fb4d005abc206fb00a53f8d57ac01be00c084cba97";
-
-fn preattestation(level: i32, payload: u8) -> Vec<u8> {
-    let mut b = hex::decode(PREATTESTATION).unwrap();
-    b[40..44].copy_from_slice(&level.to_be_bytes());
-    let last = b.len() - 1;
-    b[last] = payload;
-    b
-}
 
 /// A vault that takes its time to sign.
 #[derive(Debug)]

@@ -9,6 +9,7 @@
 )]
 
 use async_trait::async_trait;
+use signatory_e2e::requests::octez_preattestation;
 use signatory_signer::policy::KeyPolicy;
 use signatory_signer::service::{KeyEntry, SignError, SignRequest, SignService};
 use signatory_signer::store::{DurabilityTicket, Reserved, StoreError, WatermarkStore};
@@ -19,8 +20,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tezos_crypto::{Curve, PublicKeyHash, SecretKey, Signature, SigningVersion};
 use tokio::sync::{watch, Notify};
-
-const PREATTESTATION: &str = "12ed9d217c2f50673bab6b20dfb0a88ca93b4a0c72a34c807af5dffbece2cba3d2b509835f14006000000002000000041f1ebb39759cc957216f88fb4d005abc206fb00a53f8d57ac01be00c084cba97";
 
 /// Whether the pending record reached the disk: not yet, yes, or the write failed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -157,7 +156,7 @@ fn spawn_sign(s: &Setup) -> tokio::task::JoinHandle<Result<(Signature, bool), Si
     let service = s.service.clone();
     let pkh = s.pkh;
     tokio::spawn(async move {
-        let bytes = hex::decode(PREATTESTATION).unwrap();
+        let bytes = octez_preattestation(9, 1);
         let report = service
             .sign(SignRequest {
                 pkh: &pkh,
@@ -188,7 +187,7 @@ async fn a_signature_waits_for_its_reservation_to_be_durable() {
     s.store.gate.send_replace(Gate::Durable);
     let (sig, replayed) = task.await.unwrap().unwrap();
     assert!(!replayed);
-    let bytes = hex::decode(PREATTESTATION).unwrap();
+    let bytes = octez_preattestation(9, 1);
     s.vault
         .key
         .public_key()
@@ -215,7 +214,7 @@ async fn a_reservation_that_never_becomes_durable_releases_nothing() {
 async fn a_stored_signature_is_returned_only_once_durable() {
     let key = SecretKey::generate(Curve::Ed25519);
     let stored = key
-        .sign(&hex::decode(PREATTESTATION).unwrap(), SigningVersion::V3)
+        .sign(&octez_preattestation(9, 1), SigningVersion::V3)
         .unwrap();
     let s = setup(Decision::ReturnStored(stored.to_b58check()));
     let task = spawn_sign(&s);

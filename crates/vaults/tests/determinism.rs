@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use async_trait::async_trait;
+use signatory_e2e::requests::octez_preattestation as preattestation;
 use signatory_signer::policy::KeyPolicy;
 use signatory_signer::service::{KeyEntry, SignRequest, SignService};
 use signatory_signer::store::{StoreError, WatermarkStore};
@@ -93,17 +94,6 @@ impl WatermarkStore for ForgetfulStore {
     fn name(&self) -> &'static str {
         "forgetful"
     }
-}
-
-fn preattestation(level: i32, payload: u8) -> Vec<u8> {
-    let mut b = vec![0x12, 0xed, 0x9d, 0x21, 0x7c];
-    b.extend_from_slice(&[1u8; 32]); // branch
-    b.push(20); // preattestation
-    b.extend_from_slice(&0u16.to_be_bytes()); // slot
-    b.extend_from_slice(&level.to_be_bytes());
-    b.extend_from_slice(&0i32.to_be_bytes());
-    b.extend_from_slice(&[payload; 32]);
-    b
 }
 
 #[tokio::test]
