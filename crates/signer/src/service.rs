@@ -3,9 +3,10 @@
 //! The order is the safety argument:
 //! 1. nothing is recorded or signed for bytes that do not decode or that the policy refuses;
 //! 2. for watermarked requests (blocks, preattestations, attestations) the new high
-//!    watermark is durable in the store *before* the vault is asked to sign, so a backend
+//!    watermark is taken in the store *before* the vault is asked to sign, so a backend
 //!    failure after that point can never let a second, different payload through at that
-//!    level and round;
+//!    level and round; the vault signs while the store writes the reservation, and the
+//!    signature is held until the reservation is durable;
 //! 3. the signature is verified against the key's public key and then recorded in the store
 //!    (durably) *before* it is returned, so identical bytes asked again get the very same
 //!    signature back (ECDSA with a random nonce would otherwise produce a second, different
