@@ -141,36 +141,41 @@ fn verify(c: &mut Criterion) {
     g.finish();
 }
 
-/// Ed25519 verification in batches of n, per signature (the signer batches the checks of
-/// concurrent requests).
+/// Ed25519 and BLS verification in batches of n, per signature (the signer batches the
+/// checks of concurrent requests).
 fn verify_batch(c: &mut Criterion) {
     let v = SigningVersion::V3;
-    let mut g = c.benchmark_group("verify tz1 batch");
-    for n in [1usize, 4, 8, 16, 32] {
-        let signed: Vec<_> = (0..n)
-            .map(|i| {
-                let sk = SecretKey::generate(Curve::Ed25519);
-                let mut msg = request();
-                msg.push(i as u8);
-                let sig = sk.sign(&msg, v).unwrap();
-                (sk.public_key(), msg, sig)
-            })
-            .collect();
-        let items: Vec<BatchItem<'_>> = signed
-            .iter()
-            .map(|(key, msg, signature)| BatchItem {
-                key,
-                msg,
-                signature,
-                version: v,
-            })
-            .collect();
-        g.throughput(Throughput::Elements(n as u64));
-        g.bench_function(format!("{n}"), |b| {
-            b.iter(|| tezos_crypto::verify_batch(black_box(&items)).unwrap())
-        });
+    for (curve, sizes) in [
+        (Curve::Ed25519, &[1usize, 4, 8, 16, 32][..]),
+        (Curve::Bls12_381, &[1usize, 4, 16][..]),
+    ] {
+        let mut g = c.benchmark_group(format!("verify {} batch", curve.address_kind()));
+        for &n in sizes {
+            let signed: Vec<_> = (0..n)
+                .map(|i| {
+                    let sk = SecretKey::generate(curve);
+                    let mut msg = request();
+                    msg.push(i as u8);
+                    let sig = sk.sign(&msg, v).unwrap();
+                    (sk.public_key(), msg, sig)
+                })
+                .collect();
+            let items: Vec<BatchItem<'_>> = signed
+                .iter()
+                .map(|(key, msg, signature)| BatchItem {
+                    key,
+                    msg,
+                    signature,
+                    version: v,
+                })
+                .collect();
+            g.throughput(Throughput::Elements(n as u64));
+            g.bench_function(format!("{n}"), |b| {
+                b.iter(|| tezos_crypto::verify_batch(black_box(&items)).unwrap())
+            });
+        }
+        g.finish();
     }
-    g.finish();
 }
 
 /// Base58check of a tz1 signature and of a tz1 address, ours beside `bs58`.

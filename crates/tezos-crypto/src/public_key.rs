@@ -204,16 +204,7 @@ impl PublicKey {
             }
             (PublicKey::P256(k), Signature::P256(s)) => k.verify_digest(&blake2b_256(msg), s),
             (PublicKey::Bls(k), Signature::Bls(s)) => {
-                let scheme = version
-                    .bls_scheme()
-                    .ok_or(CryptoError::UnsupportedVersion {
-                        curve: Curve::Bls12_381,
-                        version,
-                    })?;
-                let (dst, aug): (&[u8], &[u8]) = match scheme {
-                    BlsScheme::ProofOfPossession => (bls_dst::SIG_POP, &[]),
-                    BlsScheme::Augmented => (bls_dst::SIG_AUG, &k.bytes),
-                };
+                let (dst, aug) = k.signature_domain(version)?;
                 k.verify(msg, s, dst, aug)
             }
             // `with_curve` returned a signature of this key's curve.
@@ -332,6 +323,28 @@ impl P256PublicKey {
 }
 
 impl BlsPublicKey {
+    /// The domain separation tag a signature with `version` uses, and what is hashed in
+    /// front of the message (the public key, for the augmented scheme of version 1).
+    pub(crate) fn signature_domain(
+        &self,
+        version: SigningVersion,
+    ) -> Result<(&'static [u8], &[u8]), CryptoError> {
+        let scheme = version
+            .bls_scheme()
+            .ok_or(CryptoError::UnsupportedVersion {
+                curve: Curve::Bls12_381,
+                version,
+            })?;
+        Ok(match scheme {
+            BlsScheme::ProofOfPossession => (bls_dst::SIG_POP, &[]),
+            BlsScheme::Augmented => (bls_dst::SIG_AUG, &self.bytes),
+        })
+    }
+
+    pub(crate) fn blst_key(&self) -> &blst::min_pk::PublicKey {
+        &self.key
+    }
+
     fn verify(
         &self,
         msg: &[u8],
