@@ -25,10 +25,15 @@ struct Job {
     answer: oneshot::Sender<Result<(), CryptoError>>,
 }
 
+/// One queue per curve, so that a tz1 request never waits for a batch of BLS pairings.
 #[derive(Default)]
 pub(crate) struct SignatureChecker {
-    queue: Mutex<Vec<Job>>,
+    ed25519: Queue,
+    bls: Queue,
 }
+
+#[derive(Default)]
+struct Queue(Mutex<Vec<Job>>);
 
 impl std::fmt::Debug for SignatureChecker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -46,12 +51,14 @@ impl SignatureChecker {
         signature: &Signature,
         version: SigningVersion,
     ) -> Result<(), CryptoError> {
-        if !matches!(key, PublicKey::Ed25519(_) | PublicKey::Bls(_)) {
-            return key.verify(msg, signature, version);
-        }
+        let queue = match key {
+            PublicKey::Ed25519(_) => &self.ed25519,
+            PublicKey::Bls(_) => &self.bls,
+            _ => return key.verify(msg, signature, version),
+        };
         let (answer, answered) = oneshot::channel();
         let leads = {
-            let mut queue = self.lock();
+            let mut queue = queue.lock();
             queue.push(Job {
                 key: key.clone(),
                 msg: msg.to_vec(),
@@ -63,11 +70,11 @@ impl SignatureChecker {
         };
         if leads {
             let mut leader = Leader {
-                checker: self,
+                queue,
                 checked: false,
             };
             tokio::task::yield_now().await;
-            let jobs = std::mem::take(&mut *self.lock());
+            let jobs = std::mem::take(&mut *queue.lock());
             leader.checked = true;
             settle(jobs);
         }
@@ -77,24 +84,26 @@ impl SignatureChecker {
             Err(_) => key.verify(msg, signature, version),
         }
     }
+}
 
+impl Queue {
     fn lock(&self) -> MutexGuard<'_, Vec<Job>> {
         // The queue holds no invariant a panicking holder could break.
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 /// While a leader waits for its batch to fill, the queue is its to check; if it is dropped
 /// first, the queued requests are told to check for themselves.
 struct Leader<'a> {
-    checker: &'a SignatureChecker,
+    queue: &'a Queue,
     checked: bool,
 }
 
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
         if !self.checked {
-            drop(std::mem::take(&mut *self.checker.lock()));
+            drop(std::mem::take(&mut *self.queue.lock()));
         }
     }
 }
@@ -181,7 +190,7 @@ mod tests {
             let (bad, ok) = task.await.unwrap();
             assert_eq!(ok, !bad);
         }
-        assert!(checker.lock().is_empty());
+        assert!(checker.ed25519.lock().is_empty() && checker.bls.lock().is_empty());
     }
 
     /// Requests that queue behind a leader are checked in one batch with it.
@@ -199,13 +208,29 @@ mod tests {
         // Runs after the eight have queued and before the leader, which yielded, is back.
         let observer = {
             let checker = checker.clone();
-            tokio::spawn(async move { checker.lock().len() })
+            tokio::spawn(async move { checker.ed25519.lock().len() })
         };
         for task in tasks {
             task.await.unwrap().unwrap();
         }
         assert_eq!(observer.await.unwrap(), 8);
-        assert!(checker.lock().is_empty());
+        assert!(checker.ed25519.lock().is_empty());
+    }
+
+    /// Ed25519 and BLS checks queue apart: each curve has its own leader and batch.
+    #[tokio::test(flavor = "current_thread")]
+    async fn each_curve_has_its_own_queue() {
+        let checker = SignatureChecker::default();
+        let (k1, m1, s1) = signed(Curve::Ed25519, 1);
+        let (k4, m4, s4) = signed(Curve::Bls12_381, 4);
+        let mut tz1 = Box::pin(checker.verify(&k1, &m1, &s1, SigningVersion::V3));
+        let mut tz4 = Box::pin(checker.verify(&k4, &m4, &s4, SigningVersion::V3));
+        assert!(futures_poll_once(tz1.as_mut()).await.is_none());
+        assert!(futures_poll_once(tz4.as_mut()).await.is_none());
+        assert_eq!(checker.ed25519.lock().len(), 1);
+        assert_eq!(checker.bls.lock().len(), 1);
+        tz1.await.unwrap();
+        tz4.await.unwrap();
     }
 
     /// A leader cancelled while waiting for its batch: the others still get verdicts.
@@ -223,10 +248,10 @@ mod tests {
         tokio::pin!(follower_bad);
         assert!(futures_poll_once(follower_ok.as_mut()).await.is_none());
         assert!(futures_poll_once(follower_bad.as_mut()).await.is_none());
-        assert_eq!(checker.lock().len(), 3);
+        assert_eq!(checker.ed25519.lock().len(), 3);
         // Cancel the leader before it checks.
         drop(leader);
-        assert!(checker.lock().is_empty());
+        assert!(checker.ed25519.lock().is_empty());
         follower_ok.await.unwrap();
         assert!(follower_bad.await.is_err());
     }
