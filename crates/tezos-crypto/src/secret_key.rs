@@ -11,7 +11,7 @@ use crate::hash::blake2b_256;
 use crate::ids::Curve;
 use crate::public_key::{self, bls_dst, p256_group, P256PublicKey, PublicKey, SECP256K1};
 use crate::signature::{ecdsa, Signature};
-use crate::version::{BlsScheme, SigningVersion};
+use crate::version::SigningVersion;
 use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use openssl::bn::{BigNum, BigNumContext};
@@ -250,16 +250,13 @@ impl SecretKey {
                 )))
             }
             Signer::Bls(key) => {
-                let scheme = version
-                    .bls_scheme()
-                    .ok_or(CryptoError::UnsupportedVersion {
-                        curve: Curve::Bls12_381,
-                        version,
-                    })?;
-                let (dst, aug): (&[u8], &[u8]) = match scheme {
-                    BlsScheme::ProofOfPossession => (bls_dst::SIG_POP, &[]),
-                    BlsScheme::Augmented => (bls_dst::SIG_AUG, self.public.as_bytes()),
+                // A BLS signer's public key is BLS: both are built from the same secret.
+                let PublicKey::Bls(public) = &self.public else {
+                    return Err(CryptoError::NotBls {
+                        curve: self.public.curve(),
+                    });
                 };
+                let (dst, aug) = public.signature_domain(version)?;
                 Ok(Signature::Bls(key.0.sign(msg, dst, aug).compress()))
             }
         }
