@@ -27,15 +27,12 @@ use crate::keyring::Keyring;
 use crate::password::{PasswordSource, Prompter, TerminalPrompter};
 use crate::private_file;
 use crate::secret_file::{self, Entry, SecretText, Stored};
-use async_trait::async_trait;
 use serde::Deserialize;
 use signatory_signer::vault::{Vault, VaultError, VaultKey};
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use tezos_crypto::{
-    encrypted, CryptoError, Curve, PublicKey, PublicKeyHash, SecretKey, Signature, SigningVersion,
-};
+use tezos_crypto::{encrypted, CryptoError, SecretKey};
 use zeroize::Zeroizing;
 
 /// How many times the terminal asks for one key's password.
@@ -392,61 +389,7 @@ impl Unlocker<'_> {
     }
 }
 
-#[async_trait]
-impl Vault for FileVault {
-    fn name(&self) -> &str {
-        self.keys.vault()
-    }
-
-    fn driver(&self) -> &'static str {
-        "file"
-    }
-
-    async fn list_keys(&self) -> Result<Vec<VaultKey>, VaultError> {
-        Ok(self.keys.list())
-    }
-
-    async fn sign(
-        &self,
-        pkh: &PublicKeyHash,
-        message: &[u8],
-        version: SigningVersion,
-    ) -> Result<Signature, VaultError> {
-        self.keys.sign(pkh, message, version).await
-    }
-
-    async fn prove_possession(
-        &self,
-        pkh: &PublicKeyHash,
-        override_pk: Option<&PublicKey>,
-    ) -> Result<Signature, VaultError> {
-        self.keys.prove_possession(pkh, override_pk).await
-    }
-
-    fn supports_deterministic_nonces(&self) -> bool {
-        true
-    }
-
-    fn signs_deterministically(&self, curve: Curve) -> bool {
-        crate::keyring::signs_deterministically(curve)
-    }
-
-    async fn deterministic_nonce(
-        &self,
-        pkh: &PublicKeyHash,
-        data: &[u8],
-    ) -> Result<[u8; 32], VaultError> {
-        self.keys.deterministic_nonce(pkh, data)
-    }
-
-    async fn generate(&self, curve: Curve) -> Result<VaultKey, VaultError> {
-        self.store(SecretKey::generate(curve)).await
-    }
-
-    async fn import(&self, key: SecretKey) -> Result<VaultKey, VaultError> {
-        self.store(key).await
-    }
-}
+crate::keyring::keyring_vault!(FileVault, "file");
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -454,6 +397,7 @@ mod tests {
     use super::*;
     use std::cell::RefCell;
     use std::io::Write;
+    use tezos_crypto::{Curve, PublicKeyHash};
 
     /// Answers prompts from a script and counts them.
     struct Scripted(RefCell<Vec<&'static str>>, RefCell<usize>);

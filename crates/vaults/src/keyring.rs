@@ -9,6 +9,82 @@ use tezos_crypto::{
     CryptoError, Curve, PublicKey, PublicKeyHash, SecretKey, Signature, SigningVersion,
 };
 
+/// The [`Vault`](signatory_signer::vault::Vault) implementation of a vault whose keys sit
+/// in a [`Keyring`] field `keys` (`file`, `mem`): signing, proofs and nonces are the
+/// keyring's. The vault type supplies its driver name and an inherent
+/// `async fn store(&self, SecretKey) -> Result<VaultKey, VaultError>` that keeps a new key.
+macro_rules! keyring_vault {
+    ($vault:ty, $driver:literal) => {
+        #[async_trait::async_trait]
+        impl signatory_signer::vault::Vault for $vault {
+            fn name(&self) -> &str {
+                self.keys.vault()
+            }
+
+            fn driver(&self) -> &'static str {
+                $driver
+            }
+
+            async fn list_keys(
+                &self,
+            ) -> Result<Vec<signatory_signer::vault::VaultKey>, signatory_signer::vault::VaultError>
+            {
+                Ok(self.keys.list())
+            }
+
+            async fn sign(
+                &self,
+                pkh: &tezos_crypto::PublicKeyHash,
+                message: &[u8],
+                version: tezos_crypto::SigningVersion,
+            ) -> Result<tezos_crypto::Signature, signatory_signer::vault::VaultError> {
+                self.keys.sign(pkh, message, version).await
+            }
+
+            async fn prove_possession(
+                &self,
+                pkh: &tezos_crypto::PublicKeyHash,
+                override_pk: Option<&tezos_crypto::PublicKey>,
+            ) -> Result<tezos_crypto::Signature, signatory_signer::vault::VaultError> {
+                self.keys.prove_possession(pkh, override_pk).await
+            }
+
+            fn supports_deterministic_nonces(&self) -> bool {
+                true
+            }
+
+            fn signs_deterministically(&self, curve: tezos_crypto::Curve) -> bool {
+                $crate::keyring::signs_deterministically(curve)
+            }
+
+            async fn deterministic_nonce(
+                &self,
+                pkh: &tezos_crypto::PublicKeyHash,
+                data: &[u8],
+            ) -> Result<[u8; 32], signatory_signer::vault::VaultError> {
+                self.keys.deterministic_nonce(pkh, data)
+            }
+
+            async fn generate(
+                &self,
+                curve: tezos_crypto::Curve,
+            ) -> Result<signatory_signer::vault::VaultKey, signatory_signer::vault::VaultError>
+            {
+                self.store(tezos_crypto::SecretKey::generate(curve)).await
+            }
+
+            async fn import(
+                &self,
+                key: tezos_crypto::SecretKey,
+            ) -> Result<signatory_signer::vault::VaultKey, signatory_signer::vault::VaultError>
+            {
+                self.store(key).await
+            }
+        }
+    };
+}
+pub(crate) use keyring_vault;
+
 /// One key: its label (the secret file's alias) and the decrypted secret, which wipes
 /// itself on drop and prints as `REDACTED`.
 pub(crate) struct LocalKey {

@@ -16,11 +16,10 @@
 use crate::error::OpenError;
 use crate::keyring::Keyring;
 use crate::secret_file::{self, Stored};
-use async_trait::async_trait;
 use serde::Deserialize;
-use signatory_signer::vault::{Vault, VaultError, VaultKey};
+use signatory_signer::vault::{VaultError, VaultKey};
 use std::fmt;
-use tezos_crypto::{Curve, PublicKey, PublicKeyHash, SecretKey, Signature, SigningVersion};
+use tezos_crypto::{Curve, SecretKey};
 
 /// A vault whose keys live in this process only.
 pub struct MemVault {
@@ -55,6 +54,17 @@ impl MemVault {
     pub fn add(&self, key: SecretKey) -> bool {
         let label = key.public_key().hash().to_string();
         self.keys.insert(label, key)
+    }
+
+    /// Keep `key` (a key already held is returned as it is).
+    async fn store(&self, key: SecretKey) -> Result<VaultKey, VaultError> {
+        let pkh = key.public_key().hash();
+        self.add(key);
+        self.keys.key(&pkh).ok_or_else(|| VaultError::Backend {
+            vault: self.keys.vault().to_owned(),
+            transient: false,
+            message: "the key vanished after it was added".to_owned(),
+        })
     }
 
     /// Build from the driver's `config` value; errors name `vaults.<vault>.config…`.
@@ -162,64 +172,4 @@ pub fn parse_curve(name: &str) -> Option<Curve> {
     }
 }
 
-#[async_trait]
-impl Vault for MemVault {
-    fn name(&self) -> &str {
-        self.keys.vault()
-    }
-
-    fn driver(&self) -> &'static str {
-        "mem"
-    }
-
-    async fn list_keys(&self) -> Result<Vec<VaultKey>, VaultError> {
-        Ok(self.keys.list())
-    }
-
-    async fn sign(
-        &self,
-        pkh: &PublicKeyHash,
-        message: &[u8],
-        version: SigningVersion,
-    ) -> Result<Signature, VaultError> {
-        self.keys.sign(pkh, message, version).await
-    }
-
-    async fn prove_possession(
-        &self,
-        pkh: &PublicKeyHash,
-        override_pk: Option<&PublicKey>,
-    ) -> Result<Signature, VaultError> {
-        self.keys.prove_possession(pkh, override_pk).await
-    }
-
-    fn supports_deterministic_nonces(&self) -> bool {
-        true
-    }
-
-    fn signs_deterministically(&self, curve: Curve) -> bool {
-        crate::keyring::signs_deterministically(curve)
-    }
-
-    async fn deterministic_nonce(
-        &self,
-        pkh: &PublicKeyHash,
-        data: &[u8],
-    ) -> Result<[u8; 32], VaultError> {
-        self.keys.deterministic_nonce(pkh, data)
-    }
-
-    async fn generate(&self, curve: Curve) -> Result<VaultKey, VaultError> {
-        self.import(SecretKey::generate(curve)).await
-    }
-
-    async fn import(&self, key: SecretKey) -> Result<VaultKey, VaultError> {
-        let pkh = key.public_key().hash();
-        self.add(key);
-        self.keys.key(&pkh).ok_or_else(|| VaultError::Backend {
-            vault: self.name().to_owned(),
-            transient: false,
-            message: "the key vanished after it was added".to_owned(),
-        })
-    }
-}
+crate::keyring::keyring_vault!(MemVault, "mem");
