@@ -182,6 +182,20 @@ struct Shared {
 }
 
 impl Shared {
+    /// Nothing queued, nothing committed yet, for the store directory `dir`.
+    fn new(dir: PathBuf) -> Self {
+        let (commits, _) = watch::channel(CommitState::default());
+        Shared {
+            dir,
+            state: Mutex::new(State::default()),
+            wake_writer: Condvar::new(),
+            commits,
+            counters: Counters::default(),
+            #[cfg(test)]
+            fail_next_sync: Default::default(),
+        }
+    }
+
     /// Stop accepting anything: every waiter and every later call gets the failure.
     fn fail(&self, reason: String) {
         tracing::error!(dir = %self.dir.display(), %reason, "watermark store stopped");
@@ -312,16 +326,7 @@ impl FileStore {
         }
         fs::create_dir(&tmp).map_err(io_err("could not create", &tmp))?;
         // Counters of a throwaway Shared: init is not part of any open store's stats.
-        let (commits, _) = watch::channel(CommitState::default());
-        let scratch = Shared {
-            dir: tmp.clone(),
-            state: Mutex::new(State::default()),
-            wake_writer: Condvar::new(),
-            commits,
-            counters: Counters::default(),
-            #[cfg(test)]
-            fail_next_sync: Default::default(),
-        };
+        let scratch = Shared::new(tmp.clone());
         const FIRST_GENERATION: u64 = 1;
         drop(create_log(&scratch, &tmp, FIRST_GENERATION)?);
         write_snapshot(
@@ -387,16 +392,7 @@ impl FileStore {
             }
         }
 
-        let (commits, _) = watch::channel(CommitState::default());
-        let shared = Shared {
-            dir: dir.clone(),
-            state: Mutex::new(State::default()),
-            wake_writer: Condvar::new(),
-            commits,
-            counters: Counters::default(),
-            #[cfg(test)]
-            fail_next_sync: Default::default(),
-        };
+        let shared = Shared::new(dir.clone());
         let (file, durable, report) = recover(&shared, &dir)?;
         let log_bytes = file
             .metadata()
