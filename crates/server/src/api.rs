@@ -339,6 +339,13 @@ impl fmt::Display for HexPayload<'_> {
     }
 }
 
+/// `2.6`, not `2.6009689999999996`: whole microseconds, so the log shows only digits that
+/// mean something.
+fn millis_to_the_microsecond(d: std::time::Duration) -> f64 {
+    // u32 microseconds reach 71 minutes, far beyond any request's timeout.
+    f64::from(u32::try_from(d.as_micros()).unwrap_or(u32::MAX)) / 1000.0
+}
+
 /// One line per signing request: info when signed, warn when refused. The payload is
 /// written only for keys configured with `log_payloads`.
 fn log_sign(
@@ -368,7 +375,7 @@ fn log_sign(
                 reason = $reason,
                 error = $error,
                 status = status.as_u16(),
-                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                duration_ms = millis_to_the_microsecond(elapsed),
                 client = attempt.client.as_ref().map(tracing::field::display),
                 payload = log_payload.then(|| tracing::field::display(HexPayload(&attempt.bytes))),
                 $msg
@@ -500,6 +507,16 @@ mod tests {
         for bad in ["4", "9", "x", "-1", "256"] {
             assert!(parse_version(Some(bad)).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn durations_are_logged_to_the_microsecond() {
+        let d = std::time::Duration::from_nanos(2_600_969);
+        assert_eq!(millis_to_the_microsecond(d).to_string(), "2.6");
+        assert_eq!(
+            millis_to_the_microsecond(std::time::Duration::from_micros(1_234_567)).to_string(),
+            "1234.567"
+        );
     }
 
     #[test]
