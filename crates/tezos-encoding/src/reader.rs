@@ -107,25 +107,24 @@ impl<'a> Reader<'a> {
         what: &'static str,
         expected: &'static str,
     ) -> Result<i32> {
-        let at = self.pos;
-        let v = self.i32(expected)?;
-        if v < 0 {
-            return Self::err_at(
-                at,
-                DecodeErrorKind::OutOfRange {
-                    what,
-                    value: i64::from(v),
-                },
-            );
-        }
-        Ok(v)
+        self.i32_within(what, expected, 0..=i32::MAX)
     }
 
     /// Octez `int31`: a 4-byte integer in [-2^30, 2^30 - 1].
     pub(crate) fn int31(&mut self, what: &'static str, expected: &'static str) -> Result<i32> {
+        self.i32_within(what, expected, -(1 << 30)..=(1 << 30) - 1)
+    }
+
+    /// A 4-byte integer, refused as out of range outside `range`.
+    fn i32_within(
+        &mut self,
+        what: &'static str,
+        expected: &'static str,
+        range: std::ops::RangeInclusive<i32>,
+    ) -> Result<i32> {
         let at = self.pos;
         let v = self.i32(expected)?;
-        if !(-(1 << 30)..(1 << 30)).contains(&v) {
+        if !range.contains(&v) {
             return Self::err_at(
                 at,
                 DecodeErrorKind::OutOfRange {
@@ -363,5 +362,30 @@ impl<'a> Reader<'a> {
         let negative = bytes.first().is_some_and(|b| b & 0x40 != 0);
         let magnitude = Natural::from_zarith_groups(bytes, 1);
         Ok(Integer::new(negative, magnitude))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn read(v: i32, f: impl Fn(&mut Reader<'_>) -> Result<i32>) -> Option<i32> {
+        let bytes = v.to_be_bytes();
+        f(&mut Reader::new(&bytes)).ok()
+    }
+
+    #[test]
+    fn ranged_integers_stop_exactly_at_their_bounds() {
+        let non_negative = |r: &mut Reader<'_>| r.non_negative_i32("level", "a level");
+        assert_eq!(read(0, non_negative), Some(0));
+        assert_eq!(read(i32::MAX, non_negative), Some(i32::MAX));
+        assert_eq!(read(-1, non_negative), None);
+
+        let int31 = |r: &mut Reader<'_>| r.int31("slot", "an int31");
+        assert_eq!(read((1 << 30) - 1, int31), Some((1 << 30) - 1));
+        assert_eq!(read(-(1 << 30), int31), Some(-(1 << 30)));
+        assert_eq!(read(1 << 30, int31), None);
+        assert_eq!(read(-(1 << 30) - 1, int31), None);
     }
 }
