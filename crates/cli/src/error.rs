@@ -14,6 +14,12 @@ use tezos_crypto::{CryptoError, PublicKeyHash};
 pub enum CliError {
     #[error("{0}")]
     Config(#[from] ConfigError),
+    #[error(
+        "no configuration file at {} (the default): name one with `-c FILE` or \
+         SIGNATORY_CONFIG=FILE (examples/signatory.yaml in the source tree is a working example)",
+        path.display()
+    )]
+    NoDefaultConfig { path: PathBuf },
     #[error("{0}")]
     VaultOpen(#[from] OpenError),
     #[error("{0}")]

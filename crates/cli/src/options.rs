@@ -1,7 +1,7 @@
 //! Options every subcommand takes, and loading the configuration they point at.
 
 use crate::error::CliError;
-use signatory_config::Config;
+use signatory_config::{Config, ConfigError};
 use std::path::{Path, PathBuf};
 
 /// Where the configuration is read from when `-c` is not given.
@@ -54,7 +54,16 @@ impl GlobalOptions {
 
     /// Load and validate the configuration, with `--base-dir` applied.
     pub fn load_config(&self) -> Result<Config, CliError> {
-        let mut config = Config::load(self.config_path())?;
+        let mut config = Config::load(self.config_path()).map_err(|e| match e {
+            // Nobody chose this file: say how to choose one rather than only that it is
+            // missing.
+            ConfigError::Read { path, source }
+                if self.config.is_none() && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                CliError::NoDefaultConfig { path }
+            }
+            other => CliError::Config(other),
+        })?;
         if let Some(base_dir) = &self.base_dir {
             config.base_dir.clone_from(base_dir);
         }

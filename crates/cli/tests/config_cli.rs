@@ -123,6 +123,27 @@ fn a_missing_file_is_named() {
     );
 }
 
+/// With no `-c` and no `/etc/signatory.yaml`, the error says how to name a file.
+#[test]
+fn a_missing_default_file_says_how_to_name_one() {
+    if std::path::Path::new("/etc/signatory.yaml").exists() {
+        return;
+    }
+    let out = Command::new(BIN)
+        .args(["config", "check"])
+        .env_remove("SIGNATORY_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("no configuration file at /etc/signatory.yaml (the default)")
+            && err.contains("-c FILE")
+            && err.contains("SIGNATORY_CONFIG"),
+        "{err}"
+    );
+}
+
 #[test]
 fn version_names_the_version_and_drivers() {
     let out = Command::new(BIN).arg("version").output().unwrap();
