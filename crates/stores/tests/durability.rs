@@ -407,6 +407,28 @@ async fn operator_set_only_lowers_with_force_and_persists() {
 }
 
 #[tokio::test]
+async fn a_reproducible_signature_nobody_waits_for_is_still_written() {
+    let (_base, store) = new_file_store();
+    let r = req(500, 0, 1);
+    store.check_and_advance(key(1), r).await.unwrap();
+    let before = store.stats().records_written;
+    store
+        .record_reproducible_signature(key(1), r, "sigdet")
+        .await
+        .unwrap();
+    // No request follows to carry it: the writer must commit it on its own (after its
+    // short lazy delay; the bound here is only against hanging forever).
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while store.stats().records_written == before {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "the lone signature record was never written"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
 async fn reproducible_signatures_are_not_waited_for_but_reach_the_disk() {
     let (base, store) = new_file_store();
     let r = req(500, 0, 1);
