@@ -15,6 +15,7 @@ LATENCY_REQUESTS=${LATENCY_REQUESTS:-5000}
 CURVES=${CURVES:-tz1,tz2,tz3,tz4}
 BENCH_THREADS=${BENCH_THREADS:-1}
 SERVE_ARGS=${SERVE_ARGS:-}              # e.g. "--log warn"
+WATERMARK=${WATERMARK:-file}            # mem: no durability, to see what the disk costs
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -58,8 +59,11 @@ for t in tz1 tz2 tz3 tz4; do
   done
 done
 "$bench" write-config --vault-file "$work/secret.json" --base-dir "$work/base" \
-  --address "$api" --utility-address "$util" -o "$work/signatory.yaml" >&2
-"$signatory" watermark init -c "$work/signatory.yaml" >&2
+  --address "$api" --utility-address "$util" --watermark-driver "$WATERMARK" \
+  -o "$work/signatory.yaml" >&2
+if [[ $WATERMARK == file ]]; then
+  "$signatory" watermark init -c "$work/signatory.yaml" >&2
+fi
 
 # shellcheck disable=SC2086
 "$signatory" serve -c "$work/signatory.yaml" $SERVE_ARGS >"$work/serve.log" 2>&1 &
@@ -85,7 +89,7 @@ echo "| VmHWM (peak) | $rss_peak |"
 echo
 echo "Machine: $(nproc) cores, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)," \
   "$(awk '/MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo);" \
-  "watermarks: file store on $(df -T "$work" | awk 'NR == 2 { print $2 }')."
+  "watermarks: $WATERMARK store; base directory on $(df -T "$work" | awk 'NR == 2 { print $2 }')."
 # The floor under every signature: the store fdatasyncs the reservation, then the signature.
 python3 - "$work/base" <<'PY'
 import os, sys, time

@@ -1,5 +1,6 @@
 //! `write-config`: a signatory configuration that enables every key of a file vault (the
-//! keys `signatory generate` wrote), with file watermarks under a base directory.
+//! keys `signatory generate` wrote), with file watermarks under a base directory (or
+//! in-memory ones, to measure what durability costs).
 
 use crate::BenchError;
 use clap::Args;
@@ -25,6 +26,25 @@ pub struct WriteConfigArgs {
     /// Where to write the configuration.
     #[arg(short, long)]
     output: PathBuf,
+    /// The watermark store: `file` (durable, what the targets are measured with) or `mem`
+    /// (nothing on disk, never for production: shows what durability costs).
+    #[arg(long, value_enum, default_value_t = WatermarkDriver::File)]
+    watermark_driver: WatermarkDriver,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WatermarkDriver {
+    File,
+    Mem,
+}
+
+impl WatermarkDriver {
+    fn name(self) -> &'static str {
+        match self {
+            WatermarkDriver::File => "file",
+            WatermarkDriver::Mem => "mem",
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,7 +92,7 @@ pub fn write_config(args: &WriteConfigArgs) -> Result<(), BenchError> {
         "      file: {}",
         quote(&args.vault_file.to_string_lossy())
     );
-    let _ = writeln!(y, "watermark:\n  driver: file");
+    let _ = writeln!(y, "watermark:\n  driver: {}", args.watermark_driver.name());
     let _ = writeln!(y, "tezos:");
     for pkh in &pkhs {
         // No policy: block, preattestation and attestation.
@@ -98,4 +118,47 @@ pub fn write_config(args: &WriteConfigArgs) -> Result<(), BenchError> {
         pkhs.len()
     );
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use tezos_crypto::Curve;
+
+    fn written(dir: &std::path::Path, driver: WatermarkDriver) -> signatory_config::Config {
+        let key = SecretKey::generate(Curve::Ed25519);
+        let vault = dir.join("secret.json");
+        let entry = serde_json::json!([{
+            "name": "k",
+            "value": format!("unencrypted:{}", key.to_b58check().as_str()),
+        }]);
+        std::fs::write(&vault, entry.to_string()).unwrap();
+        let output = dir.join(format!("signatory-{}.yaml", driver.name()));
+        write_config(&WriteConfigArgs {
+            vault_file: vault,
+            base_dir: dir.join("base"),
+            address: "127.0.0.1:6732".to_string(),
+            utility_address: "127.0.0.1:9583".to_string(),
+            output: output.clone(),
+            watermark_driver: driver,
+        })
+        .unwrap();
+        let config = signatory_config::Config::load_with_env(&output, &|_| None).unwrap();
+        assert!(config.tezos.contains_key(&key.public_key().hash()));
+        config
+    }
+
+    #[test]
+    fn the_written_configuration_names_the_chosen_watermark_store() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            written(dir.path(), WatermarkDriver::File).watermark.driver,
+            "file"
+        );
+        assert_eq!(
+            written(dir.path(), WatermarkDriver::Mem).watermark.driver,
+            "mem"
+        );
+    }
 }
