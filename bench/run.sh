@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Benchmark a real signatory: release build, a temporary file vault with KEYS_PER_CURVE keys
-# of each curve made by `signatory generate`, file watermarks, then latency and throughput
-# per curve with signatory-bench, and the server's resident memory. Prints Markdown.
+# of each curve made by `signatory generate`, file watermarks (in-memory with WATERMARK=mem),
+# then latency and throughput per curve with signatory-bench, and the server's resident
+# memory. Prints Markdown.
 #
 #   bench/run.sh                      # defaults below
 #   DURATION=5 CURVES=tz1 bench/run.sh
+#   WATERMARK=mem bench/run.sh        # what durability costs: compare with the default run
 set -euo pipefail
 
 KEYS_PER_CURVE=${KEYS_PER_CURVE:-250}   # 4 curves x 250 = 1,000 keys enabled
