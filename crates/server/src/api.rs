@@ -1,6 +1,7 @@
 //! The Octez remote-signer HTTP API.
 
 use crate::auth::Authenticator;
+use crate::chain_names::ChainNames;
 use crate::error::{ApiError, Rejected};
 use crate::metrics::Metrics;
 use axum::body::Bytes;
@@ -26,6 +27,8 @@ pub struct AppState {
     /// Shared, not cloned: the state is cloned for every request, and a `Metrics` clone
     /// touches a reference count per metric family.
     pub metrics: Arc<Metrics>,
+    /// The chains requests name, for their metric labels and log lines.
+    chain_names: Arc<ChainNames>,
     /// `GET /authorized_keys` and `GET /known_keys` never change while running: their
     /// bodies are built once (octez-client asks for the first before every signature).
     authorized_keys_body: Bytes,
@@ -53,6 +56,7 @@ impl AppState {
             service,
             auth: Arc::new(auth),
             metrics: Arc::new(metrics),
+            chain_names: Arc::default(),
             authorized_keys_body: Bytes::from(authorized.to_string()),
             known_keys_body: Bytes::from(known.to_string()),
         }
@@ -219,7 +223,6 @@ pub struct ProofReply {
 /// What one signing request came to, for its log line and metrics.
 #[derive(Debug, Default)]
 struct SignAttempt {
-    pkh: Option<PublicKeyHash>,
     client: Option<PublicKeyHash>,
     bytes: Vec<u8>,
     report: Option<SignReport>,
@@ -244,12 +247,25 @@ pub async fn sign(
     state
         .metrics
         .sign_handler_request(address, status.as_u16(), elapsed);
+    let chain = attempt
+        .report
+        .as_ref()
+        .and_then(|r| r.summary.as_ref())
+        .and_then(|s| s.chain_id.as_ref())
+        .map(|c| state.chain_names.name(c));
     if let Some(report) = &attempt.report {
-        state
-            .metrics
-            .sign_report(address, report, state.service.store().name());
+        state.metrics.sign_report(
+            address,
+            report,
+            chain.as_deref().unwrap_or_default(),
+            state.service.store().name(),
+        );
     }
-    log_sign(&attempt, &result, status, elapsed);
+    let logged = LoggedNames {
+        pkh: key.as_ref().ok().map(|k| k.text.as_str()),
+        chain: chain.as_deref(),
+    };
+    log_sign(&attempt, &logged, &result, status, elapsed);
     match result {
         Ok(signature) => Json(SignatureReply { signature }).into_response(),
         Err(e) => e.into_response(),
@@ -266,7 +282,6 @@ async fn sign_steps(
     attempt: &mut SignAttempt,
 ) -> Result<String, ApiError> {
     let pkh = key.as_ref().map_err(Clone::clone)?.pkh;
-    attempt.pkh = Some(pkh);
     let QueryParams(params) = params?;
     let version = params.version()?;
     let HexBody(bytes) = body?;
@@ -346,10 +361,18 @@ fn millis_to_the_microsecond(d: std::time::Duration) -> f64 {
     f64::from(u32::try_from(d.as_micros()).unwrap_or(u32::MAX)) / 1000.0
 }
 
+/// The request's key and chain as text, encoded once for both the metrics and the log.
+struct LoggedNames<'a> {
+    /// The key hash as the path named it: it parsed, so it is the canonical form.
+    pkh: Option<&'a str>,
+    chain: Option<&'a str>,
+}
+
 /// One line per signing request: info when signed, warn when refused. The payload is
 /// written only for keys configured with `log_payloads`.
 fn log_sign(
     attempt: &SignAttempt,
+    names: &LoggedNames<'_>,
     result: &Result<String, ApiError>,
     status: StatusCode,
     elapsed: std::time::Duration,
@@ -360,12 +383,10 @@ fn log_sign(
     macro_rules! sign_line {
         ($level:ident, $decision:expr, $reason:expr, $error:expr, $msg:literal) => {
             tracing::$level!(
-                pkh = attempt.pkh.as_ref().map(tracing::field::display),
+                pkh = names.pkh.map(tracing::field::display),
                 vault = report.and_then(|r| r.vault.as_deref()),
                 kind = summary.map(|s| s.kind),
-                chain = summary
-                    .and_then(|s| s.chain_id.as_ref())
-                    .map(tracing::field::display),
+                chain = names.chain.map(tracing::field::display),
                 level = summary.and_then(|s| s.level),
                 round = summary.and_then(|s| s.round),
                 ops = summary

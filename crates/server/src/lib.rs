@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod auth;
+mod chain_names;
 pub mod error;
 mod listener;
 pub mod metrics;

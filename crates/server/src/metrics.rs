@@ -206,15 +206,18 @@ impl Metrics {
     }
 
     /// What the signing service reported for a request that reached it.
-    pub fn sign_report(&self, address: &str, report: &SignReport, store_backend: &str) {
+    /// `chain` is the request's chain id in base58, empty when it names none.
+    pub fn sign_report(
+        &self,
+        address: &str,
+        report: &SignReport,
+        chain: &str,
+        store_backend: &str,
+    ) {
         let Some(summary) = &report.summary else {
             return;
         };
         let vault = report.vault.as_deref().unwrap_or("");
-        let chain = summary
-            .chain_id
-            .map(|c| c.to_b58check())
-            .unwrap_or_default();
         // Whether the request reached the watermark store (only watermarked kinds do, and
         // only after decoding and policy let them through).
         let reached_store = summary.level.is_some() && !report.timings.watermark.is_zero();
@@ -243,15 +246,15 @@ impl Metrics {
                     return;
                 }
                 self.vault_sign_ms
-                    .with_label_values(&[vault, address, summary.kind, &chain])
+                    .with_label_values(&[vault, address, summary.kind, chain])
                     .observe(report.timings.vault.as_secs_f64() * 1000.0);
                 self.fine_vault_seconds
                     .with_label_values(&[vault])
                     .observe(report.timings.vault.as_secs_f64());
-                record_op_kinds(&self.signing_ops, address, vault, summary, &chain);
+                record_op_kinds(&self.signing_ops, address, vault, summary, chain);
                 if let Some(round) = summary.round {
                     self.consensus_rounds
-                        .with_label_values(&[address, summary.kind, &chain, &round_label(round)])
+                        .with_label_values(&[address, summary.kind, chain, &round_label(round)])
                         .inc();
                 }
             }
@@ -262,7 +265,7 @@ impl Metrics {
             }
             Err(SignError::Watermark(refusal)) => {
                 self.watermark_rejections
-                    .with_label_values(&[address, summary.kind, &chain, refusal_label(refusal)])
+                    .with_label_values(&[address, summary.kind, chain, refusal_label(refusal)])
                     .inc();
             }
             Err(SignError::Store(_)) => {
@@ -271,7 +274,7 @@ impl Metrics {
             Err(e @ (SignError::Vault(_) | SignError::BadSignature { .. })) => {
                 let code = crate::error::status_of(e.class()).as_u16();
                 self.vault_errors
-                    .with_label_values(&[vault, status_label(code), &chain])
+                    .with_label_values(&[vault, status_label(code), chain])
                     .inc();
             }
             Err(_) => {}
