@@ -19,53 +19,9 @@ BENCH_THREADS=${BENCH_THREADS:-1}
 SERVE_ARGS=${SERVE_ARGS:-}              # e.g. "--log warn"
 WATERMARK=${WATERMARK:-file}            # mem: no durability, to see what the disk costs
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-cargo build --release --locked -p signatory -p signatory-bench >&2
-target=${CARGO_TARGET_DIR:-$root/target}
-signatory=$target/release/signatory
-bench=$target/release/signatory-bench
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/signatory-bench.XXXXXX")
-pid=
-cleanup() {
-  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" && wait "$pid" || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-api=127.0.0.1:$(free_port)
-util=127.0.0.1:$(free_port)
-
-mkdir -p "$work/base"
-( umask 077 && echo '[]' >"$work/secret.json" )
-cat >"$work/generate.yaml" <<EOF
-base_dir: "$work/base"
-vaults:
-  local:
-    driver: file
-    config:
-      file: "$work/secret.json"
-EOF
-for t in tz1 tz2 tz3 tz4; do
-  left=$KEYS_PER_CURVE
-  while ((left > 0)); do   # `generate` makes at most 100 keys per call
-    n=$((left > 100 ? 100 : left))
-    "$signatory" generate -c "$work/generate.yaml" -t "$t" --vault local -n "$n" >/dev/null
-    left=$((left - n))
-  done
-done
-"$bench" write-config --vault-file "$work/secret.json" --base-dir "$work/base" \
-  --address "$api" --utility-address "$util" --watermark-driver "$WATERMARK" \
-  -o "$work/signatory.yaml" >&2
-if [[ $WATERMARK == file ]]; then
-  "$signatory" watermark init -c "$work/signatory.yaml" >&2
-fi
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+make_signer "$KEYS_PER_CURVE" "$WATERMARK"
 
 # shellcheck disable=SC2086
 "$signatory" serve -c "$work/signatory.yaml" $SERVE_ARGS >"$work/serve.log" 2>&1 &
