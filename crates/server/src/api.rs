@@ -361,7 +361,7 @@ fn millis_to_the_microsecond(d: std::time::Duration) -> f64 {
     f64::from(u32::try_from(d.as_micros()).unwrap_or(u32::MAX)) / 1000.0
 }
 
-/// The request's key and chain as text, encoded once for both the metrics and the log.
+/// The request's key hash and chain as text: the strings its metrics carry, not encoded again.
 struct LoggedNames<'a> {
     /// The key hash as the path named it: it parsed, so it is the canonical form.
     pkh: Option<&'a str>,
