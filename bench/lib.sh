@@ -1,10 +1,11 @@
+# shellcheck shell=bash
 # Shared by bench/run.sh and bench/instructions.sh: a release build, a temporary file vault
 # filled by `signatory generate`, and a configuration on free loopback ports. Source it
 # after `set -euo pipefail`; it sets `root`, `signatory`, `bench`, `work`, `api`, `util`
 # and removes `work` (stopping the signer in `pid`, if any) on exit.
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
+cd "$root" || exit 1
 cargo build --release --locked -p signatory -p signatory-bench >&2
 target=${CARGO_TARGET_DIR:-$root/target}
 # SIGNATORY_BIN compares another build (say, of an earlier commit) with the same harness.
