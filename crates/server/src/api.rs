@@ -237,7 +237,8 @@ pub async fn sign(
 ) -> Response {
     let started = Instant::now();
     let mut attempt = SignAttempt::default();
-    let address = key.as_ref().map(|k| k.text.as_str()).unwrap_or("unknown");
+    let pkh_text = key.as_ref().ok().map(|k| k.text.as_str());
+    let address = pkh_text.unwrap_or("unknown");
     let result = sign_steps(&state, &key, params, body, &addr, &mut attempt).await;
     let elapsed = started.elapsed();
     let status = match &result {
@@ -262,7 +263,7 @@ pub async fn sign(
         );
     }
     let logged = LoggedNames {
-        pkh: key.as_ref().ok().map(|k| k.text.as_str()),
+        pkh: pkh_text,
         chain: chain.as_deref(),
     };
     log_sign(&attempt, &logged, &result, status, elapsed);
