@@ -8,7 +8,7 @@ use serde::Deserialize;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tezos_crypto::SecretKey;
 
 #[derive(Debug, Args)]
@@ -56,30 +56,34 @@ fn quote(s: &str) -> String {
     serde_json::Value::String(s.to_string()).to_string()
 }
 
-pub fn write_config(args: &WriteConfigArgs) -> Result<(), BenchError> {
-    let text = std::fs::read_to_string(&args.vault_file).map_err(|source| BenchError::Io {
-        context: format!("reading {}", args.vault_file.display()),
+/// The secret keys of a file vault that `signatory generate` wrote (unencrypted only).
+pub fn read_vault(path: &Path) -> Result<Vec<SecretKey>, BenchError> {
+    let text = std::fs::read_to_string(path).map_err(|source| BenchError::Io {
+        context: format!("reading {}", path.display()),
         source,
     })?;
-    let entries: Vec<VaultEntry> = serde_json::from_str(&text).map_err(|e| {
-        BenchError::Setup(format!(
-            "{} is not a file vault: {e}",
-            args.vault_file.display()
-        ))
-    })?;
-    let mut pkhs = Vec::with_capacity(entries.len());
-    for entry in &entries {
-        let Some(secret) = entry.value.strip_prefix("unencrypted:") else {
-            return Err(BenchError::Setup(format!(
-                "{}: only unencrypted keys are supported by the benchmark",
-                args.vault_file.display()
-            )));
-        };
-        let key = SecretKey::from_b58check(secret).map_err(|e| {
-            BenchError::Setup(format!("{}: bad key: {e}", args.vault_file.display()))
-        })?;
-        pkhs.push(key.public_key().hash());
-    }
+    let entries: Vec<VaultEntry> = serde_json::from_str(&text)
+        .map_err(|e| BenchError::Setup(format!("{} is not a file vault: {e}", path.display())))?;
+    entries
+        .iter()
+        .map(|entry| {
+            let secret = entry.value.strip_prefix("unencrypted:").ok_or_else(|| {
+                BenchError::Setup(format!(
+                    "{}: only unencrypted keys are supported by the benchmark",
+                    path.display()
+                ))
+            })?;
+            SecretKey::from_b58check(secret)
+                .map_err(|e| BenchError::Setup(format!("{}: bad key: {e}", path.display())))
+        })
+        .collect()
+}
+
+pub fn write_config(args: &WriteConfigArgs) -> Result<(), BenchError> {
+    let pkhs: Vec<_> = read_vault(&args.vault_file)?
+        .iter()
+        .map(|key| key.public_key().hash())
+        .collect();
 
     let mut y = String::new();
     let _ = writeln!(y, "base_dir: {}", quote(&args.base_dir.to_string_lossy()));

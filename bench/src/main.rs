@@ -9,6 +9,7 @@
 //! `signatory-bench run`; see bench/README.md.
 #![forbid(unsafe_code)]
 
+mod ceiling;
 mod client;
 mod config;
 mod load;
@@ -38,6 +39,8 @@ enum Command {
     Wait(load::WaitArgs),
     /// Write a signatory configuration enabling every key of a file vault.
     WriteConfig(config::WriteConfigArgs),
+    /// Serve the signer API doing only HTTP and cryptography: what this host allows.
+    Ceiling(ceiling::CeilingArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Throughput(args) => load::block_on(args.threads, load::throughput(args)),
         Command::Run(args) => load::block_on(args.threads, load::run(args)),
         Command::Wait(args) => load::block_on(1, load::wait(args)),
+        Command::Ceiling(args) => ceiling::serve(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
