@@ -238,12 +238,16 @@ pub async fn sign(
     let started = Instant::now();
     let mut attempt = SignAttempt::default();
     let pkh_text = key.as_ref().ok().map(|k| k.text.as_str());
-    let address = pkh_text.unwrap_or("unknown");
     let result = sign_steps(&state, &key, params, body, &addr, &mut attempt).await;
     let elapsed = started.elapsed();
     let status = match &result {
         Ok(_) => StatusCode::OK,
         Err(e) => e.status,
+    };
+    // Anyone can name any key: only configured keys get a series of their own.
+    let address = match pkh_text {
+        Some(pkh) if status != StatusCode::NOT_FOUND => pkh,
+        _ => "unknown",
     };
     state
         .metrics

@@ -160,6 +160,11 @@ impl Metrics {
         })
         .and_then(|m| {
             m.register_build_info()?;
+            // `process_*`: memory, CPU, file descriptors and threads, as ECAD's Go
+            // registry exports them, so dashboards that watch the signer's resources work.
+            m.registry.register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))?;
             Ok(m)
         })
     }
@@ -170,7 +175,7 @@ impl Metrics {
             "signatory_build_info",
             "Build information about the signer.",
         )
-        .const_label("path", env!("CARGO_PKG_NAME"))
+        .const_label("path", "signatory")
         .const_label("version", env!("CARGO_PKG_VERSION"))
         .const_label("checksum", "(unknown)")
         .const_label("revision", "(unknown)")
@@ -196,7 +201,7 @@ impl Metrics {
     }
 
     /// Every signing request, whatever its outcome: `address` is the key hash as the client
-    /// sent it, or `unknown` when it did not parse.
+    /// sent it, or `unknown` when it did not parse or names no configured key.
     pub fn sign_handler_request(&self, address: &str, status: u16, elapsed: Duration) {
         let labels = [address, status_label(status)];
         self.handler_requests.with_label_values(&labels).inc();

@@ -587,6 +587,8 @@ async fn metrics_and_health() {
     sign(&api, &wallet, &preattestation(40, 1), "").await; // 403 policy
     sign(&api, &f.broken, &preattestation(40, 1), "").await; // 500 vault
     call(&api, "POST", "/keys/tz1nonsense", Some("\"00\"".into())).await;
+    let stranger = SecretKey::generate(Curve::Ed25519).public_key().hash();
+    sign(&api, &stranger, &preattestation(40, 1), "").await; // 404: not configured
     let (s, text) = call(&utility, "GET", "/metrics", None).await;
     assert_eq!(s, StatusCode::OK);
     let text = text.as_str().unwrap().to_string();
@@ -602,6 +604,7 @@ async fn metrics_and_health() {
         format!(r#"sign_handler_requests_total{{address="{pkh}",status="409"}} 1"#),
         format!(r#"sign_handler_requests_total{{address="{wallet}",status="403"}} 1"#),
         r#"sign_handler_requests_total{address="unknown",status="400"} 1"#.to_string(),
+        r#"sign_handler_requests_total{address="unknown",status="404"} 1"#.to_string(),
         format!(r#"sign_handler_request_duration_milliseconds_count{{address="{pkh}",status="200"}} 2"#),
         format!(r#"watermark_rejection_total{{address="{pkh}",chain_id="{chain}",operation_type="preattestation",reason="different_payload"}} 1"#),
         r#"watermark_operations_total{backend="mem",request_type="preattestation",result="success"} 3"#.to_string(),
@@ -612,9 +615,15 @@ async fn metrics_and_health() {
         r#"signatory_watermark_duration_seconds_count{backend="mem"} 4"#.to_string(),
         r#"watermark_operation_duration_seconds_count{backend="mem"} 4"#.to_string(),
         "# TYPE signatory_build_info gauge".to_string(),
+        r#"signatory_build_info{branch="(unknown)",checksum="(unknown)",path="signatory","#.to_string(),
+        "# TYPE process_resident_memory_bytes gauge".to_string(),
+        "# TYPE process_cpu_seconds_total counter".to_string(),
+        "# TYPE process_open_fds gauge".to_string(),
     ] {
         assert!(text.contains(&line), "missing `{line}` in\n{text}");
     }
+    // A key nobody configured gets no series: anyone could add them without bound.
+    assert!(!text.contains(&stranger.to_b58check()), "{text}");
     // One vault is broken: not ready.
     let (s, body) = call(&utility, "GET", "/healthz", None).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
