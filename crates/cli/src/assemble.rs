@@ -28,7 +28,9 @@ pub fn key_policy(config: &KeyPolicyConfig) -> KeyPolicy {
 pub async fn open_vaults(config: &Config) -> Result<Vec<Arc<dyn Vault>>, CliError> {
     let mut vaults = Vec::with_capacity(config.vaults.len());
     for vault in config.vaults.values() {
-        let opened = signatory_vaults::open_configured(vault).await?;
+        let opened = signatory_vaults::open_configured(vault)
+            .await
+            .map_err(CliError::vault_open(&config.origin))?;
         tracing::info!(vault = %vault.name, driver = %vault.driver, "vault opened");
         vaults.push(opened);
     }

@@ -37,15 +37,17 @@ fn check_drivers(config: &Config) -> Result<(), CliError> {
     StoreChoice::from_config(config)?;
     for vault in config.vaults.values() {
         if !signatory_vaults::DRIVERS.contains(&vault.driver.as_str()) {
-            return Err(signatory_vaults::OpenError::UnknownDriver {
-                vault: vault.name.clone(),
-                driver: vault.driver.clone(),
-                known: signatory_vaults::DRIVERS.join(", "),
-            }
-            .into());
+            return Err(CliError::vault_open(&config.origin)(
+                signatory_vaults::OpenError::UnknownDriver {
+                    vault: vault.name.clone(),
+                    driver: vault.driver.clone(),
+                    known: signatory_vaults::DRIVERS.join(", "),
+                },
+            ));
         }
         if vault.driver == "file" {
-            FileVaultOptions::from_settings(&vault.name, &vault.config)?;
+            FileVaultOptions::from_settings(&vault.name, &vault.config)
+                .map_err(CliError::vault_open(&config.origin))?;
         }
     }
     Ok(())

@@ -22,6 +22,12 @@ pub enum CliError {
     NoDefaultConfig { path: PathBuf },
     #[error("{0}")]
     VaultOpen(#[from] OpenError),
+    /// A vault's settings are wrong: the message names the configuration file too.
+    #[error("{config}: {source}")]
+    VaultSettings {
+        config: String,
+        source: Box<OpenError>,
+    },
     #[error("{0}")]
     Vault(#[from] VaultError),
     #[error("{0}")]
@@ -99,6 +105,20 @@ impl CliError {
             action,
             path,
             source,
+        }
+    }
+}
+
+impl CliError {
+    /// Opening a vault of the configuration `origin` failed: errors in its settings name the
+    /// configuration file, the others (files, passwords, devices) speak for themselves.
+    pub fn vault_open(origin: &str) -> impl FnOnce(OpenError) -> CliError + '_ {
+        move |e| match e {
+            OpenError::UnknownDriver { .. } | OpenError::Config { .. } => CliError::VaultSettings {
+                config: origin.to_string(),
+                source: Box::new(e),
+            },
+            e => CliError::VaultOpen(e),
         }
     }
 }

@@ -155,10 +155,13 @@ async fn open_for_writing(config: &Config, name: &str) -> Result<Arc<dyn Vault>,
         )));
     }
     if vault.driver == "file" {
-        let options = FileVaultOptions::from_settings(name, &vault.config)?;
+        let options = FileVaultOptions::from_settings(name, &vault.config)
+            .map_err(CliError::vault_open(&config.origin))?;
         create_empty_key_file(&options.path)?;
     }
-    Ok(signatory_vaults::open_configured(vault).await?)
+    signatory_vaults::open_configured(vault)
+        .await
+        .map_err(CliError::vault_open(&config.origin))
 }
 
 fn create_empty_key_file(path: &Path) -> Result<(), CliError> {

@@ -94,7 +94,25 @@ fn an_unknown_setting_and_an_unknown_driver_fail() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
-        err.contains("vault `hsm`: unknown driver `pkcs11`"),
+        err.contains(&format!(
+            "{}: vault `hsm`: `vaults.hsm.driver`: unknown driver `pkcs11`",
+            home.config_path().display()
+        )),
+        "{err}"
+    );
+
+    write_private(
+        &home.config_path(),
+        "vaults:\n  local:\n    driver: file\n    config:\n      fille: /x.json\n",
+    );
+    let out = home.run(&["config", "check"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "{}: vault `local`: `vaults.local.config",
+            home.config_path().display()
+        )) && err.contains("fille"),
         "{err}"
     );
 

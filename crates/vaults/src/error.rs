@@ -8,7 +8,7 @@ use tezos_crypto::CryptoError;
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
-    #[error("vault `{vault}`: unknown driver `{driver}`; this build has: {known}")]
+    #[error("vault `{vault}`: `vaults.{vault}.driver`: unknown driver `{driver}`; this build has: {known}")]
     UnknownDriver {
         vault: String,
         driver: String,

@@ -699,7 +699,7 @@ async fn the_registry_names_what_to_fix() {
     assert_eq!(
         err.to_string(),
         format!(
-            "vault `hsm`: unknown driver `pkcs11`; this build has: {}",
+            "vault `hsm`: `vaults.hsm.driver`: unknown driver `pkcs11`; this build has: {}",
             DRIVERS.join(", ")
         )
     );
