@@ -55,12 +55,16 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Time allowed to send a request's header; the connection is closed after.
     pub header_read_timeout: Duration,
+    /// Longest a write to a client may stay blocked (the client stopped reading); the
+    /// connection is closed after.
+    pub write_timeout: Duration,
 }
 
 impl ServerConfig {
     pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
     pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
     pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
     pub fn new(listen: SocketAddr) -> Self {
         ServerConfig {
@@ -72,12 +76,14 @@ impl ServerConfig {
             body_limit: Self::DEFAULT_BODY_LIMIT,
             request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
             header_read_timeout: Self::DEFAULT_HEADER_READ_TIMEOUT,
+            write_timeout: Self::DEFAULT_WRITE_TIMEOUT,
         }
     }
 
     fn limits(&self) -> ConnectionLimits {
         ConnectionLimits {
             header_read_timeout: Some(self.header_read_timeout).filter(|d| !d.is_zero()),
+            write_timeout: Some(self.write_timeout).filter(|d| !d.is_zero()),
             // A request admitted just before shutdown gets its whole time.
             drain: self.header_read_timeout + self.request_timeout + Duration::from_secs(1),
         }

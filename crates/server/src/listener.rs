@@ -1,5 +1,6 @@
-//! A TCP listener serving HTTP/1.1 with hyper: header-read timeout, `TCP_NODELAY`, the
-//! client address for handlers, and graceful shutdown (requests in flight finish).
+//! A TCP listener serving HTTP/1.1 with hyper: header-read and write timeouts,
+//! `TCP_NODELAY`, the client address for handlers, and graceful shutdown (requests in flight
+//! finish).
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
@@ -14,6 +15,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_io_timeout::TimeoutStream;
 use tower::{Service, ServiceExt};
 
 /// How connections are served.
@@ -21,6 +23,9 @@ use tower::{Service, ServiceExt};
 pub(crate) struct ConnectionLimits {
     /// A client must send a request's whole header within this time (`None`: no limit).
     pub header_read_timeout: Option<Duration>,
+    /// A write blocked this long (the client does not read its answers) closes the
+    /// connection (`None`: no limit).
+    pub write_timeout: Option<Duration>,
     /// After shutdown is requested, how long requests in flight may take to finish.
     pub drain: Duration,
 }
@@ -76,7 +81,10 @@ pub(crate) async fn run<S>(
                 .insert(ConnectInfo::<SocketAddr>(remote));
             app.clone().oneshot(req.map(Body::new))
         });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let mut stream = TimeoutStream::new(stream);
+        stream.set_write_timeout(limits.write_timeout);
+        let conn =
+            graceful.watch(builder.serve_connection(TokioIo::new(Box::pin(stream)), service));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(listener = name, client = %remote, error = %e, "connection ended with an error");

@@ -1,5 +1,5 @@
 //! The listeners over real sockets: graceful shutdown with a request in flight, the
-//! header-read timeout, the request timeout, and the utility listener.
+//! header-read, write and request timeouts, and the utility listener.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -180,6 +180,47 @@ async fn a_slow_header_is_cut_off() {
     assert!(!String::from_utf8_lossy(&buf).contains("known_keys"));
     // A complete request is served as usual.
     let (status, body) = http(running.api, "GET", "/known_keys", "").await;
+    assert_eq!(status, 200, "{body}");
+    running.stop.send(()).unwrap();
+    running.server.await.unwrap().unwrap();
+}
+
+/// A client that sends requests but never reads the answers blocks the server's writes;
+/// the write timeout lets the connection go instead of holding it forever.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off() {
+    let (_, service) = slow_service(Duration::ZERO);
+    let mut c = cfg();
+    c.write_timeout = Duration::from_millis(300);
+    let running = start(c, service).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(running.api).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    // Far more answers than the socket buffers of both ends hold (a few MiB on loopback).
+    const REQUESTS: usize = 40_000;
+    let pipelined = "GET /authorized_keys HTTP/1.1\r\nHost: signer\r\n\r\n".repeat(REQUESTS);
+    let sender = tokio::spawn(async move {
+        // Fails once the server has closed the connection.
+        let _ = writer.write_all(pipelined.as_bytes()).await;
+        writer
+    });
+    // Not reading: the server's writes block and its deadline passes.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut answers = Vec::new();
+    let drained =
+        tokio::time::timeout(Duration::from_secs(20), reader.read_to_end(&mut answers)).await;
+    assert!(
+        drained.is_ok(),
+        "the connection is still open after the write timeout"
+    );
+    let served = String::from_utf8_lossy(&answers)
+        .matches("HTTP/1.1 200")
+        .count();
+    assert!(served < REQUESTS, "every request was answered: {served}");
+    drop(sender.await);
+    // Other clients are served as usual.
+    let (status, body) = http(running.api, "GET", "/authorized_keys", "").await;
     assert_eq!(status, 200, "{body}");
     running.stop.send(()).unwrap();
     running.server.await.unwrap().unwrap();
