@@ -83,15 +83,50 @@ pub(crate) struct RawPolicy {
     pub allowed_kinds: Option<Vec<String>>,
     #[serde(default)]
     pub allowed_chains: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "yaml_bool")]
     pub allow_proof_of_possession: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "yaml_bool")]
     pub log_payloads: Option<bool>,
     #[serde(default)]
     pub authorized_keys: Option<Value>,
     /// Known to ECAD; refused here with an explanation rather than ignored.
     #[serde(default)]
     pub jwt_users: Option<Value>,
+}
+
+/// A boolean as ECAD Signatory's YAML library reads one into a boolean setting: `true` and
+/// `false`, and the YAML 1.1 spellings `yes`/`no`, `on`/`off`, `y`/`n` (lower, capitalised
+/// or upper case), so existing files keep working.
+fn yaml_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
+    struct YamlBool;
+    impl Visitor<'_> for YamlBool {
+        type Value = Option<bool>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a boolean (true or false)")
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            const TRUE: [&str; 11] = [
+                "y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "true", "True", "TRUE",
+            ];
+            const FALSE: [&str; 11] = [
+                "n", "N", "no", "No", "NO", "off", "Off", "OFF", "false", "False", "FALSE",
+            ];
+            if TRUE.contains(&v) {
+                Ok(Some(true))
+            } else if FALSE.contains(&v) {
+                Ok(Some(false))
+            } else {
+                Err(E::invalid_value(de::Unexpected::Str(v), &self))
+            }
+        }
+    }
+    deserializer.deserialize_any(YamlBool)
 }
 
 /// For a key that is present: its value, null included (`Some(None)`); an absent key is

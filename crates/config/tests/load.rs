@@ -611,11 +611,39 @@ fn unknown_keys_fail_with_their_path() {
     );
 }
 
+/// ECAD Signatory's YAML library reads `yes`/`no`, `on`/`off` into boolean settings, so
+/// files written for it may use them.
+#[test]
+fn yaml_1_1_booleans_are_read_as_ecad_reads_them() {
+    for (word, value) in [
+        ("yes", true),
+        ("On", true),
+        ("Y", true),
+        ("NO", false),
+        ("off", false),
+    ] {
+        let config = parse(&format!(
+            "tezos:\n  {BAKER}:\n    log_payloads: {word}\n  {TZ4}:\n    \
+             allow_proof_of_possession: {word}\n"
+        ))
+        .unwrap();
+        assert_eq!(policy(&config, BAKER).log_payloads, value, "{word}");
+        assert_eq!(
+            policy(&config, TZ4).allow_proof_of_possession,
+            value,
+            "{word}"
+        );
+    }
+    // Any other word is a string where a boolean belongs.
+    let (at, message) = error_at(&format!("tezos:\n  {BAKER}:\n    log_payloads: 'maybe'\n"));
+    assert_eq!(at, format!("tezos.{BAKER}.log_payloads"), "{message}");
+}
+
 #[test]
 fn wrong_types_fail_with_their_path() {
     let cases = [
         (
-            format!("tezos:\n  {BAKER}:\n    log_payloads: yes\n"),
+            format!("tezos:\n  {BAKER}:\n    log_payloads: maybe\n"),
             format!("tezos.{BAKER}.log_payloads"),
             "boolean",
         ),
