@@ -107,9 +107,7 @@ impl CliError {
             source,
         }
     }
-}
 
-impl CliError {
     /// Opening a vault of the configuration `origin` failed: errors in its settings name the
     /// configuration file, the others (files, passwords, devices) speak for themselves.
     pub fn vault_open(origin: &str) -> impl FnOnce(OpenError) -> CliError + '_ {
