@@ -6,7 +6,7 @@ use crate::options::GlobalOptions;
 use crate::watermark_store::{open_file_store, StoreChoice};
 use signatory_signer::store::{StoreError, WatermarkStore};
 use signatory_signer::watermark::{Watermark, WatermarkKey};
-use signatory_stores::interchange::{self, ImportReport, ECAD_DIR, OCTEZ_FILES};
+use signatory_stores::interchange::{self, ImportReport, ECAD_DIR, OCTEZ_READ_FILES};
 use signatory_stores::FileStore;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -47,8 +47,9 @@ pub enum WatermarkCommand {
     #[command(
         long_about = "Export every watermark, in this signer's interchange JSON \
         (default; to standard output or -o FILE) or as Octez signer files \
-        (`--format octez -o DIR` writes DIR/{block,preattestation,attestation}_high_watermark, \
-        keeping any higher watermark already in them).\n\n\
+        (`--format octez -o DIR` writes DIR/{block,preattestation,attestation}_high_watermarks, \
+        the names current Octez reads, keeping any higher watermark already in that \
+        directory).\n\n\
         Example:\n  signatory watermark export -c /etc/signatory.yaml -o watermarks.json"
     )]
     Export(ExportArgs),
@@ -56,7 +57,8 @@ pub enum WatermarkCommand {
     #[command(
         long_about = "Import watermarks into the store. --from takes a file exported by \
         `signatory watermark export`, an Octez signer base directory (its \
-        `*_high_watermark` files), or an ECAD Signatory base directory (its \
+        `{block,preattestation,attestation}_high_watermarks` files, or the pre-v23 \
+        `preendorsement_high_watermarks` and `endorsement_high_watermarks`), or an ECAD Signatory base directory (its \
         `watermark_v2/<chain>.json` files); the format is detected. Per chain, key and kind \
         the higher watermark wins: an import never lowers one.\n\n\
         Example:\n  signatory watermark import -c /etc/signatory.yaml --from ~/.tezos-signer"
@@ -104,7 +106,7 @@ pub struct SetArgs {
 pub enum ExportFormat {
     /// This signer's versioned interchange JSON.
     Signatory,
-    /// Octez signer `*_high_watermark` files in a directory.
+    /// Octez signer `*_high_watermarks` files in a directory.
     Octez,
 }
 
@@ -371,7 +373,7 @@ pub fn read_import(
         let records = interchange::from_interchange_json(&json, &from.display().to_string())?;
         return Ok((records, ImportFormat::Signatory));
     }
-    let has_octez = OCTEZ_FILES
+    let has_octez = OCTEZ_READ_FILES
         .iter()
         .any(|(_, name)| from.join(name).is_file());
     let has_ecad = from.join(ECAD_DIR).is_dir() || from.file_name().is_some_and(|n| n == ECAD_DIR);
@@ -391,7 +393,7 @@ pub fn read_import(
                 "no watermarks found in {}: expected Octez files ({}) or ECAD Signatory's \
                  {ECAD_DIR}/<chain_id>.json",
                 from.display(),
-                OCTEZ_FILES.map(|(_, name)| name).join(", ")
+                interchange::octez_expected_names()
             )))
         }
     };
@@ -478,6 +480,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = read_import(dir.path()).unwrap_err().to_string();
         assert!(e.contains("no watermarks found"), "{e}");
-        assert!(e.contains("block_high_watermark"), "{e}");
+        assert!(e.contains("block_high_watermarks"), "{e}");
+        assert!(e.contains("endorsement_high_watermarks"), "{e}");
     }
 }

@@ -253,12 +253,14 @@ fn octez_files_round_trip_through_export_and_import() {
     let out = home.run(&["watermark", "export", "--format", "octez"]);
     assert!(!out.status.success(), "octez export needs a directory");
     home.ok(&["watermark", "export", "--format", "octez", "-o", &dir_arg]);
+    // The names octez-signer reads.
     let block: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("block_high_watermark")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(dir.join("block_high_watermarks")).unwrap())
             .unwrap();
     assert_eq!(block[MAINNET][KEY_A]["level"], 42);
     assert_eq!(block[MAINNET][KEY_A]["round"], 1);
-    assert!(dir.join("attestation_high_watermark").is_file());
+    assert!(dir.join("attestation_high_watermarks").is_file());
+    assert!(!dir.join("block_high_watermark").exists());
 
     let fresh = initialised();
     let out = fresh.ok(&["watermark", "import", "--from", &dir_arg]);
@@ -270,24 +272,33 @@ fn octez_files_round_trip_through_export_and_import() {
     );
 }
 
+fn octez_file(chain: &str, key: &str, level: i32, round: i32) -> String {
+    let hash = "ab".repeat(32);
+    format!(
+        r#"{{"{chain}": {{"{key}": {{"level": {level}, "round": {round}, "hash": "{hash}"}}}}}}"#
+    )
+}
+
 #[test]
-fn an_octez_signer_directory_is_imported() {
+fn a_current_octez_signer_directory_is_imported() {
     let home = initialised();
+    // As octez-signer (v23 and later) leaves its base directory.
     let octez = home.path("tezos-signer");
     std::fs::create_dir(&octez).unwrap();
-    let hash = "ab".repeat(32);
+    write_private(&octez.join("secret_keys"), "[]");
+    write_private(&octez.join("public_key_hashs"), "[]");
+    write_private(&octez.join("public_keys"), "[]");
     write_private(
-        &octez.join("block_high_watermark"),
-        &format!(
-            r#"{{"{MAINNET}": {{"{KEY_A}": {{"level": 5000, "round": 2, "hash": "{hash}"}}}}}}"#
-        ),
+        &octez.join("block_high_watermarks"),
+        &octez_file(MAINNET, KEY_A, 5000, 2),
     );
-    // The pre-Oxford file name still holds attestations.
     write_private(
-        &octez.join("endorsement_high_watermark"),
-        &format!(
-            r#"{{"{MAINNET}": {{"{KEY_B}": {{"level": 4999, "round": 0, "hash": "{hash}"}}}}}}"#
-        ),
+        &octez.join("preattestation_high_watermarks"),
+        &octez_file(MAINNET, KEY_A, 5001, 1),
+    );
+    write_private(
+        &octez.join("attestation_high_watermarks"),
+        &octez_file(MAINNET, KEY_B, 4999, 0),
     );
     let out = home.ok(&[
         "watermark",
@@ -295,15 +306,71 @@ fn an_octez_signer_directory_is_imported() {
         "--from",
         &octez.display().to_string(),
     ]);
-    assert!(out.contains("imported 2 watermarks"), "{out}");
+    assert!(out.contains("imported 3 watermarks"), "{out}");
+    assert!(out.contains("Octez signer files"), "{out}");
     assert_eq!(
         shown(&home, MAINNET, KEY_A, "block"),
         Some(("5000".into(), "2".into()))
     );
     assert_eq!(
+        shown(&home, MAINNET, KEY_A, "preattestation"),
+        Some(("5001".into(), "1".into()))
+    );
+    assert_eq!(
         shown(&home, MAINNET, KEY_B, "attestation"),
         Some(("4999".into(), "0".into()))
     );
+}
+
+#[test]
+fn a_pre_v23_octez_signer_directory_is_imported() {
+    let home = initialised();
+    let octez = home.path("tezos-signer");
+    std::fs::create_dir(&octez).unwrap();
+    write_private(
+        &octez.join("block_high_watermarks"),
+        &octez_file(MAINNET, KEY_A, 700, 0),
+    );
+    write_private(
+        &octez.join("preendorsement_high_watermarks"),
+        &octez_file(MAINNET, KEY_A, 699, 3),
+    );
+    write_private(
+        &octez.join("endorsement_high_watermarks"),
+        &octez_file(MAINNET, KEY_A, 698, 4),
+    );
+    let out = home.ok(&[
+        "watermark",
+        "import",
+        "--from",
+        &octez.display().to_string(),
+    ]);
+    assert!(out.contains("imported 3 watermarks"), "{out}");
+    assert_eq!(
+        shown(&home, MAINNET, KEY_A, "preattestation"),
+        Some(("699".into(), "3".into()))
+    );
+    assert_eq!(
+        shown(&home, MAINNET, KEY_A, "attestation"),
+        Some(("698".into(), "4".into()))
+    );
+}
+
+#[test]
+fn a_directory_without_watermarks_names_the_octez_files_it_looked_for() {
+    let home = initialised();
+    let empty = home.path("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = home.run(&[
+        "watermark",
+        "import",
+        "--from",
+        &empty.display().to_string(),
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("attestation_high_watermarks"), "{err}");
+    assert!(err.contains("preendorsement_high_watermarks"), "{err}");
 }
 
 #[test]
