@@ -63,6 +63,13 @@ fn init_creates_the_store_once() {
     home.write_config();
     let out = home.ok(&["watermark", "init"]);
     assert!(out.contains("created an empty watermark store"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "signatory watermark import -c {} --from <dir>",
+            home.config_path().display()
+        )),
+        "{out}"
+    );
     assert!(home.base_dir().join("watermarks").is_dir());
     let again = home.run(&["watermark", "init"]);
     assert!(!again.status.success());
@@ -72,6 +79,146 @@ fn init_creates_the_store_once() {
         stderr(&again)
     );
     assert_eq!(home.ok(&["watermark", "show"]), "(no watermarks)\n");
+}
+
+/// Write an ECAD Signatory chain file under `base`, as ECAD leaves its base directory.
+fn write_ecad(base: &std::path::Path, level: i32) {
+    std::fs::create_dir_all(base.join("watermark_v2")).unwrap();
+    let vh = base58::encode(Prefix::PayloadHash, &[7; 32]);
+    write_private(
+        &base.join("watermark_v2").join(format!("{MAINNET}.json")),
+        &format!(
+            r#"{{"{KEY_A}": {{"attestation": {{"level": {level}, "round": 0, "hash": "{vh}"}}}}}}"#
+        ),
+    );
+}
+
+#[test]
+fn init_refuses_a_base_dir_holding_ecad_watermarks_and_its_import_command_works() {
+    let home = Home::new();
+    home.write_config();
+    write_ecad(&home.base_dir(), 9000);
+    let out = home.run(&["watermark", "init"]);
+    assert!(
+        !out.status.success(),
+        "init made an empty store beside ECAD's"
+    );
+    let err = stderr(&out);
+    assert!(err.contains("another signer's watermarks"), "{err}");
+    assert!(
+        err.contains(&home.base_dir().join("watermark_v2").display().to_string()),
+        "{err}"
+    );
+    let import = format!(
+        "signatory watermark import -c {} --from {}",
+        home.config_path().display(),
+        home.base_dir().display()
+    );
+    assert!(err.contains(&import), "{err}");
+    assert!(err.contains("--empty"), "{err}");
+    assert!(!home.base_dir().join("watermarks").exists());
+
+    // The suggested command creates the store with ECAD's watermarks in it.
+    let out = home.ok(&[
+        "watermark",
+        "import",
+        "--from",
+        &home.base_dir().display().to_string(),
+    ]);
+    assert!(out.contains("created the watermark store"), "{out}");
+    assert!(out.contains("1 added"), "{out}");
+    assert_eq!(
+        shown(&home, MAINNET, KEY_A, "attestation"),
+        Some(("9000".into(), "0".into()))
+    );
+}
+
+#[test]
+fn init_refuses_a_base_dir_holding_octez_watermarks_unless_empty_is_given() {
+    for name in [
+        "block_high_watermarks",
+        "preattestation_high_watermarks",
+        "attestation_high_watermarks",
+        "preendorsement_high_watermarks",
+        "endorsement_high_watermarks",
+        "block_high_watermark",
+    ] {
+        let home = Home::new();
+        home.write_config();
+        std::fs::create_dir_all(home.base_dir()).unwrap();
+        write_private(
+            &home.base_dir().join(name),
+            &octez_file(MAINNET, KEY_A, 10, 0),
+        );
+        let out = home.run(&["watermark", "init"]);
+        assert!(!out.status.success(), "{name}: init made an empty store");
+        let err = stderr(&out);
+        assert!(err.contains(name), "{err}");
+        assert!(err.contains("signatory watermark import -c"), "{err}");
+        assert!(!home.base_dir().join("watermarks").exists(), "{name}");
+
+        let out = home.ok(&["watermark", "init", "--empty"]);
+        assert!(out.contains("created an empty watermark store"), "{out}");
+        assert_eq!(home.ok(&["watermark", "show"]), "(no watermarks)\n");
+    }
+}
+
+#[test]
+fn init_with_base_dir_suggests_commands_with_the_same_flags() {
+    let home = Home::new();
+    home.write_config();
+    let other = home.path("other-base");
+    let other_arg = other.display().to_string();
+    let flags = format!("-c {} --base-dir {other_arg}", home.config_path().display());
+
+    let out = home.ok(&["watermark", "init", "--base-dir", &other_arg]);
+    assert!(
+        out.contains(&format!("signatory watermark import {flags} --from <dir>")),
+        "{out}"
+    );
+
+    let elsewhere = home.path("elsewhere");
+    write_ecad(&elsewhere, 1);
+    let elsewhere_arg = elsewhere.display().to_string();
+    let out = home.run(&["watermark", "init", "--base-dir", &elsewhere_arg]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "signatory watermark import -c {} --base-dir {elsewhere_arg} --from {elsewhere_arg}",
+            home.config_path().display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "signatory watermark init -c {} --base-dir {elsewhere_arg} --empty",
+            home.config_path().display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn commands_on_a_missing_store_beside_octez_files_say_to_import_them() {
+    let home = Home::new();
+    home.write_config();
+    std::fs::create_dir_all(home.base_dir()).unwrap();
+    write_private(
+        &home.base_dir().join("attestation_high_watermarks"),
+        &octez_file(MAINNET, KEY_A, 10, 0),
+    );
+    let out = home.run(&["watermark", "show"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "signatory watermark import -c {} --from {}",
+            home.config_path().display(),
+            home.base_dir().display()
+        )),
+        "{err}"
+    );
 }
 
 #[test]

@@ -450,6 +450,35 @@ pub fn read_ecad_dir(dir: &Path) -> Result<Vec<(WatermarkKey, Watermark)>, Impor
 }
 
 // ---------------------------------------------------------------------------------------
+// Another signer's watermarks left in a base directory
+
+/// The Octez files and ECAD Signatory's `watermark_v2/` (when it holds a `.json` file)
+/// in `base_dir`: watermarks of a signer this one may replace in place. Anything that
+/// cannot be examined counts as found, since callers refuse to start from zero on it.
+pub fn find_foreign_watermarks(base_dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = OCTEZ_READ_FILES
+        .iter()
+        .map(|(_, name)| base_dir.join(name))
+        .filter(
+            |path| !matches!(fs::symlink_metadata(path), Err(e) if e.kind() == ErrorKind::NotFound),
+        )
+        .collect();
+    let ecad = base_dir.join(ECAD_DIR);
+    let has_chain_file = match fs::read_dir(&ecad) {
+        Ok(mut entries) => entries.any(|entry| {
+            entry.map_or(true, |e| {
+                e.path().extension().is_some_and(|ext| ext == "json")
+            })
+        }),
+        Err(e) => e.kind() != ErrorKind::NotFound,
+    };
+    if has_chain_file {
+        found.push(ecad);
+    }
+    found
+}
+
+// ---------------------------------------------------------------------------------------
 // Our interchange document
 
 /// One watermark in an [`InterchangeDocument`].
