@@ -11,8 +11,8 @@ mod common;
 use signatory_signer::store::WatermarkStore;
 use signatory_signer::watermark::{Watermark, WatermarkKey};
 use signatory_stores::interchange::{
-    from_interchange_json, import_into, read_ecad_dir, read_octez_dir, to_interchange_json,
-    write_octez_dir, ImportError, ImportReport,
+    find_foreign_watermarks, from_interchange_json, import_into, read_ecad_dir, read_octez_dir,
+    to_interchange_json, write_octez_dir, ImportError, ImportReport,
 };
 use signatory_stores::{FileStore, MemStore};
 use std::fs;
@@ -442,4 +442,33 @@ fn octez_export_writes_current_names_and_never_lowers_existing_files() {
     assert_eq!(find(&back, block), &mark(42, 3, 1, Some(edsig(2))));
     assert_eq!(find(&back, pre), &mark(450, 1, 8, None));
     assert_eq!(find(&back, att), &mark(500, 0, 7, None));
+}
+
+#[test]
+fn foreign_watermarks_are_octez_files_and_ecad_chain_files_only() {
+    let base = tempfile::tempdir().unwrap();
+    assert!(find_foreign_watermarks(base.path()).is_empty());
+    // This signer's own store, other files, and an ECAD directory without a chain file.
+    FileStore::init(base.path()).unwrap();
+    fs::write(base.path().join("secret_keys"), "[]").unwrap();
+    fs::create_dir(base.path().join("watermark_v2")).unwrap();
+    fs::write(base.path().join("watermark_v2").join("README"), "").unwrap();
+    assert!(find_foreign_watermarks(base.path()).is_empty());
+    assert!(find_foreign_watermarks(&base.path().join("absent")).is_empty());
+
+    fs::write(
+        base.path()
+            .join("watermark_v2")
+            .join(format!("{MAINNET}.json")),
+        "{}",
+    )
+    .unwrap();
+    fs::write(base.path().join("endorsement_high_watermarks"), "{}").unwrap();
+    assert_eq!(
+        find_foreign_watermarks(base.path()),
+        [
+            base.path().join("endorsement_high_watermarks"),
+            base.path().join("watermark_v2")
+        ]
+    );
 }
