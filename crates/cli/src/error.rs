@@ -41,6 +41,19 @@ pub enum CliError {
         /// The exact command to run, when the store does not exist yet.
         hint: String,
     },
+    /// `watermark init` where another signer's watermarks would be ignored.
+    #[error(
+        "{} holds another signer's watermarks ({found}); an empty store would let these keys \
+         sign again below them\n  import them instead (this creates the store): {import}\n  \
+         or, only if these keys never signed with that signer: {init_empty}",
+        base_dir.display()
+    )]
+    ForeignWatermarks {
+        base_dir: PathBuf,
+        found: String,
+        import: String,
+        init_empty: String,
+    },
     #[error(
         "key {pkh} is enabled in {config} (under `tezos:`) but no vault holds it (vaults \
          searched: {vaults}); add its secret key to a vault, or remove it from `tezos:`"

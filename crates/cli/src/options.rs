@@ -88,6 +88,12 @@ impl GlobalOptions {
         }
     }
 
+    /// `-c <file>` and `--base-dir <dir>`, as given, for a suggested `signatory watermark`
+    /// command.
+    pub fn store_flags(&self) -> String {
+        format!("{}{}", self.config_flag(), self.base_dir_flag())
+    }
+
     /// `--base-dir <dir>` as the operator would repeat it, when it was given.
     pub fn base_dir_flag(&self) -> String {
         match &self.base_dir {

@@ -49,22 +49,19 @@ pub fn run(args: &ServeArgs, opts: &GlobalOptions) -> Result<(), CliError> {
         .thread_name("signatory")
         .build()
         .map_err(CliError::Runtime)?;
-    let init_command = format!(
-        "signatory watermark init{}{}",
-        opts.config_flag(),
-        opts.base_dir_flag()
-    );
+    let store_flags = opts.store_flags();
     runtime.block_on(async move {
-        let service = Arc::new(assemble(&config, &init_command).await?);
+        let service = Arc::new(assemble(&config, &store_flags).await?);
         run_server(&config, service).await
     })
 }
 
-/// Build the signing service the configuration describes.
-pub async fn assemble(config: &Config, init_command: &str) -> Result<SignService, CliError> {
+/// Build the signing service the configuration describes. `store_flags` are the `-c` and
+/// `--base-dir` flags to repeat in a command suggested when the store is missing.
+pub async fn assemble(config: &Config, store_flags: &str) -> Result<SignService, CliError> {
     let choice = StoreChoice::from_config(config)?;
-    let init_command = init_command.to_owned();
-    let store = tokio::task::spawn_blocking(move || choice.open(&init_command))
+    let store_flags = store_flags.to_owned();
+    let store = tokio::task::spawn_blocking(move || choice.open(&store_flags))
         .await
         .map_err(|e| CliError::Server(format!("opening the watermark store: {e}")))??;
     let vaults = open_vaults(config).await?;

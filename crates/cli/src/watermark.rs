@@ -3,10 +3,10 @@
 
 use crate::error::CliError;
 use crate::options::GlobalOptions;
-use crate::watermark_store::{open_file_store, StoreChoice};
+use crate::watermark_store::{import_command, list_paths, open_file_store, StoreChoice};
 use signatory_signer::store::{StoreError, WatermarkStore};
 use signatory_signer::watermark::{Watermark, WatermarkKey};
-use signatory_stores::interchange::{self, ImportReport, ECAD_DIR, OCTEZ_FILES};
+use signatory_stores::interchange::{self, ImportReport, ECAD_DIR, OCTEZ_READ_FILES};
 use signatory_stores::FileStore;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -22,9 +22,13 @@ pub enum WatermarkCommand {
         `serve` refuses to start without one, so a lost or moved store is never silently \
         replaced by an empty one. Refuses if a store already exists. If the keys have signed \
         before (with Octez or ECAD Signatory), import their watermarks right after.\n\n\
+        Refuses, too, when the base directory holds another signer's watermarks (Octez \
+        `*_high_watermarks` files or ECAD Signatory's `watermark_v2/`): starting from an \
+        empty store there could sign again below them. Import them instead (`signatory \
+        watermark import --from <base_dir>` creates the store), or pass --empty.\n\n\
         Example:\n  signatory watermark init -c /etc/signatory.yaml"
     )]
-    Init,
+    Init(InitArgs),
     /// Print the current watermarks.
     #[command(
         long_about = "Print the current watermark of every chain, key and kind: the \
@@ -47,8 +51,9 @@ pub enum WatermarkCommand {
     #[command(
         long_about = "Export every watermark, in this signer's interchange JSON \
         (default; to standard output or -o FILE) or as Octez signer files \
-        (`--format octez -o DIR` writes DIR/{block,preattestation,attestation}_high_watermark, \
-        keeping any higher watermark already in them).\n\n\
+        (`--format octez -o DIR` writes DIR/{block,preattestation,attestation}_high_watermarks, \
+        the names current Octez reads, keeping any higher watermark already in that \
+        directory).\n\n\
         Example:\n  signatory watermark export -c /etc/signatory.yaml -o watermarks.json"
     )]
     Export(ExportArgs),
@@ -56,12 +61,23 @@ pub enum WatermarkCommand {
     #[command(
         long_about = "Import watermarks into the store. --from takes a file exported by \
         `signatory watermark export`, an Octez signer base directory (its \
-        `*_high_watermark` files), or an ECAD Signatory base directory (its \
+        `{block,preattestation,attestation}_high_watermarks` files, or the pre-v23 \
+        `preendorsement_high_watermarks` and `endorsement_high_watermarks`), or an ECAD Signatory base directory (its \
         `watermark_v2/<chain>.json` files); the format is detected. Per chain, key and kind \
-        the higher watermark wins: an import never lowers one.\n\n\
+        the higher watermark wins: an import never lowers one. Creates the store if there is \
+        none yet.\n\n\
         Example:\n  signatory watermark import -c /etc/signatory.yaml --from ~/.tezos-signer"
     )]
     Import(ImportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// Create the empty store even though the base directory holds another signer's
+    /// watermarks; they are not imported. Only for keys that never signed with that
+    /// signer: otherwise they may sign twice at a height and be slashed.
+    #[arg(long)]
+    pub empty: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -104,7 +120,7 @@ pub struct SetArgs {
 pub enum ExportFormat {
     /// This signer's versioned interchange JSON.
     Signatory,
-    /// Octez signer `*_high_watermark` files in a directory.
+    /// Octez signer `*_high_watermarks` files in a directory.
     Octez,
 }
 
@@ -160,12 +176,7 @@ fn store_base_dir(opts: &GlobalOptions) -> Result<PathBuf, CliError> {
 
 fn open_store(opts: &GlobalOptions) -> Result<FileStore, CliError> {
     let base_dir = store_base_dir(opts)?;
-    let init = format!(
-        "signatory watermark init{}{}",
-        opts.config_flag(),
-        opts.base_dir_flag()
-    );
-    open_file_store(&base_dir, &init).map_err(|e| match e {
+    open_file_store(&base_dir, &opts.store_flags()).map_err(|e| match e {
         CliError::StoreAtStart {
             source: source @ StoreError::Locked { .. },
             ..
@@ -182,20 +193,7 @@ fn open_store(opts: &GlobalOptions) -> Result<FileStore, CliError> {
 /// Run a watermark command; what it prints goes to standard output.
 pub fn run(command: &WatermarkCommand, opts: &GlobalOptions) -> Result<(), CliError> {
     match command {
-        WatermarkCommand::Init => {
-            let base_dir = store_base_dir(opts)?;
-            FileStore::init(&base_dir)?;
-            println!(
-                "created an empty watermark store in {}",
-                FileStore::store_dir(&base_dir).display()
-            );
-            println!(
-                "if these keys have signed before, import their watermarks now: \
-                 signatory watermark import{} --from <dir>",
-                opts.config_flag()
-            );
-            Ok(())
-        }
+        WatermarkCommand::Init(args) => init(args, opts),
         WatermarkCommand::Show(args) => {
             let store = open_store(opts)?;
             let records = block_on(store.export())??;
@@ -213,6 +211,16 @@ pub fn run(command: &WatermarkCommand, opts: &GlobalOptions) -> Result<(), CliEr
         }
         WatermarkCommand::Import(args) => {
             let (records, format) = read_import(&args.from)?;
+            // Importing into a new store is how a signer replaced in place starts.
+            let base_dir = store_base_dir(opts)?;
+            match FileStore::init(&base_dir) {
+                Ok(()) => println!(
+                    "created the watermark store in {}",
+                    FileStore::store_dir(&base_dir).display()
+                ),
+                Err(StoreError::AlreadyInitialised { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
             let store = open_store(opts)?;
             let count = records.len();
             let report = block_on(interchange::import_into(&store, records))??;
@@ -220,6 +228,30 @@ pub fn run(command: &WatermarkCommand, opts: &GlobalOptions) -> Result<(), CliEr
             Ok(())
         }
     }
+}
+
+fn init(args: &InitArgs, opts: &GlobalOptions) -> Result<(), CliError> {
+    let base_dir = store_base_dir(opts)?;
+    let foreign = interchange::find_foreign_watermarks(&base_dir);
+    // With a store already there, init's own refusal is the accurate one.
+    if !args.empty && !foreign.is_empty() && !FileStore::store_dir(&base_dir).exists() {
+        return Err(CliError::ForeignWatermarks {
+            base_dir: base_dir.clone(),
+            found: list_paths(&foreign),
+            import: import_command(&opts.store_flags(), &base_dir),
+            init_empty: format!("signatory watermark init{} --empty", opts.store_flags()),
+        });
+    }
+    FileStore::init(&base_dir)?;
+    println!(
+        "created an empty watermark store in {}",
+        FileStore::store_dir(&base_dir).display()
+    );
+    println!(
+        "if these keys have signed before, import their watermarks now: {}",
+        import_command(&opts.store_flags(), Path::new("<dir>"))
+    );
+    Ok(())
 }
 
 /// Run one future to completion on a small runtime (the store's calls are async).
@@ -371,7 +403,7 @@ pub fn read_import(
         let records = interchange::from_interchange_json(&json, &from.display().to_string())?;
         return Ok((records, ImportFormat::Signatory));
     }
-    let has_octez = OCTEZ_FILES
+    let has_octez = OCTEZ_READ_FILES
         .iter()
         .any(|(_, name)| from.join(name).is_file());
     let has_ecad = from.join(ECAD_DIR).is_dir() || from.file_name().is_some_and(|n| n == ECAD_DIR);
@@ -391,7 +423,7 @@ pub fn read_import(
                 "no watermarks found in {}: expected Octez files ({}) or ECAD Signatory's \
                  {ECAD_DIR}/<chain_id>.json",
                 from.display(),
-                OCTEZ_FILES.map(|(_, name)| name).join(", ")
+                interchange::octez_expected_names()
             )))
         }
     };
@@ -478,6 +510,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = read_import(dir.path()).unwrap_err().to_string();
         assert!(e.contains("no watermarks found"), "{e}");
-        assert!(e.contains("block_high_watermark"), "{e}");
+        assert!(e.contains("block_high_watermarks"), "{e}");
+        assert!(e.contains("endorsement_high_watermarks"), "{e}");
     }
 }

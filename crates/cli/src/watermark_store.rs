@@ -3,6 +3,7 @@
 use crate::error::CliError;
 use signatory_config::{Config, DriverSettings, WatermarkConfig};
 use signatory_signer::store::{StoreError, WatermarkStore};
+use signatory_stores::interchange::find_foreign_watermarks;
 use signatory_stores::{FileStore, MemStore};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -67,12 +68,12 @@ impl StoreChoice {
     }
 
     /// Open the store. Blocking (the file store reads and replays its files): call it off
-    /// the async runtime's workers. `init_command` is the command that creates a missing
-    /// file store, for the error message.
-    pub fn open(&self, init_command: &str) -> Result<Arc<dyn WatermarkStore>, CliError> {
+    /// the async runtime's workers. `store_flags` (`-c`, `--base-dir` as given) go into the
+    /// command suggested when the file store is missing.
+    pub fn open(&self, store_flags: &str) -> Result<Arc<dyn WatermarkStore>, CliError> {
         match self {
             StoreChoice::File { base_dir } => {
-                let store = open_file_store(base_dir, init_command)?;
+                let store = open_file_store(base_dir, store_flags)?;
                 let report = store.open_report();
                 if let Some(bytes) = report.torn_tail_bytes {
                     tracing::warn!(
@@ -101,17 +102,59 @@ impl StoreChoice {
     }
 }
 
-/// Open the file store under `base_dir`; a missing store names the command that creates it.
-pub fn open_file_store(base_dir: &Path, init_command: &str) -> Result<FileStore, CliError> {
-    FileStore::open(base_dir).map_err(|source| {
-        let hint = match &source {
-            StoreError::NotInitialised { .. } => {
-                format!("\n  for this configuration, run: {init_command}")
+/// Open the file store under `base_dir`; a missing store names the command that creates
+/// it: `init`, or `import` when another signer's watermarks are in `base_dir`, so a signer
+/// replaced in place is never followed by an empty store.
+pub fn open_file_store(base_dir: &Path, store_flags: &str) -> Result<FileStore, CliError> {
+    FileStore::open(base_dir).map_err(|source| match source {
+        StoreError::NotInitialised { path, hint } => {
+            let foreign = find_foreign_watermarks(base_dir);
+            if foreign.is_empty() {
+                return CliError::StoreAtStart {
+                    source: StoreError::NotInitialised { path, hint },
+                    hint: format!(
+                        "\n  for this configuration, run: signatory watermark init{store_flags}"
+                    ),
+                };
             }
-            _ => String::new(),
-        };
-        CliError::StoreAtStart { source, hint }
+            CliError::StoreAtStart {
+                source: StoreError::NotInitialised {
+                    path,
+                    hint: format!(
+                        "{} holds another signer's watermarks ({}); import them, which creates \
+                         the store, so these keys never sign below them",
+                        base_dir.display(),
+                        list_paths(&foreign)
+                    ),
+                },
+                hint: format!(
+                    "\n  for this configuration, run: {}",
+                    import_command(store_flags, base_dir)
+                ),
+            }
+        }
+        other => CliError::StoreAtStart {
+            source: other,
+            hint: String::new(),
+        },
     })
+}
+
+/// The command that imports the watermarks of `from` into the store (creating it).
+pub fn import_command(store_flags: &str, from: &Path) -> String {
+    format!(
+        "signatory watermark import{store_flags} --from {}",
+        from.display()
+    )
+}
+
+/// Paths for a message, comma-separated.
+pub fn list_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -164,7 +207,7 @@ mod tests {
     #[test]
     fn a_missing_file_store_names_the_init_command() {
         let dir = tempfile::tempdir().unwrap();
-        let e = open_file_store(dir.path(), "signatory watermark init -c x.yaml").unwrap_err();
+        let e = open_file_store(dir.path(), " -c x.yaml").unwrap_err();
         let text = e.to_string();
         assert!(text.contains("no watermark store at"), "{text}");
         assert!(
@@ -173,5 +216,22 @@ mod tests {
         );
         FileStore::init(dir.path()).unwrap();
         assert!(open_file_store(dir.path(), "unused").is_ok());
+    }
+
+    #[test]
+    fn a_missing_file_store_beside_another_signers_watermarks_names_the_import_command() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("block_high_watermarks"), "{}").unwrap();
+        let text = open_file_store(dir.path(), " -c x.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("another signer's watermarks"), "{text}");
+        assert!(text.contains("block_high_watermarks"), "{text}");
+        let import = format!(
+            "run: signatory watermark import -c x.yaml --from {}",
+            dir.path().display()
+        );
+        assert!(text.contains(&import), "{text}");
+        assert!(!text.contains("create it with"), "{text}");
     }
 }

@@ -55,6 +55,32 @@ fn serve_without_a_watermark_store_says_how_to_create_it() {
 }
 
 #[test]
+fn serve_without_a_store_beside_another_signers_watermarks_says_to_import_them() {
+    let mut home = Home::new();
+    let key = SecretKey::generate(Curve::Ed25519);
+    home.write_keys(&[&key]);
+    home.enable(&key.public_key().hash().to_b58check());
+    home.write_config();
+    // An ECAD Signatory base directory, reused in place.
+    let ecad = home.base_dir().join("watermark_v2");
+    std::fs::create_dir_all(&ecad).unwrap();
+    std::fs::write(ecad.join(format!("{MAINNET}.json")), "{}").unwrap();
+    let (ok, log) = serve_until_exit(&home);
+    assert!(!ok, "{log}");
+    assert!(log.contains("another signer's watermarks"), "{log}");
+    assert!(log.contains(&ecad.display().to_string()), "{log}");
+    assert!(
+        log.contains(&format!(
+            "signatory watermark import -c {} --from {}",
+            home.config_path().display(),
+            home.base_dir().display()
+        )),
+        "{log}"
+    );
+    assert!(!home.base_dir().join("watermarks").exists());
+}
+
+#[test]
 fn serve_refuses_an_enabled_key_that_no_vault_holds() {
     let mut home = Home::new();
     home.write_keys(&[&SecretKey::generate(Curve::Ed25519)]);

@@ -63,6 +63,13 @@ fn init_creates_the_store_once() {
     home.write_config();
     let out = home.ok(&["watermark", "init"]);
     assert!(out.contains("created an empty watermark store"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "signatory watermark import -c {} --from <dir>",
+            home.config_path().display()
+        )),
+        "{out}"
+    );
     assert!(home.base_dir().join("watermarks").is_dir());
     let again = home.run(&["watermark", "init"]);
     assert!(!again.status.success());
@@ -72,6 +79,146 @@ fn init_creates_the_store_once() {
         stderr(&again)
     );
     assert_eq!(home.ok(&["watermark", "show"]), "(no watermarks)\n");
+}
+
+/// Write an ECAD Signatory chain file under `base`, as ECAD leaves its base directory.
+fn write_ecad(base: &std::path::Path, level: i32) {
+    std::fs::create_dir_all(base.join("watermark_v2")).unwrap();
+    let vh = base58::encode(Prefix::PayloadHash, &[7; 32]);
+    write_private(
+        &base.join("watermark_v2").join(format!("{MAINNET}.json")),
+        &format!(
+            r#"{{"{KEY_A}": {{"attestation": {{"level": {level}, "round": 0, "hash": "{vh}"}}}}}}"#
+        ),
+    );
+}
+
+#[test]
+fn init_refuses_a_base_dir_holding_ecad_watermarks_and_its_import_command_works() {
+    let home = Home::new();
+    home.write_config();
+    write_ecad(&home.base_dir(), 9000);
+    let out = home.run(&["watermark", "init"]);
+    assert!(
+        !out.status.success(),
+        "init made an empty store beside ECAD's"
+    );
+    let err = stderr(&out);
+    assert!(err.contains("another signer's watermarks"), "{err}");
+    assert!(
+        err.contains(&home.base_dir().join("watermark_v2").display().to_string()),
+        "{err}"
+    );
+    let import = format!(
+        "signatory watermark import -c {} --from {}",
+        home.config_path().display(),
+        home.base_dir().display()
+    );
+    assert!(err.contains(&import), "{err}");
+    assert!(err.contains("--empty"), "{err}");
+    assert!(!home.base_dir().join("watermarks").exists());
+
+    // The suggested command creates the store with ECAD's watermarks in it.
+    let out = home.ok(&[
+        "watermark",
+        "import",
+        "--from",
+        &home.base_dir().display().to_string(),
+    ]);
+    assert!(out.contains("created the watermark store"), "{out}");
+    assert!(out.contains("1 added"), "{out}");
+    assert_eq!(
+        shown(&home, MAINNET, KEY_A, "attestation"),
+        Some(("9000".into(), "0".into()))
+    );
+}
+
+#[test]
+fn init_refuses_a_base_dir_holding_octez_watermarks_unless_empty_is_given() {
+    for name in [
+        "block_high_watermarks",
+        "preattestation_high_watermarks",
+        "attestation_high_watermarks",
+        "preendorsement_high_watermarks",
+        "endorsement_high_watermarks",
+        "block_high_watermark",
+    ] {
+        let home = Home::new();
+        home.write_config();
+        std::fs::create_dir_all(home.base_dir()).unwrap();
+        write_private(
+            &home.base_dir().join(name),
+            &octez_file(MAINNET, KEY_A, 10, 0),
+        );
+        let out = home.run(&["watermark", "init"]);
+        assert!(!out.status.success(), "{name}: init made an empty store");
+        let err = stderr(&out);
+        assert!(err.contains(name), "{err}");
+        assert!(err.contains("signatory watermark import -c"), "{err}");
+        assert!(!home.base_dir().join("watermarks").exists(), "{name}");
+
+        let out = home.ok(&["watermark", "init", "--empty"]);
+        assert!(out.contains("created an empty watermark store"), "{out}");
+        assert_eq!(home.ok(&["watermark", "show"]), "(no watermarks)\n");
+    }
+}
+
+#[test]
+fn init_with_base_dir_suggests_commands_with_the_same_flags() {
+    let home = Home::new();
+    home.write_config();
+    let other = home.path("other-base");
+    let other_arg = other.display().to_string();
+    let flags = format!("-c {} --base-dir {other_arg}", home.config_path().display());
+
+    let out = home.ok(&["watermark", "init", "--base-dir", &other_arg]);
+    assert!(
+        out.contains(&format!("signatory watermark import {flags} --from <dir>")),
+        "{out}"
+    );
+
+    let elsewhere = home.path("elsewhere");
+    write_ecad(&elsewhere, 1);
+    let elsewhere_arg = elsewhere.display().to_string();
+    let out = home.run(&["watermark", "init", "--base-dir", &elsewhere_arg]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "signatory watermark import -c {} --base-dir {elsewhere_arg} --from {elsewhere_arg}",
+            home.config_path().display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "signatory watermark init -c {} --base-dir {elsewhere_arg} --empty",
+            home.config_path().display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn commands_on_a_missing_store_beside_octez_files_say_to_import_them() {
+    let home = Home::new();
+    home.write_config();
+    std::fs::create_dir_all(home.base_dir()).unwrap();
+    write_private(
+        &home.base_dir().join("attestation_high_watermarks"),
+        &octez_file(MAINNET, KEY_A, 10, 0),
+    );
+    let out = home.run(&["watermark", "show"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "signatory watermark import -c {} --from {}",
+            home.config_path().display(),
+            home.base_dir().display()
+        )),
+        "{err}"
+    );
 }
 
 #[test]
@@ -253,12 +400,14 @@ fn octez_files_round_trip_through_export_and_import() {
     let out = home.run(&["watermark", "export", "--format", "octez"]);
     assert!(!out.status.success(), "octez export needs a directory");
     home.ok(&["watermark", "export", "--format", "octez", "-o", &dir_arg]);
+    // The names octez-signer reads.
     let block: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("block_high_watermark")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(dir.join("block_high_watermarks")).unwrap())
             .unwrap();
     assert_eq!(block[MAINNET][KEY_A]["level"], 42);
     assert_eq!(block[MAINNET][KEY_A]["round"], 1);
-    assert!(dir.join("attestation_high_watermark").is_file());
+    assert!(dir.join("attestation_high_watermarks").is_file());
+    assert!(!dir.join("block_high_watermark").exists());
 
     let fresh = initialised();
     let out = fresh.ok(&["watermark", "import", "--from", &dir_arg]);
@@ -270,24 +419,33 @@ fn octez_files_round_trip_through_export_and_import() {
     );
 }
 
+fn octez_file(chain: &str, key: &str, level: i32, round: i32) -> String {
+    let hash = "ab".repeat(32);
+    format!(
+        r#"{{"{chain}": {{"{key}": {{"level": {level}, "round": {round}, "hash": "{hash}"}}}}}}"#
+    )
+}
+
 #[test]
-fn an_octez_signer_directory_is_imported() {
+fn a_current_octez_signer_directory_is_imported() {
     let home = initialised();
+    // As octez-signer (v23 and later) leaves its base directory.
     let octez = home.path("tezos-signer");
     std::fs::create_dir(&octez).unwrap();
-    let hash = "ab".repeat(32);
+    write_private(&octez.join("secret_keys"), "[]");
+    write_private(&octez.join("public_key_hashs"), "[]");
+    write_private(&octez.join("public_keys"), "[]");
     write_private(
-        &octez.join("block_high_watermark"),
-        &format!(
-            r#"{{"{MAINNET}": {{"{KEY_A}": {{"level": 5000, "round": 2, "hash": "{hash}"}}}}}}"#
-        ),
+        &octez.join("block_high_watermarks"),
+        &octez_file(MAINNET, KEY_A, 5000, 2),
     );
-    // The pre-Oxford file name still holds attestations.
     write_private(
-        &octez.join("endorsement_high_watermark"),
-        &format!(
-            r#"{{"{MAINNET}": {{"{KEY_B}": {{"level": 4999, "round": 0, "hash": "{hash}"}}}}}}"#
-        ),
+        &octez.join("preattestation_high_watermarks"),
+        &octez_file(MAINNET, KEY_A, 5001, 1),
+    );
+    write_private(
+        &octez.join("attestation_high_watermarks"),
+        &octez_file(MAINNET, KEY_B, 4999, 0),
     );
     let out = home.ok(&[
         "watermark",
@@ -295,15 +453,71 @@ fn an_octez_signer_directory_is_imported() {
         "--from",
         &octez.display().to_string(),
     ]);
-    assert!(out.contains("imported 2 watermarks"), "{out}");
+    assert!(out.contains("imported 3 watermarks"), "{out}");
+    assert!(out.contains("Octez signer files"), "{out}");
     assert_eq!(
         shown(&home, MAINNET, KEY_A, "block"),
         Some(("5000".into(), "2".into()))
     );
     assert_eq!(
+        shown(&home, MAINNET, KEY_A, "preattestation"),
+        Some(("5001".into(), "1".into()))
+    );
+    assert_eq!(
         shown(&home, MAINNET, KEY_B, "attestation"),
         Some(("4999".into(), "0".into()))
     );
+}
+
+#[test]
+fn a_pre_v23_octez_signer_directory_is_imported() {
+    let home = initialised();
+    let octez = home.path("tezos-signer");
+    std::fs::create_dir(&octez).unwrap();
+    write_private(
+        &octez.join("block_high_watermarks"),
+        &octez_file(MAINNET, KEY_A, 700, 0),
+    );
+    write_private(
+        &octez.join("preendorsement_high_watermarks"),
+        &octez_file(MAINNET, KEY_A, 699, 3),
+    );
+    write_private(
+        &octez.join("endorsement_high_watermarks"),
+        &octez_file(MAINNET, KEY_A, 698, 4),
+    );
+    let out = home.ok(&[
+        "watermark",
+        "import",
+        "--from",
+        &octez.display().to_string(),
+    ]);
+    assert!(out.contains("imported 3 watermarks"), "{out}");
+    assert_eq!(
+        shown(&home, MAINNET, KEY_A, "preattestation"),
+        Some(("699".into(), "3".into()))
+    );
+    assert_eq!(
+        shown(&home, MAINNET, KEY_A, "attestation"),
+        Some(("698".into(), "4".into()))
+    );
+}
+
+#[test]
+fn a_directory_without_watermarks_names_the_octez_files_it_looked_for() {
+    let home = initialised();
+    let empty = home.path("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = home.run(&[
+        "watermark",
+        "import",
+        "--from",
+        &empty.display().to_string(),
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("attestation_high_watermarks"), "{err}");
+    assert!(err.contains("preendorsement_high_watermarks"), "{err}");
 }
 
 #[test]

@@ -5,8 +5,9 @@
 //! [`import_into`] never lowers a watermark already in the store.
 //!
 //! Formats read:
-//! - Octez: `<dir>/{block,preattestation,attestation}_high_watermark` and the older
-//!   `preendorsement_high_watermark`, `endorsement_high_watermark`, each
+//! - Octez: `<dir>/{block,preattestation,attestation}_high_watermarks` and the names used
+//!   before Octez v23, `preendorsement_high_watermarks` and `endorsement_high_watermarks`
+//!   (each name is also accepted without its final `s`), each
 //!   `{"<chain Net…>": {"<pkh>": {"level": N, "round": N, "hash": "<hex>", "signature": "<b58>"}}}`.
 //!   `round` and `signature` are optional there; a record without a round (written before
 //!   Tenderbake) is imported at round `i32::MAX`, which refuses every other request at that
@@ -43,8 +44,34 @@ use tezos_encoding::WatermarkKind;
 pub const INTERCHANGE_FORMAT: &str = "signatory-watermarks";
 pub const INTERCHANGE_VERSION: u32 = 1;
 
-/// Octez file names per kind, current name first, then the pre-Oxford name.
-pub const OCTEZ_FILES: [(WatermarkKind, &str); 5] = [
+/// The Octez signer's watermark files, per kind, as Octez writes them today (the wallet
+/// adds an `s` to each name). Export writes these.
+pub const OCTEZ_FILES: [(WatermarkKind, &str); 3] = [
+    (WatermarkKind::Block, "block_high_watermarks"),
+    (
+        WatermarkKind::Preattestation,
+        "preattestation_high_watermarks",
+    ),
+    (WatermarkKind::Attestation, "attestation_high_watermarks"),
+];
+
+/// The names Octez used before v23 (MR !18481 renamed them).
+pub const OCTEZ_LEGACY_FILES: [(WatermarkKind, &str); 2] = [
+    (
+        WatermarkKind::Preattestation,
+        "preendorsement_high_watermarks",
+    ),
+    (WatermarkKind::Attestation, "endorsement_high_watermarks"),
+];
+
+/// Every name import reads: current, legacy, and each without its final `s`, a spelling
+/// that other tools and older documents use. All are merged by the higher watermark.
+pub const OCTEZ_READ_FILES: [(WatermarkKind, &str); 10] = [
+    OCTEZ_FILES[0],
+    OCTEZ_FILES[1],
+    OCTEZ_FILES[2],
+    OCTEZ_LEGACY_FILES[0],
+    OCTEZ_LEGACY_FILES[1],
     (WatermarkKind::Block, "block_high_watermark"),
     (
         WatermarkKind::Preattestation,
@@ -57,6 +84,15 @@ pub const OCTEZ_FILES: [(WatermarkKind, &str); 5] = [
     ),
     (WatermarkKind::Attestation, "endorsement_high_watermark"),
 ];
+
+/// The Octez file names, for messages that say what was expected.
+pub fn octez_expected_names() -> String {
+    format!(
+        "{} (or the pre-v23 {})",
+        OCTEZ_FILES.map(|(_, name)| name).join(", "),
+        OCTEZ_LEGACY_FILES.map(|(_, name)| name).join(", ")
+    )
+}
 
 /// ECAD Signatory's watermark directory under its base directory.
 pub const ECAD_DIR: &str = "watermark_v2";
@@ -168,7 +204,7 @@ struct OctezMark {
 
 type OctezFile = BTreeMap<String, BTreeMap<String, OctezMark>>;
 
-/// Parse the content of one Octez `<kind>_high_watermark` file.
+/// Parse the content of one Octez `<kind>_high_watermarks` file.
 pub fn parse_octez_file(
     kind: WatermarkKind,
     json: &str,
@@ -201,11 +237,14 @@ pub fn parse_octez_file(
     Ok(out)
 }
 
-/// Read every Octez watermark file in `dir` (the Octez signer's base directory).
-pub fn read_octez_dir(dir: &Path) -> Result<Vec<(WatermarkKey, Watermark)>, ImportError> {
+/// Read the Octez files of `dir` among `names`; `None` when none of them exists.
+fn read_octez_files<'a>(
+    dir: &Path,
+    names: impl IntoIterator<Item = &'a (WatermarkKind, &'static str)>,
+) -> Result<Option<Vec<(WatermarkKey, Watermark)>>, ImportError> {
     let mut out = Vec::new();
     let mut found = false;
-    for (kind, name) in OCTEZ_FILES {
+    for (kind, name) in names {
         let path = dir.join(name);
         let json = match fs::read_to_string(&path) {
             Ok(json) => json,
@@ -213,15 +252,22 @@ pub fn read_octez_dir(dir: &Path) -> Result<Vec<(WatermarkKey, Watermark)>, Impo
             Err(e) => return Err(io_error("read", &path)(e)),
         };
         found = true;
-        out.extend(parse_octez_file(kind, &json, &path.display().to_string())?);
+        out.extend(parse_octez_file(*kind, &json, &path.display().to_string())?);
     }
-    if !found {
-        return Err(ImportError::NothingFound {
+    Ok(found.then_some(out))
+}
+
+/// Read every Octez watermark file in `dir` (the Octez signer's base directory). When a
+/// kind has several files (current and pre-v23 names), the higher watermark per chain and
+/// key wins, so no mark is lost whichever file Octez last wrote.
+pub fn read_octez_dir(dir: &Path) -> Result<Vec<(WatermarkKey, Watermark)>, ImportError> {
+    match read_octez_files(dir, &OCTEZ_READ_FILES)? {
+        Some(records) => Ok(merge_max(records)),
+        None => Err(ImportError::NothingFound {
             dir: dir.to_path_buf(),
-            expected: OCTEZ_FILES.map(|(_, name)| name).join(", "),
-        });
+            expected: octez_expected_names(),
+        }),
     }
-    Ok(merge_max(out))
 }
 
 /// The content of the Octez file for `kind`, from the records of that kind.
@@ -251,26 +297,25 @@ pub fn octez_file_json(
     })
 }
 
-/// Write Octez watermark files into `dir`, merged with any already there by taking the
-/// higher watermark, each replaced atomically and durably. Returns the files written.
+/// Write the files current Octez reads ([`OCTEZ_FILES`]) into `dir`, merged with any
+/// watermarks already there under any name read by taking the higher one, each replaced
+/// atomically and durably. Returns the files written.
 pub fn write_octez_dir(
     dir: &Path,
     records: &[(WatermarkKey, Watermark)],
 ) -> Result<Vec<PathBuf>, ImportError> {
     fs::create_dir_all(dir).map_err(io_error("create", dir))?;
     let mut written = Vec::new();
-    for (kind, name) in OCTEZ_FILES.iter().take(3) {
+    for (kind, name) in &OCTEZ_FILES {
         let path = dir.join(name);
         let mut all: Vec<(WatermarkKey, Watermark)> = records
             .iter()
             .filter(|(k, _)| k.kind == *kind)
             .cloned()
             .collect();
-        match fs::read_to_string(&path) {
-            Ok(json) => all.extend(parse_octez_file(*kind, &json, &path.display().to_string())?),
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(io_error("read", &path)(e)),
-        }
+        // Keep what any file of this kind there holds, under whichever name.
+        let same_kind = OCTEZ_READ_FILES.iter().filter(|(k, _)| k == kind);
+        all.extend(read_octez_files(dir, same_kind)?.unwrap_or_default());
         if all.is_empty() {
             continue;
         }
@@ -402,6 +447,35 @@ pub fn read_ecad_dir(dir: &Path) -> Result<Vec<(WatermarkKey, Watermark)>, Impor
         });
     }
     Ok(merge_max(out))
+}
+
+// ---------------------------------------------------------------------------------------
+// Another signer's watermarks left in a base directory
+
+/// The Octez files and ECAD Signatory's `watermark_v2/` (when it holds a `.json` file)
+/// in `base_dir`: watermarks of a signer this one may replace in place. Anything that
+/// cannot be examined counts as found, since callers refuse to start from zero on it.
+pub fn find_foreign_watermarks(base_dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = OCTEZ_READ_FILES
+        .iter()
+        .map(|(_, name)| base_dir.join(name))
+        .filter(
+            |path| !matches!(fs::symlink_metadata(path), Err(e) if e.kind() == ErrorKind::NotFound),
+        )
+        .collect();
+    let ecad = base_dir.join(ECAD_DIR);
+    let has_chain_file = match fs::read_dir(&ecad) {
+        Ok(mut entries) => entries.any(|entry| {
+            entry.map_or(true, |e| {
+                e.path().extension().is_some_and(|ext| ext == "json")
+            })
+        }),
+        Err(e) => e.kind() != ErrorKind::NotFound,
+    };
+    if has_chain_file {
+        found.push(ecad);
+    }
+    found
 }
 
 // ---------------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ mod common;
 use signatory_signer::store::WatermarkStore;
 use signatory_signer::watermark::{Watermark, WatermarkKey};
 use signatory_stores::interchange::{
-    from_interchange_json, import_into, read_ecad_dir, read_octez_dir, to_interchange_json,
-    write_octez_dir, ImportError, ImportReport,
+    find_foreign_watermarks, from_interchange_json, import_into, read_ecad_dir, read_octez_dir,
+    to_interchange_json, write_octez_dir, ImportError, ImportReport,
 };
 use signatory_stores::{FileStore, MemStore};
 use std::fs;
@@ -45,13 +45,25 @@ fn find(records: &[(WatermarkKey, Watermark)], key: WatermarkKey) -> &Watermark 
     &records.iter().find(|(k, _)| *k == key).unwrap().1
 }
 
+fn octez_mark(chain_id: &str, baker: &str, level: i32, round: i32, h: u8) -> String {
+    format!(
+        r#"{{"{chain_id}":{{"{baker}":{{"level":{level},"round":{round},"hash":"{}"}}}}}}"#,
+        hex::encode([h; 32])
+    )
+}
+
 #[test]
-fn octez_files_are_read_with_legacy_names_and_optional_round() {
+fn an_octez_signer_base_dir_is_read_with_optional_round() {
+    // Laid out as a current octez-signer leaves its base directory.
     let dir = tempfile::tempdir().unwrap();
     let hash_a = hex::encode([0xa1u8; 32]);
     let hash_b = hex::encode([0xb2u8; 32]);
+    fs::write(dir.path().join("secret_keys"), "[]").unwrap();
+    fs::write(dir.path().join("public_keys"), "[]").unwrap();
+    fs::write(dir.path().join("public_key_hashs"), "[]").unwrap();
+    fs::create_dir_all(dir.path().join("logs").join("octez-signer")).unwrap();
     fs::write(
-        dir.path().join("block_high_watermark"),
+        dir.path().join("block_high_watermarks"),
         format!(
             r#"{{"{MAINNET}":{{"{BAKER}":{{"level":5000123,"round":2,"hash":"{hash_a}","signature":"{sig}"}},
                 "{BLS_BAKER}":{{"level":7,"hash":"{hash_b}"}}}},
@@ -60,20 +72,14 @@ fn octez_files_are_read_with_legacy_names_and_optional_round() {
         ),
     )
     .unwrap();
-    // Both the current and the pre-Oxford name exist: the higher watermark wins.
     fs::write(
-        dir.path().join("preattestation_high_watermark"),
-        format!(r#"{{"{MAINNET}":{{"{BAKER}":{{"level":400,"round":1,"hash":"{hash_a}"}}}}}}"#),
+        dir.path().join("preattestation_high_watermarks"),
+        octez_mark(MAINNET, BAKER, 400, 1, 0xa1),
     )
     .unwrap();
     fs::write(
-        dir.path().join("preendorsement_high_watermark"),
-        format!(r#"{{"{MAINNET}":{{"{BAKER}":{{"level":400,"round":3,"hash":"{hash_b}"}}}}}}"#),
-    )
-    .unwrap();
-    fs::write(
-        dir.path().join("endorsement_high_watermark"),
-        format!(r#"{{"{MAINNET}":{{"{BAKER}":{{"level":12,"round":0,"hash":"{hash_a}"}}}}}}"#),
+        dir.path().join("attestation_high_watermarks"),
+        octez_mark(MAINNET, BAKER, 399, 0, 0xb2),
     )
     .unwrap();
 
@@ -96,32 +102,122 @@ fn octez_files_are_read_with_legacy_names_and_optional_round() {
         99
     );
     let pre = find(&records, k(MAINNET, BAKER, WatermarkKind::Preattestation));
+    assert_eq!((pre.level, pre.round), (400, 1));
+    let att = find(&records, k(MAINNET, BAKER, WatermarkKind::Attestation));
     assert_eq!(
-        (pre.level, pre.round, pre.request_hash),
-        (400, 3, [0xb2; 32])
+        (att.level, att.round, att.request_hash),
+        (399, 0, [0xb2; 32])
     );
-    assert_eq!(
-        find(&records, k(MAINNET, BAKER, WatermarkKind::Attestation)).level,
-        12
-    );
+}
+
+#[test]
+fn pre_v23_octez_names_are_read_into_the_attestation_slots() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("block_high_watermarks"),
+        octez_mark(MAINNET, BAKER, 30, 0, 1),
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("preendorsement_high_watermarks"),
+        octez_mark(MAINNET, BAKER, 29, 1, 2),
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("endorsement_high_watermarks"),
+        octez_mark(MAINNET, BAKER, 28, 2, 3),
+    )
+    .unwrap();
+    let records = read_octez_dir(dir.path()).unwrap();
+    assert_eq!(records.len(), 3);
+    let pre = find(&records, k(MAINNET, BAKER, WatermarkKind::Preattestation));
+    assert_eq!((pre.level, pre.round, pre.request_hash), (29, 1, [2; 32]));
+    let att = find(&records, k(MAINNET, BAKER, WatermarkKind::Attestation));
+    assert_eq!((att.level, att.round, att.request_hash), (28, 2, [3; 32]));
+}
+
+#[test]
+fn current_legacy_and_singular_octez_files_of_one_kind_keep_the_higher_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    let both = |a: String, b: String| {
+        // Two chains' worth of marks in one file: merge the two JSON objects.
+        let mut a: serde_json::Value = serde_json::from_str(&a).unwrap();
+        let b: serde_json::Value = serde_json::from_str(&b).unwrap();
+        for (chain_id, marks) in b.as_object().unwrap() {
+            a[chain_id] = marks.clone();
+        }
+        a.to_string()
+    };
+    // Mainnet: the legacy file is higher (Octez wrote it last before an upgrade that left
+    // it behind). Ghostnet: the current file is higher.
+    fs::write(
+        dir.path().join("preattestation_high_watermarks"),
+        both(
+            octez_mark(MAINNET, BAKER, 400, 1, 1),
+            octez_mark(GHOSTNET, BAKER, 80, 0, 1),
+        ),
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("preendorsement_high_watermarks"),
+        both(
+            octez_mark(MAINNET, BAKER, 400, 3, 2),
+            octez_mark(GHOSTNET, BAKER, 79, 5, 2),
+        ),
+    )
+    .unwrap();
+    // The singular spelling is read too, and is higher for attestations.
+    fs::write(
+        dir.path().join("attestation_high_watermarks"),
+        octez_mark(MAINNET, BAKER, 12, 0, 3),
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("endorsement_high_watermarks"),
+        octez_mark(MAINNET, BAKER, 11, 0, 4),
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("attestation_high_watermark"),
+        octez_mark(MAINNET, BAKER, 13, 0, 5),
+    )
+    .unwrap();
+
+    let records = read_octez_dir(dir.path()).unwrap();
+    assert_eq!(records.len(), 3);
+    let pre = find(&records, k(MAINNET, BAKER, WatermarkKind::Preattestation));
+    assert_eq!((pre.level, pre.round, pre.request_hash), (400, 3, [2; 32]));
+    let pre = find(&records, k(GHOSTNET, BAKER, WatermarkKind::Preattestation));
+    assert_eq!((pre.level, pre.round, pre.request_hash), (80, 0, [1; 32]));
+    let att = find(&records, k(MAINNET, BAKER, WatermarkKind::Attestation));
+    assert_eq!((att.level, att.request_hash), (13, [5; 32]));
 }
 
 #[test]
 fn octez_import_errors_name_the_problem() {
     let dir = tempfile::tempdir().unwrap();
-    assert!(matches!(
-        read_octez_dir(dir.path()),
-        Err(ImportError::NothingFound { .. })
-    ));
+    let err = read_octez_dir(dir.path()).unwrap_err();
+    assert!(matches!(err, ImportError::NothingFound { .. }), "{err}");
+    // The message lists the names Octez really uses.
+    let text = err.to_string();
+    for name in [
+        "block_high_watermarks",
+        "preattestation_high_watermarks",
+        "attestation_high_watermarks",
+        "preendorsement_high_watermarks",
+        "endorsement_high_watermarks",
+    ] {
+        assert!(text.contains(name), "{text}");
+    }
     fs::write(
-        dir.path().join("block_high_watermark"),
+        dir.path().join("block_high_watermarks"),
         format!(r#"{{"{MAINNET}":{{"{BAKER}":{{"level":1,"round":0,"hash":"abcd"}}}}}}"#),
     )
     .unwrap();
     let err = read_octez_dir(dir.path()).unwrap_err();
     assert!(err.to_string().contains("32 bytes"), "{err}");
     fs::write(
-        dir.path().join("block_high_watermark"),
+        dir.path().join("block_high_watermarks"),
         format!(
             r#"{{"{MAINNET}":{{"{BAKER}":{{"level":1,"round":0,"hash":"{}","signature":"edsigNOPE"}}}}}}"#,
             hex::encode([0u8; 32])
@@ -289,36 +385,90 @@ async fn interchange_round_trips_through_a_file_store() {
 }
 
 #[test]
-fn octez_export_reads_back_and_never_lowers_existing_files() {
+fn octez_export_writes_current_names_and_never_lowers_existing_files() {
     let dir = tempfile::tempdir().unwrap();
     let block = k(MAINNET, BAKER, WatermarkKind::Block);
+    let pre = k(MAINNET, BAKER, WatermarkKind::Preattestation);
     let att = k(MAINNET, BAKER, WatermarkKind::Attestation);
-    // The Octez signer already stands higher for attestations.
+    // The Octez signer already stands higher for attestations, and for preattestations
+    // in a file under the pre-v23 name.
     fs::write(
-        dir.path().join("attestation_high_watermark"),
-        format!(
-            r#"{{"{MAINNET}":{{"{BAKER}":{{"level":500,"round":0,"hash":"{}"}}}}}}"#,
-            hex::encode([7u8; 32])
-        ),
+        dir.path().join("attestation_high_watermarks"),
+        octez_mark(MAINNET, BAKER, 500, 0, 7),
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("preendorsement_high_watermarks"),
+        octez_mark(MAINNET, BAKER, 450, 1, 8),
     )
     .unwrap();
     let records = vec![
         (block, mark(42, 3, 1, Some(edsig(2)))),
+        (pre, mark(410, 0, 3, None)),
         (att, mark(400, 0, 2, None)),
     ];
     let written = write_octez_dir(dir.path(), &records).unwrap();
-    assert_eq!(written.len(), 2, "{written:?}");
+    let names: Vec<_> = written
+        .iter()
+        .map(|p| p.file_name().unwrap().to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "block_high_watermarks",
+            "preattestation_high_watermarks",
+            "attestation_high_watermarks"
+        ]
+    );
+    assert!(!dir.path().join("block_high_watermark").exists());
 
-    let raw: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(dir.path().join("block_high_watermark")).unwrap())
-            .unwrap();
+    let raw: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(dir.path().join("block_high_watermarks")).unwrap(),
+    )
+    .unwrap();
     let entry = &raw[MAINNET][BAKER];
     assert_eq!(entry["level"], 42);
     assert_eq!(entry["round"], 3);
     assert_eq!(entry["hash"], hex::encode([1u8; 32]));
     assert_eq!(entry["signature"], edsig(2));
+    // The legacy file's higher mark is carried into the file current Octez reads.
+    let raw: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(dir.path().join("preattestation_high_watermarks")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(raw[MAINNET][BAKER]["level"], 450);
 
     let back = read_octez_dir(dir.path()).unwrap();
     assert_eq!(find(&back, block), &mark(42, 3, 1, Some(edsig(2))));
+    assert_eq!(find(&back, pre), &mark(450, 1, 8, None));
     assert_eq!(find(&back, att), &mark(500, 0, 7, None));
+}
+
+#[test]
+fn foreign_watermarks_are_octez_files_and_ecad_chain_files_only() {
+    let base = tempfile::tempdir().unwrap();
+    assert!(find_foreign_watermarks(base.path()).is_empty());
+    // This signer's own store, other files, and an ECAD directory without a chain file.
+    FileStore::init(base.path()).unwrap();
+    fs::write(base.path().join("secret_keys"), "[]").unwrap();
+    fs::create_dir(base.path().join("watermark_v2")).unwrap();
+    fs::write(base.path().join("watermark_v2").join("README"), "").unwrap();
+    assert!(find_foreign_watermarks(base.path()).is_empty());
+    assert!(find_foreign_watermarks(&base.path().join("absent")).is_empty());
+
+    fs::write(
+        base.path()
+            .join("watermark_v2")
+            .join(format!("{MAINNET}.json")),
+        "{}",
+    )
+    .unwrap();
+    fs::write(base.path().join("endorsement_high_watermarks"), "{}").unwrap();
+    assert_eq!(
+        find_foreign_watermarks(base.path()),
+        [
+            base.path().join("endorsement_high_watermarks"),
+            base.path().join("watermark_v2")
+        ]
+    );
 }
