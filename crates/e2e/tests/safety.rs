@@ -553,3 +553,54 @@ async fn a_second_signer_on_the_same_base_dir_refuses_to_start() {
         std::fs::read_to_string(&log2).unwrap_or_default()
     );
 }
+
+#[tokio::test]
+async fn moving_the_watermark_store_away_stops_signing_and_health() {
+    let key = SecretKey::generate(Curve::Ed25519);
+    let mut signer = TestSigner::new(config_for(std::slice::from_ref(&key))).unwrap();
+    signer.start().await.unwrap();
+    let mut conn = signer.connect().await.unwrap();
+    let mut util = Connection::connect(signer.utility).await.unwrap();
+    sign_ok(
+        &mut conn,
+        &signer,
+        &key,
+        &Consensus::new(10, 0, 1).attestation(),
+    )
+    .await;
+    assert_eq!(util.get("/healthz").await.unwrap().status, 200);
+
+    // Where the next start would find no store, and `watermark init` would make a new one.
+    let store = signer.base_dir.join("watermarks");
+    std::fs::rename(&store, signer.base_dir.join("watermarks.moved")).unwrap();
+
+    // Nobody polled /healthz: the next request itself is refused, not signed.
+    let resp = post(
+        &mut conn,
+        &signer,
+        &key,
+        &Consensus::new(11, 0, 1).attestation(),
+    )
+    .await;
+    let msg = assert_error(&resp, 500);
+    assert!(msg.contains("watermark"), "{msg}");
+
+    let health = util.get("/healthz").await.unwrap();
+    assert_eq!(health.status, 503, "{}", health.text());
+    let body = health.json().unwrap();
+    assert_eq!(body["ready"], false);
+    let reason = body["error"].as_str().unwrap();
+    assert!(
+        reason.contains(&store.display().to_string()) && reason.contains("moved"),
+        "{reason}"
+    );
+    // Even the signature already given for the same bytes stays withheld.
+    let resp = post(
+        &mut conn,
+        &signer,
+        &key,
+        &Consensus::new(10, 0, 1).attestation(),
+    )
+    .await;
+    assert_error(&resp, 500);
+}

@@ -407,7 +407,9 @@ impl SignService {
         Ok(proof)
     }
 
-    /// Check every vault and the watermark store; the first failure is returned.
+    /// Check the watermark store and every vault that holds a key; the first failure is
+    /// returned, naming the store or vault. A configured vault with no keys is not asked:
+    /// it signs nothing, so it cannot stop any signing.
     pub async fn health(&self) -> Result<(), String> {
         self.store
             .health()

@@ -48,9 +48,15 @@ pub enum StoreError {
     /// A transient failure (network, database failover): the request may be retried.
     #[error("watermark store temporarily unavailable: {0}")]
     Unavailable(String),
-    /// An earlier write failed, so what is on disk is unknown; the store refuses everything
-    /// until it is reopened (which re-reads and checks the data).
-    #[error("watermark store stopped after a failed write ({0}); restart the signer")]
+    /// The store's files are no longer the ones it opened (its directory moved or replaced,
+    /// its log or lock file removed or replaced while in use): what it writes would not be
+    /// what the next open reads. `detail` says what changed and what to do.
+    #[error("watermark store at {} changed while in use: {detail}", path.display())]
+    Displaced { path: PathBuf, detail: String },
+    /// An earlier write failed, or the store's files changed under it, so what the next open
+    /// reads is unknown; the store refuses everything until it is reopened (which re-reads
+    /// and checks the data).
+    #[error("watermark store stopped ({0}); it refuses everything until the signer restarts")]
     Failed(String),
     /// `record_signature` found the record no longer holding the reservation it was called
     /// for, so the signature must not be released.

@@ -165,7 +165,9 @@ pub trait Vault: Send + Sync + fmt::Debug {
         Err(self.unsupported("deterministic nonces"))
     }
 
-    /// Whether the backend can sign now (connection up, session open, keys unlocked).
+    /// Whether the backend can sign now (connection up, session open, keys unlocked). Runs
+    /// on every health poll, so it stays cheap: at most one signature per call (the local
+    /// vaults sign and verify a probe with one key, a different one each call).
     async fn health(&self) -> Result<(), VaultError> {
         Ok(())
     }

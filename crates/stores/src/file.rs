@@ -28,6 +28,16 @@
 //! is durable. If a write or an fsync fails, the store stops accepting anything
 //! ([`StoreError::Failed`]) until it is reopened, because what reached the disk is unknown.
 //!
+//! # Staying where the next open reads
+//!
+//! The store remembers the device and inode of its directory, its lock file and its
+//! current log as it opened them. Before acknowledging a commit group, the writer checks
+//! that each path still names that same file (three `stat` calls next to an fdatasync), and
+//! so does [`WatermarkStore::health`]. If the directory was moved or replaced, or the log
+//! or lock file removed or replaced, the log being appended to is no longer what the next
+//! open reads (or another process could take the lock), so the store stops as after a
+//! failed write ([`StoreError::Displaced`], then [`StoreError::Failed`]).
+//!
 //! # Recovery and compaction
 //!
 //! Opening replays the snapshot, then the log. A damaged frame at the end of the log,
@@ -170,6 +180,85 @@ struct CommitState {
     failure: Option<String>,
 }
 
+/// Device and inode: which file or directory a path named when the store opened it. Outside
+/// Unix only the path's existence is compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId(u64, u64);
+
+impl FileId {
+    #[cfg(unix)]
+    fn of(meta: &fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        FileId(meta.dev(), meta.ino())
+    }
+
+    #[cfg(not(unix))]
+    fn of(_meta: &fs::Metadata) -> Self {
+        FileId(0, 0)
+    }
+}
+
+/// The files an open store writes, as it opened them (see "Staying where the next open
+/// reads" in the module documentation).
+#[derive(Debug)]
+struct Placement {
+    dir: PathBuf,
+    dir_id: FileId,
+    lock_id: FileId,
+    /// The current log's path and identity. A compaction swaps them while holding this lock,
+    /// and a check holds it throughout, so a check never compares a path with the identity
+    /// of the log before or after it.
+    log: Mutex<(PathBuf, FileId)>,
+}
+
+impl Placement {
+    /// Whether the directory, the current log and the lock file are still the ones opened.
+    fn check(&self) -> Result<(), StoreError> {
+        let log = self.log.lock();
+        if !self.still(&self.dir, self.dir_id)? {
+            return Err(self.displaced(
+                "the store directory was moved, replaced or removed, so the watermarks \
+                 written since are not where the next start reads them; put it back at this \
+                 path before restarting the signer, and never create a new store in its place"
+                    .to_string(),
+            ));
+        }
+        if !self.still(&log.0, log.1)? {
+            return Err(self.displaced(format!(
+                "the log {} was moved, replaced or removed, so the watermarks written since \
+                 are not where the next start reads them; put it back before restarting the \
+                 signer",
+                log.0.display()
+            )));
+        }
+        if !self.still(&self.dir.join(LOCK), self.lock_id)? {
+            return Err(self.displaced(
+                "the lock file was moved, replaced or removed, so another process could open \
+                 this store at the same time; restart the signer"
+                    .to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether `path` still names the file `expected`.
+    fn still(&self, path: &Path, expected: FileId) -> Result<bool, StoreError> {
+        match fs::metadata(path) {
+            Ok(meta) => Ok(FileId::of(&meta) == expected),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            // Fail closed: a store that cannot tell where it writes must not go on.
+            Err(e) => Err(self.displaced(format!("could not check {}: {e}", path.display()))),
+        }
+    }
+
+    fn displaced(&self, detail: String) -> StoreError {
+        StoreError::Displaced {
+            path: self.dir.clone(),
+            detail,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Shared {
     dir: PathBuf,
@@ -236,6 +325,7 @@ impl Shared {
 /// The durable file store. See the module documentation for its layout and guarantees.
 pub struct FileStore {
     shared: Arc<Shared>,
+    placement: Arc<Placement>,
     writer: Option<JoinHandle<()>>,
     report: OpenReport,
     // Dropped after the writer thread is joined (see Drop), so the lock outlives every write.
@@ -394,10 +484,23 @@ impl FileStore {
 
         let shared = Shared::new(dir.clone());
         let (file, durable, report) = recover(&shared, &dir)?;
-        let log_bytes = file
+        let log_meta = file
             .metadata()
-            .map_err(io_err("could not stat the log in", &dir))?
-            .len();
+            .map_err(io_err("could not stat the log in", &dir))?;
+        let log_bytes = log_meta.len();
+        let placement = Arc::new(Placement {
+            dir_id: FileId::of(&fs::metadata(&dir).map_err(io_err("could not stat", &dir))?),
+            lock_id: FileId::of(
+                &lock
+                    .metadata()
+                    .map_err(io_err("could not stat", &lock_path))?,
+            ),
+            log: Mutex::new((
+                dir.join(log_name(report.log_generation)),
+                FileId::of(&log_meta),
+            )),
+            dir: dir.clone(),
+        });
         shared
             .counters
             .log_bytes
@@ -420,6 +523,7 @@ impl FileStore {
         let shared = Arc::new(shared);
         let writer = Writer {
             shared: Arc::clone(&shared),
+            placement: Arc::clone(&placement),
             file,
             generation: report.log_generation,
             log_bytes,
@@ -434,6 +538,7 @@ impl FileStore {
             .map_err(io_err("could not start the writer thread for", &dir))?;
         Ok(FileStore {
             shared,
+            placement,
             writer: Some(handle),
             report,
             _lock: lock,
@@ -653,6 +758,7 @@ fn recover(
 /// The single thread that writes the log: one frame and one fdatasync per commit group.
 struct Writer {
     shared: Arc<Shared>,
+    placement: Arc<Placement>,
     file: File,
     generation: u64,
     log_bytes: u64,
@@ -745,6 +851,8 @@ impl Writer {
             .write_all(&self.frame)
             .map_err(io_err("could not append to", &path))?;
         self.shared.sync(&self.file, true, &path)?;
+        // Durable, but acknowledged only if it is durable where the next open reads.
+        self.placement.check()?;
         self.log_bytes += self.frame.len() as u64;
 
         let counters = &self.shared.counters;
@@ -776,7 +884,14 @@ impl Writer {
             &dir,
             &codec::encode_snapshot(next, self.durable.iter()),
         )?;
-        // The new pair is complete on disk; the old log is now redundant.
+        // The new pair is complete on disk; the old log is now redundant. Checks follow the
+        // new log before the old one goes.
+        let next_id = FileId::of(
+            &file
+                .metadata()
+                .map_err(io_err("could not stat", &next_path))?,
+        );
+        *self.placement.log.lock() = (next_path, next_id);
         let old_path = self.log_path();
         self.file = file;
         self.generation = next;
@@ -916,6 +1031,17 @@ impl WatermarkStore for FileStore {
         self.with_state(|_| Ok(()))?;
         if self.writer.as_ref().is_none_or(JoinHandle::is_finished) {
             return Err(StoreError::Failed("the writer thread is gone".to_string()));
+        }
+        // Off the async workers: a hung file system must not stall them (the caller's
+        // timeout then reports it).
+        let placement = Arc::clone(&self.placement);
+        let checked = tokio::task::spawn_blocking(move || placement.check())
+            .await
+            .map_err(|e| StoreError::Failed(format!("the health check task failed: {e}")))?;
+        if let Err(e) = checked {
+            // Found between commits: stop now rather than at the next write.
+            self.shared.fail(e.to_string());
+            return Err(e);
         }
         Ok(())
     }

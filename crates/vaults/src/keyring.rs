@@ -4,6 +4,7 @@ use parking_lot::RwLock;
 use signatory_signer::vault::{VaultError, VaultKey};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tezos_crypto::{
     CryptoError, Curve, PublicKey, PublicKeyHash, SecretKey, Signature, SigningVersion,
@@ -65,6 +66,10 @@ macro_rules! keyring_vault {
                 self.keys.deterministic_nonce(pkh, data)
             }
 
+            async fn health(&self) -> Result<(), signatory_signer::vault::VaultError> {
+                self.keys.health().await
+            }
+
             async fn generate(
                 &self,
                 curve: tezos_crypto::Curve,
@@ -85,18 +90,23 @@ macro_rules! keyring_vault {
 }
 pub(crate) use keyring_vault;
 
-/// One key: its label (the secret file's alias) and the decrypted secret, which wipes
-/// itself on drop and prints as `REDACTED`.
+/// What a health check signs: 0xff is no magic byte of any Tezos request, so this can
+/// never pass for a block, an attestation or an operation (and it never leaves the process).
+const HEALTH_PROBE: &[u8] = b"\xffsignatory vault health probe";
+
+/// One key: its label (the secret file's alias), the decrypted secret, which wipes itself
+/// on drop and prints as `REDACTED`, and its public key as derived when the key was loaded.
 pub(crate) struct LocalKey {
     pub label: String,
     pub secret: SecretKey,
+    pub public_key: PublicKey,
 }
 
 impl fmt::Debug for LocalKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LocalKey")
             .field("label", &self.label)
-            .field("pkh", &self.secret.public_key().hash())
+            .field("pkh", &self.public_key.hash())
             .field("secret", &"REDACTED")
             .finish()
     }
@@ -106,6 +116,8 @@ impl fmt::Debug for LocalKey {
 pub(crate) struct Keyring {
     vault: String,
     keys: RwLock<BTreeMap<PublicKeyHash, Arc<LocalKey>>>,
+    /// Which key the next health check signs with.
+    next_probe: AtomicUsize,
 }
 
 impl fmt::Debug for Keyring {
@@ -123,6 +135,7 @@ impl Keyring {
         Keyring {
             vault: vault.to_owned(),
             keys: RwLock::new(BTreeMap::new()),
+            next_probe: AtomicUsize::new(0),
         }
     }
 
@@ -132,12 +145,20 @@ impl Keyring {
 
     /// Add a key; `false` (and nothing changed) when the vault already holds it.
     pub fn insert(&self, label: String, secret: SecretKey) -> bool {
-        let pkh = secret.public_key().hash();
+        let public_key = secret.public_key();
+        let pkh = public_key.hash();
         let mut keys = self.keys.write();
         if keys.contains_key(&pkh) {
             return false;
         }
-        keys.insert(pkh, Arc::new(LocalKey { label, secret }));
+        keys.insert(
+            pkh,
+            Arc::new(LocalKey {
+                label,
+                secret,
+                public_key,
+            }),
+        );
         true
     }
 
@@ -158,7 +179,7 @@ impl Keyring {
     }
 
     fn describe(&self, key: &LocalKey) -> VaultKey {
-        VaultKey::new(key.secret.public_key(), &self.vault).with_label(&key.label)
+        VaultKey::new(key.public_key.clone(), &self.vault).with_label(&key.label)
     }
 
     fn get(&self, pkh: &PublicKeyHash) -> Result<Arc<LocalKey>, VaultError> {
@@ -208,6 +229,33 @@ impl Keyring {
             .map_err(|e| self.crypto_error(pkh, e))
     }
 
+    /// Sign a fixed probe with one key and verify it with the public key derived at load, so
+    /// a key that no longer signs what its address says shows. Each call takes the next key:
+    /// every key is probed over successive checks, one signature per check. A keyring with
+    /// no keys has nothing that could fail to sign.
+    pub async fn health(&self) -> Result<(), VaultError> {
+        let key = {
+            let keys = self.keys.read();
+            let count = keys.len().max(1);
+            let turn = self.next_probe.fetch_add(1, Ordering::Relaxed) % count;
+            keys.values().nth(turn).cloned()
+        };
+        let Some(key) = key else {
+            return Ok(());
+        };
+        let pkh = key.public_key.hash();
+        let signature = self
+            .sign(&pkh, HEALTH_PROBE, SigningVersion::default())
+            .await?;
+        key.public_key
+            .verify(HEALTH_PROBE, &signature, SigningVersion::default())
+            .map_err(|e| VaultError::Backend {
+                vault: self.vault.clone(),
+                transient: false,
+                message: format!("key {pkh} made a signature that does not verify: {e}"),
+            })
+    }
+
     pub fn deterministic_nonce(
         &self,
         pkh: &PublicKeyHash,
@@ -245,4 +293,59 @@ impl Keyring {
 /// random nonce, as Octez does.
 pub(crate) const fn signs_deterministically(curve: tezos_crypto::Curve) -> bool {
     !matches!(curve, tezos_crypto::Curve::P256)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn health_signs_with_every_curve_and_an_empty_keyring_is_healthy() {
+        let keyring = Keyring::new("local");
+        keyring.health().await.unwrap();
+        for curve in [
+            Curve::Ed25519,
+            Curve::Secp256k1,
+            Curve::P256,
+            Curve::Bls12_381,
+        ] {
+            keyring.insert(curve.to_string(), SecretKey::generate(curve));
+        }
+        for _ in 0..8 {
+            keyring.health().await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn health_takes_the_keys_in_turn_and_names_one_that_does_not_sign_for_its_address() {
+        let keyring = Keyring::new("local");
+        keyring.insert("a".into(), SecretKey::generate(Curve::Ed25519));
+        keyring.insert("b".into(), SecretKey::generate(Curve::Bls12_381));
+        // A key whose secret no longer matches the public key it was loaded with.
+        let secret = SecretKey::generate(Curve::Ed25519);
+        let leaked = secret.to_b58check().as_str().to_owned();
+        let claimed = SecretKey::generate(Curve::Ed25519).public_key();
+        let pkh = claimed.hash();
+        keyring.keys.write().insert(
+            pkh,
+            Arc::new(LocalKey {
+                label: "broken".into(),
+                secret,
+                public_key: claimed,
+            }),
+        );
+        let mut failures = Vec::new();
+        for _ in 0..9 {
+            if let Err(e) = keyring.health().await {
+                failures.push(e.to_string());
+            }
+        }
+        assert_eq!(failures.len(), 3, "{failures:?}");
+        for text in failures {
+            assert!(text.contains("vault `local`"), "{text}");
+            assert!(text.contains(&pkh.to_string()), "{text}");
+            assert!(!text.contains(&leaked), "{text}");
+        }
+    }
 }
