@@ -33,7 +33,7 @@ pub enum WatermarkCommand {
     #[command(
         long_about = "Print the current watermark of every chain, key and kind: the \
         highest level and round reserved for signing, and whether its signature is recorded.\n\n\
-        Stop the signer first: a running signer holds the store.\n\n\
+        Works beside a running signer: it then shows what the signer has committed.\n\n\
         Example:\n  signatory watermark show -c /etc/signatory.yaml --chain NetXdQprcVkpaWU"
     )]
     Show(ShowArgs),
@@ -53,7 +53,7 @@ pub enum WatermarkCommand {
         (default; to standard output or -o FILE) or as Octez signer files \
         (`--format octez -o DIR` writes DIR/{block,preattestation,attestation}_high_watermarks, \
         the names current Octez reads, keeping any higher watermark already in that \
-        directory).\n\n\
+        directory). Works beside a running signer, as `show` does.\n\n\
         Example:\n  signatory watermark export -c /etc/signatory.yaml -o watermarks.json"
     )]
     Export(ExportArgs),
@@ -190,13 +190,31 @@ fn open_store(opts: &GlobalOptions) -> Result<FileStore, CliError> {
     })
 }
 
+/// Every watermark of the store. When a running signer holds the store, what it has
+/// committed, read beside it: reading needs no lock.
+fn read_records(opts: &GlobalOptions) -> Result<Vec<(WatermarkKey, Watermark)>, CliError> {
+    match open_store(opts) {
+        Ok(store) => Ok(block_on(store.export())??),
+        Err(CliError::StoreAtStart {
+            source: StoreError::Locked { path },
+            ..
+        }) => {
+            eprintln!(
+                "a running signer holds {}: these are the watermarks it has committed so far",
+                path.display()
+            );
+            Ok(FileStore::read_committed(store_base_dir(opts)?)?)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Run a watermark command; what it prints goes to standard output.
 pub fn run(command: &WatermarkCommand, opts: &GlobalOptions) -> Result<(), CliError> {
     match command {
         WatermarkCommand::Init(args) => init(args, opts),
         WatermarkCommand::Show(args) => {
-            let store = open_store(opts)?;
-            let records = block_on(store.export())??;
+            let records = read_records(opts)?;
             print!("{}", render_table(&filter(records, args)));
             Ok(())
         }
@@ -205,8 +223,7 @@ pub fn run(command: &WatermarkCommand, opts: &GlobalOptions) -> Result<(), CliEr
             set(&store, args)
         }
         WatermarkCommand::Export(args) => {
-            let store = open_store(opts)?;
-            let records = block_on(store.export())??;
+            let records = read_records(opts)?;
             export(&records, args)
         }
         WatermarkCommand::Import(args) => {

@@ -347,6 +347,36 @@ fn show_filters_by_chain_and_key() {
     );
 }
 
+/// `show` and `export` read a store that a running signer holds; `set` still refuses.
+#[test]
+fn show_and_export_work_beside_a_running_signer() {
+    let home = initialised();
+    common::assert_success(&set(&home, MAINNET, KEY_A, "block", 42, 3), &["set"]);
+    // What a running signer holds: the store's lock.
+    let lock = std::fs::File::open(home.base_dir().join("watermarks").join("lock")).unwrap();
+    lock.try_lock().unwrap();
+    let out = home.run(&["watermark", "show"]);
+    common::assert_success(&out, &["show"]);
+    assert_eq!(
+        shown(&home, MAINNET, KEY_A, "block"),
+        Some(("42".to_owned(), "3".to_owned()))
+    );
+    assert!(
+        stderr(&out).contains("a running signer holds"),
+        "{}",
+        stderr(&out)
+    );
+    let exported = home.ok(&["watermark", "export"]);
+    assert!(exported.contains(KEY_A), "{exported}");
+    let refused = set(&home, MAINNET, KEY_A, "block", 50, 0);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("stop the signer first"),
+        "{}",
+        stderr(&refused)
+    );
+}
+
 #[test]
 fn export_and_import_round_trip_and_import_never_lowers() {
     let source = initialised();

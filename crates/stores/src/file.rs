@@ -549,6 +549,39 @@ impl FileStore {
         &self.shared.dir
     }
 
+    /// The watermarks committed to the store under `base_dir`, read without its lock and
+    /// without changing anything on disk, so that a running signer's store can be looked
+    /// at. A commit group being written as it is read is left out (it is not acknowledged
+    /// yet); a compaction in between is retried. Blocking.
+    pub fn read_committed(
+        base_dir: impl AsRef<Path>,
+    ) -> Result<Vec<(WatermarkKey, Watermark)>, StoreError> {
+        let dir = Self::store_dir(base_dir.as_ref());
+        if !dir.is_dir() {
+            return Err(StoreError::NotInitialised {
+                path: dir,
+                hint: INIT_HINT.to_string(),
+            });
+        }
+        const ATTEMPTS: usize = 5;
+        for _ in 0..ATTEMPTS {
+            let (generation, mut durable) = read_snapshot(&dir)?;
+            let log_path = dir.join(log_name(generation));
+            let data = match fs::read(&log_path) {
+                Ok(data) => data,
+                // Compacted between the two reads: the next snapshot names the next log.
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err("could not read", &log_path)(e)),
+            };
+            replay_log(&log_path, &data, generation, &mut durable)?;
+            return Ok(durable.into_iter().collect());
+        }
+        Err(StoreError::Failed(format!(
+            "{} changed under every one of {ATTEMPTS} reads; try again",
+            dir.display()
+        )))
+    }
+
     pub fn open_report(&self) -> &OpenReport {
         &self.report
     }
@@ -624,12 +657,8 @@ impl FileStore {
     }
 }
 
-/// Read the snapshot and log; returns the log opened for appending, the durable state and
-/// what was found.
-fn recover(
-    shared: &Shared,
-    dir: &Path,
-) -> Result<(File, HashMap<WatermarkKey, Watermark>, OpenReport), StoreError> {
+/// The snapshot's generation and records.
+fn read_snapshot(dir: &Path) -> Result<(u64, HashMap<WatermarkKey, Watermark>), StoreError> {
     let snapshot_path = dir.join(SNAPSHOT);
     let snapshot = match fs::read(&snapshot_path) {
         Ok(bytes) => bytes,
@@ -644,7 +673,75 @@ fn recover(
     };
     let (generation, records) =
         codec::decode_snapshot(&snapshot).map_err(|d| corrupt(&snapshot_path, d))?;
-    let mut durable: HashMap<WatermarkKey, Watermark> = records.into_iter().collect();
+    Ok((generation, records.into_iter().collect()))
+}
+
+/// What replaying a log found.
+struct Replayed {
+    records: u64,
+    /// Where the intact frames end.
+    end: usize,
+    /// Bytes after `end`: a torn final commit group, never acknowledged.
+    torn: Option<u64>,
+}
+
+/// Apply the commit groups of the log `data` (read from `log_path`, generation `generation`)
+/// to `durable`. A damaged frame with intact data after it is corruption; a damaged final
+/// frame is a torn write and is left out. Changes nothing on disk.
+fn replay_log(
+    log_path: &Path,
+    data: &[u8],
+    generation: u64,
+    durable: &mut HashMap<WatermarkKey, Watermark>,
+) -> Result<Replayed, StoreError> {
+    let header_generation = codec::decode_log_header(data).map_err(|d| corrupt(log_path, d))?;
+    if header_generation != generation {
+        return Err(corrupt(
+            log_path,
+            format!("log header says generation {header_generation}, expected {generation}"),
+        ));
+    }
+    let mut replayed = Replayed {
+        records: 0,
+        end: codec::LOG_HEADER_LEN,
+        torn: None,
+    };
+    while replayed.end < data.len() {
+        let pos = replayed.end;
+        match codec::frame_at(data, pos) {
+            Some(body) => {
+                let records = codec::decode_records(body)
+                    .map_err(|d| corrupt(log_path, format!("commit group at byte {pos}: {d}")))?;
+                replayed.records += records.len() as u64;
+                durable.extend(records);
+                replayed.end += codec::FRAME_HEADER_LEN + body.len();
+            }
+            None => {
+                if let Some(next) = intact_frame_after(data, pos) {
+                    return Err(corrupt(
+                        log_path,
+                        format!(
+                            "damaged commit group at byte {pos} is followed by intact data at \
+                             byte {next}; acknowledged watermarks may be lost, restore from a \
+                             backup"
+                        ),
+                    ));
+                }
+                replayed.torn = Some((data.len() - pos) as u64);
+                break;
+            }
+        }
+    }
+    Ok(replayed)
+}
+
+/// Read the snapshot and log; returns the log opened for appending, the durable state and
+/// what was found.
+fn recover(
+    shared: &Shared,
+    dir: &Path,
+) -> Result<(File, HashMap<WatermarkKey, Watermark>, OpenReport), StoreError> {
+    let (generation, mut durable) = read_snapshot(dir)?;
     let mut report = OpenReport {
         log_generation: generation,
         ..OpenReport::default()
@@ -697,55 +794,24 @@ fn recover(
         }
         Err(e) => return Err(io_err("could not read", &log_path)(e)),
     };
-    let header_generation = codec::decode_log_header(&data).map_err(|d| corrupt(&log_path, d))?;
-    if header_generation != generation {
-        return Err(corrupt(
-            &log_path,
-            format!("log header says generation {header_generation}, expected {generation}"),
-        ));
-    }
-    let mut pos = codec::LOG_HEADER_LEN;
-    while pos < data.len() {
-        match codec::frame_at(&data, pos) {
-            Some(body) => {
-                let records = codec::decode_records(body)
-                    .map_err(|d| corrupt(&log_path, format!("commit group at byte {pos}: {d}")))?;
-                report.records_replayed += records.len() as u64;
-                durable.extend(records);
-                pos += codec::FRAME_HEADER_LEN + body.len();
-            }
-            None => {
-                if let Some(next) = intact_frame_after(&data, pos) {
-                    return Err(corrupt(
-                        &log_path,
-                        format!(
-                            "damaged commit group at byte {pos} is followed by intact data at \
-                             byte {next}; acknowledged watermarks may be lost, restore from a \
-                             backup"
-                        ),
-                    ));
-                }
-                let dropped = (data.len() - pos) as u64;
-                tracing::warn!(
-                    path = %log_path.display(),
-                    offset = pos,
-                    dropped_bytes = dropped,
-                    "dropping a torn commit group at the end of the watermark log (a crash \
-                     during a write); it was never acknowledged, so no signature depends on it"
-                );
-                report.torn_tail_bytes = Some(dropped);
-                break;
-            }
-        }
-    }
+    let replayed = replay_log(&log_path, &data, generation, &mut durable)?;
+    report.records_replayed = replayed.records;
+    report.torn_tail_bytes = replayed.torn;
 
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
         .open(&log_path)
         .map_err(io_err("could not open", &log_path))?;
-    if report.torn_tail_bytes.is_some() {
-        file.set_len(pos as u64)
+    if let Some(dropped) = replayed.torn {
+        tracing::warn!(
+            path = %log_path.display(),
+            offset = replayed.end,
+            dropped_bytes = dropped,
+            "dropping a torn commit group at the end of the watermark log (a crash \
+             during a write); it was never acknowledged, so no signature depends on it"
+        );
+        file.set_len(replayed.end as u64)
             .map_err(io_err("could not truncate", &log_path))?;
         shared.sync(&file, false, &log_path)?;
     }

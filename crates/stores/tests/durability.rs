@@ -457,3 +457,108 @@ async fn reproducible_signatures_are_not_waited_for_but_reach_the_disk() {
         Some("sigdet".to_string())
     );
 }
+
+/// The level recorded for each key in `records`.
+fn levels(records: &[(signatory_signer::watermark::WatermarkKey, Watermark)]) -> Vec<(u16, i32)> {
+    let mut out = Vec::new();
+    for (k, mark) in records {
+        let n = (0..400u16).find(|n| key(*n) == *k).unwrap();
+        out.push((n, mark.level));
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn committed_watermarks_are_read_beside_an_open_store_without_its_lock() {
+    let (base, store) = new_file_store();
+    for i in 0..20u16 {
+        store
+            .check_and_advance(key(i), req(50 + i32::from(i), 0, 1))
+            .await
+            .unwrap();
+    }
+    // The store holds its lock: opening it again is refused, reading is not.
+    assert!(matches!(
+        FileStore::open(base.path()),
+        Err(StoreError::Locked { .. })
+    ));
+    let read = FileStore::read_committed(base.path()).unwrap();
+    let expected: Vec<(u16, i32)> = (0..20u16).map(|i| (i, 50 + i32::from(i))).collect();
+    assert_eq!(levels(&read), expected);
+    drop(store);
+    let missing = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        FileStore::read_committed(missing.path()),
+        Err(StoreError::NotInitialised { .. })
+    ));
+}
+
+#[tokio::test]
+async fn reading_committed_watermarks_leaves_a_torn_tail_for_the_next_open() {
+    let (base, store) = new_file_store();
+    store.check_and_advance(key(1), req(7, 0, 1)).await.unwrap();
+    drop(store);
+    let log = log_path(base.path(), 1);
+    let intact = fs::metadata(&log).unwrap().len();
+    OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .write_all(&[0xAB; 13])
+        .unwrap();
+    let read = FileStore::read_committed(base.path()).unwrap();
+    assert_eq!(levels(&read), vec![(1, 7)]);
+    // Nothing on disk changed: the next open still finds (and drops) the torn bytes.
+    assert_eq!(fs::metadata(&log).unwrap().len(), intact + 13);
+    let store = FileStore::open(base.path()).unwrap();
+    assert_eq!(store.open_report().torn_tail_bytes, Some(13));
+}
+
+/// Reads racing with commits and compactions always see a state the store committed, and
+/// never one older than an earlier read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_racing_with_compactions_see_committed_states() {
+    let base = tempfile::tempdir().unwrap();
+    FileStore::init(base.path()).unwrap();
+    let options = FileStoreOptions::default().compact_after_bytes(1024);
+    let store = FileStore::open_with(base.path(), options).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let stop = Arc::clone(&stop);
+        let base = base.path().to_path_buf();
+        std::thread::spawn(move || {
+            let mut previous: Vec<(u16, i32)> = Vec::new();
+            let mut reads = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let now = levels(&FileStore::read_committed(&base).unwrap());
+                for (n, level) in &previous {
+                    let later = now.iter().find(|(m, _)| m == n).map(|(_, l)| *l);
+                    assert!(
+                        later >= Some(*level),
+                        "key {n} went back: {later:?} < {level}"
+                    );
+                }
+                previous = now;
+                reads += 1;
+            }
+            reads
+        })
+    };
+    for level in 1..=30 {
+        for i in 0..10u16 {
+            store
+                .check_and_advance(key(i), req(level, 0, 1))
+                .await
+                .unwrap();
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(reader.join().unwrap() > 0);
+    assert!(store.stats().compactions > 0);
+    let expected: Vec<(u16, i32)> = (0..10u16).map(|i| (i, 30)).collect();
+    assert_eq!(
+        levels(&FileStore::read_committed(base.path()).unwrap()),
+        expected
+    );
+}
