@@ -101,6 +101,14 @@ async fn utility_endpoints_report_health_and_metrics() {
         text.contains(&key.public_key().hash().to_string()),
         "metrics do not mention the key that signed:\n{text}"
     );
+    // The file store's commits, under ECAD's names, and the process's own resources.
+    for line in [
+        r#"watermark_io_operations_total{backend="file",operation="write",result="success",table_name=""}"#,
+        r#"watermark_io_latency_seconds_count{backend="file",operation="write",table_name=""}"#,
+        "process_resident_memory_bytes",
+    ] {
+        assert!(text.contains(line), "missing `{line}` in\n{text}");
+    }
 }
 
 #[tokio::test]

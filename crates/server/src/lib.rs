@@ -107,6 +107,8 @@ pub enum ServerError {
 /// `cfg` and the keys' policies, and a fresh metrics registry.
 pub fn app_state(cfg: &ServerConfig, service: Arc<SignService>) -> Result<AppState, ServerError> {
     let metrics = Metrics::new()?;
+    let store = service.store();
+    store.observe_io(metrics.store_io_observer(store.name()));
     let mut policies = Vec::new();
     for (pkh, entry) in service.keys() {
         let Some(policy) = &entry.policy else {

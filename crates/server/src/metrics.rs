@@ -8,8 +8,10 @@ use prometheus::{
 };
 use signatory_signer::policy::PolicyDenial;
 use signatory_signer::service::{RequestSummary, SignError, SignReport};
+use signatory_signer::store::{StoreIo, StoreIoObserver};
 use signatory_signer::watermark::{Refusal, RefusalReason};
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 use tezos_crypto::PublicKeyHash;
 
@@ -29,6 +31,7 @@ pub struct Metrics {
     watermark_ops: CounterVec,
     watermark_seconds: HistogramVec,
     store_errors: CounterVec,
+    store_io: StoreIoMetrics,
     fine_vault_seconds: HistogramVec,
     fine_watermark_seconds: HistogramVec,
 }
@@ -142,6 +145,28 @@ impl Metrics {
                 "Requests refused because the watermark store failed",
                 &["backend"],
             )?,
+            store_io: StoreIoMetrics {
+                operations: counter(
+                    &r,
+                    "watermark_io_operations_total",
+                    "Total number of watermark backend I/O operations",
+                    &["backend", "operation", "table_name", "result"],
+                )?,
+                latency: histogram(
+                    &r,
+                    "watermark_io_latency_seconds",
+                    "Watermark backend I/O latency in seconds",
+                    exponential_buckets(0.0001, 2.0, 14)?,
+                    &["backend", "operation", "table_name"],
+                )?,
+                errors: counter(
+                    &r,
+                    "watermark_io_errors_total",
+                    "Total number of watermark backend I/O errors",
+                    &["backend", "error_type", "table_name", "operation"],
+                )?,
+                backend: "",
+            },
             fine_vault_seconds: histogram(
                 &r,
                 "signatory_vault_sign_duration_seconds",
@@ -286,6 +311,15 @@ impl Metrics {
         }
     }
 
+    /// What reports a store's I/O (`backend` is its driver name) into these metrics:
+    /// ECAD's `watermark_io_*`, one operation per commit group and per compaction.
+    pub fn store_io_observer(&self, backend: &'static str) -> Arc<dyn StoreIoObserver> {
+        Arc::new(StoreIoMetrics {
+            backend,
+            ..self.store_io.clone()
+        })
+    }
+
     /// Pre-create the label sets of the busiest series for a key, so the first requests
     /// after start do not pay for series creation.
     pub fn warm_up(&self, pkh: &PublicKeyHash) {
@@ -293,6 +327,37 @@ impl Metrics {
         for status in ["200", "409"] {
             let _ = self.handler_requests.with_label_values(&[&pkh, status]);
             let _ = self.handler_ms.with_label_values(&[&pkh, status]);
+        }
+    }
+}
+
+/// ECAD's `watermark_io_*` metrics for one store. The file store has no tables, so
+/// `table_name` is empty, as in ECAD's file backend.
+#[derive(Debug, Clone)]
+struct StoreIoMetrics {
+    operations: CounterVec,
+    latency: HistogramVec,
+    errors: CounterVec,
+    backend: &'static str,
+}
+
+impl StoreIoObserver for StoreIoMetrics {
+    fn observe(&self, io: StoreIo) {
+        let result = if io.error.is_some() {
+            "error"
+        } else {
+            "success"
+        };
+        self.operations
+            .with_label_values(&[self.backend, io.operation, "", result])
+            .inc();
+        self.latency
+            .with_label_values(&[self.backend, io.operation, ""])
+            .observe(io.elapsed.as_secs_f64());
+        if let Some(error) = io.error {
+            self.errors
+                .with_label_values(&[self.backend, error, "", io.operation])
+                .inc();
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::watermark::{Decision, Height, Watermark, WatermarkKey, WatermarkReque
 use async_trait::async_trait;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Why a store could not answer. Any of these means: do not sign.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -112,6 +113,23 @@ pub struct Reserved {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DurabilityTicket(pub u64);
 
+/// One I/O operation of a store on its medium (a commit's write and sync, a compaction),
+/// reported for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreIo {
+    /// `write` (a commit group, synced) or `compact`.
+    pub operation: &'static str,
+    pub elapsed: Duration,
+    /// Why it failed (`io`, `displaced`, …); `None` when it succeeded.
+    pub error: Option<&'static str>,
+}
+
+/// Receives a store's I/O operations; the server turns them into metrics. Called on the
+/// store's I/O path, so it must be quick and never block.
+pub trait StoreIoObserver: Send + Sync + std::fmt::Debug {
+    fn observe(&self, io: StoreIo);
+}
+
 /// A durable home for high watermarks, shared as `Arc<dyn WatermarkStore>`.
 ///
 /// Implementations guarantee that, for one key, no two `check_and_advance` calls can both
@@ -196,6 +214,12 @@ pub trait WatermarkStore: Send + Sync + std::fmt::Debug {
 
     /// The driver name (`file`, `mem`, …) for logs and metrics.
     fn name(&self) -> &'static str;
+
+    /// Report I/O operations to `observer` from now on. Stores without a medium of their
+    /// own (memory) have nothing to report.
+    fn observe_io(&self, observer: Arc<dyn StoreIoObserver>) {
+        drop(observer);
+    }
 }
 
 #[cfg(test)]

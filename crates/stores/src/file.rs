@@ -53,14 +53,16 @@ use crate::codec;
 use crate::rules;
 use async_trait::async_trait;
 use parking_lot::{Condvar, Mutex};
-use signatory_signer::store::{DurabilityTicket, Reserved, StoreError, WatermarkStore};
+use signatory_signer::store::{
+    DurabilityTicket, Reserved, StoreError, StoreIo, StoreIoObserver, WatermarkStore,
+};
 use signatory_signer::watermark::{Decision, Watermark, WatermarkKey, WatermarkRequest};
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -266,6 +268,7 @@ struct Shared {
     wake_writer: Condvar,
     commits: watch::Sender<CommitState>,
     counters: Counters,
+    io_observer: OnceLock<Arc<dyn StoreIoObserver>>,
     #[cfg(test)]
     fail_next_sync: std::sync::atomic::AtomicBool,
 }
@@ -280,8 +283,24 @@ impl Shared {
             wake_writer: Condvar::new(),
             commits,
             counters: Counters::default(),
+            io_observer: OnceLock::new(),
             #[cfg(test)]
             fail_next_sync: Default::default(),
+        }
+    }
+
+    /// Report one I/O operation that started at `started` to the observer, if any.
+    fn observe_io(&self, operation: &'static str, started: Instant, error: Option<&StoreError>) {
+        if let Some(observer) = self.io_observer.get() {
+            observer.observe(StoreIo {
+                operation,
+                elapsed: started.elapsed(),
+                error: error.map(|e| match e {
+                    StoreError::Io { .. } => "io",
+                    StoreError::Displaced { .. } => "displaced",
+                    _ => "other",
+                }),
+            });
         }
     }
 
@@ -912,13 +931,11 @@ impl Writer {
             codec::encode_record(key, mark, &mut self.body);
         }
         codec::encode_frame(&self.body, &mut self.frame);
-        let path = self.log_path();
-        self.file
-            .write_all(&self.frame)
-            .map_err(io_err("could not append to", &path))?;
-        self.shared.sync(&self.file, true, &path)?;
-        // Durable, but acknowledged only if it is durable where the next open reads.
-        self.placement.check()?;
+        let started = Instant::now();
+        let written = self.write_frame();
+        self.shared
+            .observe_io("write", started, written.as_ref().err());
+        written?;
         self.log_bytes += self.frame.len() as u64;
 
         let counters = &self.shared.counters;
@@ -931,9 +948,24 @@ impl Writer {
         self.shared.commits.send_modify(|c| c.durable_seq = upto);
 
         if self.log_bytes >= self.compact_after {
-            self.compact()?;
+            let started = Instant::now();
+            let compacted = self.compact();
+            self.shared
+                .observe_io("compact", started, compacted.as_ref().err());
+            compacted?;
         }
         Ok(())
+    }
+
+    /// Append the encoded frame and sync it.
+    fn write_frame(&mut self) -> Result<(), StoreError> {
+        let path = self.log_path();
+        self.file
+            .write_all(&self.frame)
+            .map_err(io_err("could not append to", &path))?;
+        self.shared.sync(&self.file, true, &path)?;
+        // Durable, but acknowledged only if it is durable where the next open reads.
+        self.placement.check()
     }
 
     /// Snapshot the durable state and start the next log generation.
@@ -1115,6 +1147,11 @@ impl WatermarkStore for FileStore {
     fn name(&self) -> &'static str {
         "file"
     }
+
+    /// The first observer stays: one store reports to one metrics registry.
+    fn observe_io(&self, observer: Arc<dyn StoreIoObserver>) {
+        let _first = self.shared.io_observer.set(observer);
+    }
 }
 
 #[cfg(test)]
@@ -1187,6 +1224,44 @@ mod tests {
         for t in tasks {
             assert!(matches!(t.await.unwrap(), Err(StoreError::Failed(_))));
         }
+    }
+
+    /// Records what the store reports.
+    #[derive(Debug, Default)]
+    struct Recorder(std::sync::Mutex<Vec<StoreIo>>);
+
+    impl StoreIoObserver for Recorder {
+        fn observe(&self, io: StoreIo) {
+            self.0.lock().unwrap().push(io);
+        }
+    }
+
+    #[tokio::test]
+    async fn every_commit_and_compaction_is_reported_with_its_outcome() {
+        let base = tempfile::tempdir().unwrap();
+        FileStore::init(base.path()).unwrap();
+        let options = FileStoreOptions::default().compact_after_bytes(1);
+        let store = FileStore::open_with(base.path(), options).unwrap();
+        let recorder = Arc::new(Recorder::default());
+        store.observe_io(recorder.clone());
+        store.check_and_advance(key(1), req(1, 0, 1)).await.unwrap();
+        // The caller is answered before the compaction that follows the commit.
+        while store.stats().compactions == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        store.fail_next_sync();
+        assert!(store.check_and_advance(key(1), req(2, 0, 1)).await.is_err());
+        let seen: Vec<(&str, Option<&str>)> = recorder
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|io| (io.operation, io.error))
+            .collect();
+        assert_eq!(
+            seen,
+            [("write", None), ("compact", None), ("write", Some("io"))]
+        );
     }
 
     #[test]
