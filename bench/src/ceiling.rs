@@ -61,14 +61,8 @@ struct Ceiling {
 pub fn serve(args: CeilingArgs) -> Result<(), BenchError> {
     let keys = crate::config::read_vault(&args.vault_file)?;
     // The signer's runtime: one worker per core.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| BenchError::Io {
-            context: "starting the tokio runtime".into(),
-            source,
-        })?;
-    runtime.block_on(async move {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    crate::load::block_on(workers, async move {
         let listener = tokio::net::TcpListener::bind(args.addr)
             .await
             .map_err(|source| BenchError::Io {

@@ -456,81 +456,81 @@ fn octez_file(chain: &str, key: &str, level: i32, round: i32) -> String {
     )
 }
 
-#[test]
-fn a_current_octez_signer_directory_is_imported() {
-    let home = initialised();
-    // As octez-signer (v23 and later) leaves its base directory.
+/// Lay out `files` (name, content) in a new directory `tezos-signer`, import it, and return
+/// what the import printed.
+fn import_octez_dir(home: &Home, files: &[(&str, String)]) -> String {
     let octez = home.path("tezos-signer");
     std::fs::create_dir(&octez).unwrap();
-    write_private(&octez.join("secret_keys"), "[]");
-    write_private(&octez.join("public_key_hashs"), "[]");
-    write_private(&octez.join("public_keys"), "[]");
-    write_private(
-        &octez.join("block_high_watermarks"),
-        &octez_file(MAINNET, KEY_A, 5000, 2),
-    );
-    write_private(
-        &octez.join("preattestation_high_watermarks"),
-        &octez_file(MAINNET, KEY_A, 5001, 1),
-    );
-    write_private(
-        &octez.join("attestation_high_watermarks"),
-        &octez_file(MAINNET, KEY_B, 4999, 0),
-    );
-    let out = home.ok(&[
+    for (name, content) in files {
+        write_private(&octez.join(name), content);
+    }
+    home.ok(&[
         "watermark",
         "import",
         "--from",
         &octez.display().to_string(),
-    ]);
+    ])
+}
+
+#[test]
+fn a_current_octez_signer_directory_is_imported() {
+    let home = initialised();
+    // As octez-signer (v23 and later) leaves its base directory.
+    let out = import_octez_dir(
+        &home,
+        &[
+            ("secret_keys", "[]".into()),
+            ("public_key_hashs", "[]".into()),
+            ("public_keys", "[]".into()),
+            ("block_high_watermarks", octez_file(MAINNET, KEY_A, 5000, 2)),
+            (
+                "preattestation_high_watermarks",
+                octez_file(MAINNET, KEY_A, 5001, 1),
+            ),
+            (
+                "attestation_high_watermarks",
+                octez_file(MAINNET, KEY_B, 4999, 0),
+            ),
+        ],
+    );
     assert!(out.contains("imported 3 watermarks"), "{out}");
     assert!(out.contains("Octez signer files"), "{out}");
-    assert_eq!(
-        shown(&home, MAINNET, KEY_A, "block"),
-        Some(("5000".into(), "2".into()))
-    );
-    assert_eq!(
-        shown(&home, MAINNET, KEY_A, "preattestation"),
-        Some(("5001".into(), "1".into()))
-    );
-    assert_eq!(
-        shown(&home, MAINNET, KEY_B, "attestation"),
-        Some(("4999".into(), "0".into()))
-    );
+    for (key, kind, level, round) in [
+        (KEY_A, "block", "5000", "2"),
+        (KEY_A, "preattestation", "5001", "1"),
+        (KEY_B, "attestation", "4999", "0"),
+    ] {
+        assert_eq!(
+            shown(&home, MAINNET, key, kind),
+            Some((level.into(), round.into()))
+        );
+    }
 }
 
 #[test]
 fn a_pre_v23_octez_signer_directory_is_imported() {
     let home = initialised();
-    let octez = home.path("tezos-signer");
-    std::fs::create_dir(&octez).unwrap();
-    write_private(
-        &octez.join("block_high_watermarks"),
-        &octez_file(MAINNET, KEY_A, 700, 0),
+    let out = import_octez_dir(
+        &home,
+        &[
+            ("block_high_watermarks", octez_file(MAINNET, KEY_A, 700, 0)),
+            (
+                "preendorsement_high_watermarks",
+                octez_file(MAINNET, KEY_A, 699, 3),
+            ),
+            (
+                "endorsement_high_watermarks",
+                octez_file(MAINNET, KEY_A, 698, 4),
+            ),
+        ],
     );
-    write_private(
-        &octez.join("preendorsement_high_watermarks"),
-        &octez_file(MAINNET, KEY_A, 699, 3),
-    );
-    write_private(
-        &octez.join("endorsement_high_watermarks"),
-        &octez_file(MAINNET, KEY_A, 698, 4),
-    );
-    let out = home.ok(&[
-        "watermark",
-        "import",
-        "--from",
-        &octez.display().to_string(),
-    ]);
     assert!(out.contains("imported 3 watermarks"), "{out}");
-    assert_eq!(
-        shown(&home, MAINNET, KEY_A, "preattestation"),
-        Some(("699".into(), "3".into()))
-    );
-    assert_eq!(
-        shown(&home, MAINNET, KEY_A, "attestation"),
-        Some(("698".into(), "4".into()))
-    );
+    for (kind, level, round) in [("preattestation", "699", "3"), ("attestation", "698", "4")] {
+        assert_eq!(
+            shown(&home, MAINNET, KEY_A, kind),
+            Some((level.into(), round.into()))
+        );
+    }
 }
 
 #[test]
