@@ -141,8 +141,29 @@ fn serve_answers_signs_refuses_and_stops_cleanly_on_sigterm() {
     let (status, body) = server.post(&format!("/keys/{baker_pkh}"), &hex_body(&conflicting));
     assert_eq!(status, 409, "{body}");
 
-    // The running signer holds the store; an operator command says so.
-    let out = home.run(&["watermark", "show"]);
+    // The running signer holds the store: it can be read beside it (what the signer
+    // committed, the attestation just signed included), not changed.
+    let shown = home.ok(&["watermark", "show", "--key", &baker_pkh]);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with(MAINNET) && l.contains("attestation") && l.contains("1000")),
+        "{shown}"
+    );
+    let out = home.run(&[
+        "watermark",
+        "set",
+        "--chain",
+        MAINNET,
+        "--key",
+        &baker_pkh,
+        "--kind",
+        "attestation",
+        "--level",
+        "2000",
+        "--round",
+        "0",
+    ]);
     assert!(!out.status.success());
     assert!(
         common::stderr(&out).contains("stop the signer first"),
