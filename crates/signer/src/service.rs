@@ -15,7 +15,7 @@
 //!    identical or conflicting requests are serialised.
 
 use crate::policy::{KeyPolicy, PolicyDenial, RequestFacts};
-use crate::store::{DurabilityTicket, Reserved, StoreError, WatermarkStore};
+use crate::store::{DurabilityTicket, Recorded, Reserved, StoreError, WatermarkStore};
 use crate::vault::{Vault, VaultError};
 use crate::verify::SignatureChecker;
 use crate::watermark::{Decision, Refusal, WatermarkKey, WatermarkRequest};
@@ -346,12 +346,30 @@ impl SignService {
                 .await
         };
         timings.watermark += started.elapsed();
-        recorded?;
-        Ok(Signed {
-            signature,
-            signature_b58,
-            replayed: false,
-        })
+        match recorded? {
+            Recorded::Ours => Ok(Signed {
+                signature,
+                signature_b58,
+                replayed: false,
+            }),
+            // Another signer sharing the store signed these bytes first: release its
+            // signature, so that the bytes have only one. Checked like any other.
+            Recorded::Existing(stored) => {
+                let signature =
+                    Signature::from_b58check(&stored).map_err(SignError::StoredSignature)?;
+                key.public_key
+                    .verify(req.bytes, &signature, req.version)
+                    .map_err(|source| SignError::BadSignature {
+                        pkh: *req.pkh,
+                        source,
+                    })?;
+                Ok(Signed {
+                    signature,
+                    signature_b58: stored,
+                    replayed: true,
+                })
+            }
+        }
     }
 
     async fn wait_durable(

@@ -11,7 +11,9 @@
 //!    is being written, but releases nothing before [`WatermarkStore::wait_durable`] said
 //!    the record is durable ([`WatermarkStore::check_and_advance`] does both in one call);
 //! 2. after the backend signed, [`WatermarkStore::record_signature`] durably attaches the
-//!    signature; the signature is released to the client only when that returned `Ok`.
+//!    signature; the signature is released to the client only when that returned `Ok`,
+//!    and if the record already held a signature for these bytes (another signer sharing
+//!    the store signed them first), that one is released instead.
 
 use crate::watermark::{Decision, Height, Watermark, WatermarkKey, WatermarkRequest};
 use async_trait::async_trait;
@@ -113,6 +115,17 @@ pub struct Reserved {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DurabilityTicket(pub u64);
 
+/// What [`WatermarkStore::record_signature`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// The signature given is now the record's: release it.
+    Ours,
+    /// The record already held a signature for these same bytes (signed first by another
+    /// signer sharing the store). Release that one, never the one given: two different
+    /// signatures of one block are two different blocks at one height.
+    Existing(String),
+}
+
 /// One I/O operation of a store on its medium (a commit's write and sync, a compaction),
 /// reported for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,13 +185,14 @@ pub trait WatermarkStore: Send + Sync + std::fmt::Debug {
 
     /// Durably attach `signature_b58` to the key's record if it still is the reservation of
     /// `req` (same level, round and hash); otherwise [`StoreError::ReservationLost`]. If a
-    /// signature for these same bytes is recorded already, it is kept and `Ok` returned.
+    /// signature for these same bytes is recorded already, it is kept and returned as
+    /// [`Recorded::Existing`]: the caller releases that one.
     async fn record_signature(
         &self,
         key: WatermarkKey,
         req: WatermarkRequest,
         signature_b58: &str,
-    ) -> Result<(), StoreError>;
+    ) -> Result<Recorded, StoreError>;
 
     /// Like [`WatermarkStore::record_signature`], but may return before the record is
     /// durable. Only for signatures the vault reproduces exactly from the same bytes (see
@@ -190,7 +204,7 @@ pub trait WatermarkStore: Send + Sync + std::fmt::Debug {
         key: WatermarkKey,
         req: WatermarkRequest,
         signature_b58: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Recorded, StoreError> {
         self.record_signature(key, req, signature_b58).await
     }
 

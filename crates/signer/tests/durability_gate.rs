@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use signatory_e2e::requests::octez_preattestation;
 use signatory_signer::policy::KeyPolicy;
 use signatory_signer::service::{KeyEntry, SignError, SignRequest, SignService};
-use signatory_signer::store::{DurabilityTicket, Reserved, StoreError, WatermarkStore};
+use signatory_signer::store::{DurabilityTicket, Recorded, Reserved, StoreError, WatermarkStore};
 use signatory_signer::vault::{Vault, VaultError, VaultKey};
 use signatory_signer::watermark::{Decision, Watermark, WatermarkKey, WatermarkRequest};
 use std::collections::HashMap;
@@ -34,6 +34,8 @@ struct GatedStore {
     decision: Decision,
     gate: watch::Sender<Gate>,
     recorded: Mutex<Vec<String>>,
+    /// A signature of the same bytes that another signer sharing the store recorded first.
+    existing: Mutex<Option<String>>,
 }
 
 #[async_trait]
@@ -66,9 +68,12 @@ impl WatermarkStore for GatedStore {
         _: WatermarkKey,
         _: WatermarkRequest,
         signature_b58: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Recorded, StoreError> {
         self.recorded.lock().unwrap().push(signature_b58.to_owned());
-        Ok(())
+        Ok(match self.existing.lock().unwrap().clone() {
+            Some(existing) => Recorded::Existing(existing),
+            None => Recorded::Ours,
+        })
     }
     async fn get(&self, _: WatermarkKey) -> Result<Option<Watermark>, StoreError> {
         Ok(None)
@@ -124,7 +129,11 @@ struct Setup {
 }
 
 fn setup(decision: Decision) -> Setup {
-    let key = SecretKey::generate(Curve::Ed25519);
+    setup_with(decision, Curve::Ed25519)
+}
+
+fn setup_with(decision: Decision, curve: Curve) -> Setup {
+    let key = SecretKey::generate(curve);
     let pkh = key.public_key().hash();
     let vault = Arc::new(ReportingVault {
         key: key.clone(),
@@ -134,6 +143,7 @@ fn setup(decision: Decision) -> Setup {
         decision,
         gate: watch::Sender::new(Gate::Closed),
         recorded: Mutex::new(Vec::new()),
+        existing: Mutex::new(None),
     });
     let keys = HashMap::from([(
         pkh,
@@ -224,4 +234,34 @@ async fn a_stored_signature_is_returned_only_once_durable() {
     let (sig, replayed) = task.await.unwrap().unwrap();
     assert!(replayed);
     assert_eq!(sig, stored);
+}
+
+/// Two signers share a store and sign the same bytes with a random-nonce key: the one that
+/// records second releases the first one's signature, never a second, different one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signature_recorded_first_by_another_signer_is_the_one_released() {
+    let s = setup_with(Decision::Advance, Curve::P256);
+    let bytes = octez_preattestation(9, 1);
+    let theirs = s.vault.key.sign(&bytes, SigningVersion::V3).unwrap();
+    *s.store.existing.lock().unwrap() = Some(theirs.to_b58check());
+    s.store.gate.send_replace(Gate::Durable);
+    let (released, replayed) = spawn_sign(&s).await.unwrap().unwrap();
+    assert_eq!(released, theirs);
+    assert!(replayed);
+    // Ours was made and offered to the store, and differs (P-256 nonces are random).
+    let ours = s.store.recorded.lock().unwrap().clone();
+    assert_eq!(ours.len(), 1);
+    assert_ne!(ours[0], theirs.to_b58check());
+}
+
+/// A stored signature is checked like a fresh one before it leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_signature_that_does_not_verify_is_not_released() {
+    let s = setup_with(Decision::Advance, Curve::P256);
+    let other_bytes = octez_preattestation(10, 1);
+    let wrong = s.vault.key.sign(&other_bytes, SigningVersion::V3).unwrap();
+    *s.store.existing.lock().unwrap() = Some(wrong.to_b58check());
+    s.store.gate.send_replace(Gate::Durable);
+    let err = spawn_sign(&s).await.unwrap().unwrap_err();
+    assert!(matches!(err, SignError::BadSignature { .. }), "{err}");
 }

@@ -50,11 +50,11 @@
 //! the next open.
 
 use crate::codec;
-use crate::rules;
+use crate::rules::{self, Attach};
 use async_trait::async_trait;
 use parking_lot::{Condvar, Mutex};
 use signatory_signer::store::{
-    DurabilityTicket, Reserved, StoreError, StoreIo, StoreIoObserver, WatermarkStore,
+    DurabilityTicket, Recorded, Reserved, StoreError, StoreIo, StoreIoObserver, WatermarkStore,
 };
 use signatory_signer::watermark::{Decision, Watermark, WatermarkKey, WatermarkRequest};
 use std::collections::HashMap;
@@ -1062,16 +1062,18 @@ impl WatermarkStore for FileStore {
         key: WatermarkKey,
         req: WatermarkRequest,
         signature_b58: &str,
-    ) -> Result<(), StoreError> {
-        let seq = self.with_state(|state| {
+    ) -> Result<Recorded, StoreError> {
+        let (seq, recorded) = self.with_state(|state| {
             let entry = state.marks.get(&key);
             let current_seq = entry.map_or(0, |e| e.seq);
             match rules::attach_signature(&key, entry.map(|e| &e.mark), &req, signature_b58)? {
-                Some(record) => Ok(state.enqueue(key, record)),
-                None => Ok(current_seq),
+                Attach::Record(record) => Ok((state.enqueue(key, record), Recorded::Ours)),
+                Attach::Existing(stored) => Ok((current_seq, Recorded::Existing(stored))),
             }
         })?;
-        self.wait_until_durable(seq).await
+        // Whichever signature is released, its record is durable first.
+        self.wait_until_durable(seq).await?;
+        Ok(recorded)
     }
 
     async fn record_reproducible_signature(
@@ -1079,16 +1081,17 @@ impl WatermarkStore for FileStore {
         key: WatermarkKey,
         req: WatermarkRequest,
         signature_b58: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Recorded, StoreError> {
         // Queued for the writer's next group commit; not waited for (see the trait).
         self.with_state(|state| {
             let entry = state.marks.get(&key);
-            if let Some(record) =
-                rules::attach_signature(&key, entry.map(|e| &e.mark), &req, signature_b58)?
-            {
-                state.enqueue_lazy(key, record);
+            match rules::attach_signature(&key, entry.map(|e| &e.mark), &req, signature_b58)? {
+                Attach::Record(record) => {
+                    state.enqueue_lazy(key, record);
+                    Ok(Recorded::Ours)
+                }
+                Attach::Existing(stored) => Ok(Recorded::Existing(stored)),
             }
-            Ok(())
         })
     }
 
@@ -1195,7 +1198,10 @@ mod tests {
                 .check_and_advance(key(2), req(1, 0, 1))
                 .await
                 .map(|_| ()),
-            store.record_signature(key(1), req(1, 0, 1), "sig").await,
+            store
+                .record_signature(key(1), req(1, 0, 1), "sig")
+                .await
+                .map(|_| ()),
             store.health().await,
             store.get(key(1)).await.map(|_| ()),
         ] {

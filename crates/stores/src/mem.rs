@@ -2,10 +2,10 @@
 //! rules as the durable stores, but everything is lost when the process stops, so it must
 //! never back a signer that bakes on a real network.
 
-use crate::rules;
+use crate::rules::{self, Attach};
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use signatory_signer::store::{StoreError, WatermarkStore};
+use signatory_signer::store::{Recorded, StoreError, WatermarkStore};
 use signatory_signer::watermark::{Decision, Watermark, WatermarkKey, WatermarkRequest};
 use std::collections::BTreeMap;
 
@@ -40,12 +40,15 @@ impl WatermarkStore for MemStore {
         key: WatermarkKey,
         req: WatermarkRequest,
         signature_b58: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Recorded, StoreError> {
         let mut marks = self.marks.lock();
-        if let Some(record) = rules::attach_signature(&key, marks.get(&key), &req, signature_b58)? {
-            marks.insert(key, record);
+        match rules::attach_signature(&key, marks.get(&key), &req, signature_b58)? {
+            Attach::Record(record) => {
+                marks.insert(key, record);
+                Ok(Recorded::Ours)
+            }
+            Attach::Existing(stored) => Ok(Recorded::Existing(stored)),
         }
-        Ok(())
     }
 
     async fn get(&self, key: WatermarkKey) -> Result<Option<Watermark>, StoreError> {

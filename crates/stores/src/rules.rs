@@ -17,19 +17,28 @@ pub(crate) fn check(
     (decision, record)
 }
 
-/// The record to persist to attach `signature`, or `None` when these exact bytes already
-/// carry a signature (it is kept: both sign the same bytes).
+/// What attaching a signature to a reservation comes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Attach {
+    /// Persist this record: the reservation with the signature.
+    Record(Watermark),
+    /// These exact bytes carry a signature already: it is kept, and is the one to release.
+    Existing(String),
+}
+
+/// Attach `signature` to the reservation of `req`, unless these exact bytes already carry
+/// one.
 pub(crate) fn attach_signature(
     key: &WatermarkKey,
     current: Option<&Watermark>,
     req: &WatermarkRequest,
     signature: &str,
-) -> Result<Option<Watermark>, StoreError> {
+) -> Result<Attach, StoreError> {
     check_signature(signature)?;
     match current {
-        Some(current) if current.is_for(req) => Ok(match current.signature {
-            Some(_) => None,
-            None => Some(Watermark {
+        Some(current) if current.is_for(req) => Ok(match &current.signature {
+            Some(existing) => Attach::Existing(existing.clone()),
+            None => Attach::Record(Watermark {
                 signature: Some(signature.to_string()),
                 ..current.clone()
             }),
@@ -138,11 +147,11 @@ mod tests {
         let r = WatermarkRequest::new(10, 1, [1; 32]);
         assert_eq!(
             attach_signature(&k, Some(&mark(10, 1, 1, None)), &r, "sigA").unwrap(),
-            Some(mark(10, 1, 1, Some("sigA")))
+            Attach::Record(mark(10, 1, 1, Some("sigA")))
         );
         assert_eq!(
             attach_signature(&k, Some(&mark(10, 1, 1, Some("sigB"))), &r, "sigA").unwrap(),
-            None
+            Attach::Existing("sigB".into())
         );
         for other in [None, Some(mark(10, 1, 2, None)), Some(mark(11, 0, 1, None))] {
             assert!(matches!(

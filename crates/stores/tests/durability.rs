@@ -9,7 +9,7 @@
 mod common;
 
 use common::{key, new_file_store, req};
-use signatory_signer::store::{StoreError, WatermarkStore};
+use signatory_signer::store::{Recorded, StoreError, WatermarkStore};
 use signatory_signer::watermark::{Decision, RefusalReason, Watermark};
 use signatory_stores::{FileStore, FileStoreOptions};
 use std::fs::{self, OpenOptions};
@@ -358,15 +358,21 @@ async fn record_signature_needs_the_exact_reservation() {
         store.record_signature(key(1), req(5, 0, 1), "sig").await,
         Err(StoreError::ReservationLost { found: None, .. })
     ));
-    store
-        .record_signature(key(0), req(5, 0, 1), "sigA")
-        .await
-        .unwrap();
-    // A second signature of the same bytes keeps the first.
-    store
-        .record_signature(key(0), req(5, 0, 1), "sigB")
-        .await
-        .unwrap();
+    assert_eq!(
+        store
+            .record_signature(key(0), req(5, 0, 1), "sigA")
+            .await
+            .unwrap(),
+        Recorded::Ours
+    );
+    // A second signature of the same bytes keeps the first, and says which to release.
+    assert_eq!(
+        store
+            .record_signature(key(0), req(5, 0, 1), "sigB")
+            .await
+            .unwrap(),
+        Recorded::Existing("sigA".into())
+    );
     assert_eq!(
         store
             .get(key(0))

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use signatory_e2e::requests::octez_preattestation as preattestation;
 use signatory_signer::policy::KeyPolicy;
 use signatory_signer::service::{KeyEntry, SignRequest, SignService};
-use signatory_signer::store::{StoreError, WatermarkStore};
+use signatory_signer::store::{Recorded, StoreError, WatermarkStore};
 use signatory_signer::vault::Vault;
 use signatory_signer::watermark::{Decision, Watermark, WatermarkKey, WatermarkRequest};
 use signatory_stores::MemStore;
@@ -66,7 +66,7 @@ impl WatermarkStore for ForgetfulStore {
         key: WatermarkKey,
         req: WatermarkRequest,
         signature_b58: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Recorded, StoreError> {
         self.durable_records.fetch_add(1, Ordering::SeqCst);
         self.inner.record_signature(key, req, signature_b58).await
     }
@@ -75,9 +75,9 @@ impl WatermarkStore for ForgetfulStore {
         _key: WatermarkKey,
         _req: WatermarkRequest,
         _signature_b58: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Recorded, StoreError> {
         self.forgotten_records.fetch_add(1, Ordering::SeqCst);
-        Ok(())
+        Ok(Recorded::Ours)
     }
     async fn get(&self, key: WatermarkKey) -> Result<Option<Watermark>, StoreError> {
         self.inner.get(key).await
