@@ -174,9 +174,9 @@ fn store_base_dir(opts: &GlobalOptions) -> Result<PathBuf, CliError> {
     }
 }
 
-fn open_store(opts: &GlobalOptions) -> Result<FileStore, CliError> {
-    let base_dir = store_base_dir(opts)?;
-    open_file_store(&base_dir, &opts.store_flags()).map_err(|e| match e {
+/// Open the file store under `base_dir` (from [`store_base_dir`]) for a watermark command.
+fn open_store(opts: &GlobalOptions, base_dir: &Path) -> Result<FileStore, CliError> {
+    open_file_store(base_dir, &opts.store_flags()).map_err(|e| match e {
         CliError::StoreAtStart {
             source: source @ StoreError::Locked { .. },
             ..
@@ -193,7 +193,8 @@ fn open_store(opts: &GlobalOptions) -> Result<FileStore, CliError> {
 /// Every watermark of the store. When a running signer holds the store, what it has
 /// committed, read beside it: reading needs no lock.
 fn read_records(opts: &GlobalOptions) -> Result<Vec<(WatermarkKey, Watermark)>, CliError> {
-    match open_store(opts) {
+    let base_dir = store_base_dir(opts)?;
+    match open_store(opts, &base_dir) {
         Ok(store) => Ok(block_on(store.export())??),
         Err(CliError::StoreAtStart {
             source: StoreError::Locked { path },
@@ -203,7 +204,7 @@ fn read_records(opts: &GlobalOptions) -> Result<Vec<(WatermarkKey, Watermark)>, 
                 "a running signer holds {}: these are the watermarks it has committed so far",
                 path.display()
             );
-            Ok(FileStore::read_committed(store_base_dir(opts)?)?)
+            Ok(FileStore::read_committed(&base_dir)?)
         }
         Err(e) => Err(e),
     }
@@ -219,7 +220,7 @@ pub fn run(command: &WatermarkCommand, opts: &GlobalOptions) -> Result<(), CliEr
             Ok(())
         }
         WatermarkCommand::Set(args) => {
-            let store = open_store(opts)?;
+            let store = open_store(opts, &store_base_dir(opts)?)?;
             set(&store, args)
         }
         WatermarkCommand::Export(args) => {
@@ -238,7 +239,7 @@ pub fn run(command: &WatermarkCommand, opts: &GlobalOptions) -> Result<(), CliEr
                 Err(StoreError::AlreadyInitialised { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
-            let store = open_store(opts)?;
+            let store = open_store(opts, &base_dir)?;
             let count = records.len();
             let report = block_on(interchange::import_into(&store, records))??;
             println!("{}", import_summary(&args.from, format, count, report));
