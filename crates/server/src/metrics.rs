@@ -165,7 +165,6 @@ impl Metrics {
                     "Total number of watermark backend I/O errors",
                     &["backend", "error_type", "table_name", "operation"],
                 )?,
-                backend: "",
             },
             fine_vault_seconds: histogram(
                 &r,
@@ -314,9 +313,9 @@ impl Metrics {
     /// What reports a store's I/O (`backend` is its driver name) into these metrics:
     /// ECAD's `watermark_io_*`, one operation per commit group and per compaction.
     pub fn store_io_observer(&self, backend: &'static str) -> Arc<dyn StoreIoObserver> {
-        Arc::new(StoreIoMetrics {
+        Arc::new(StoreIoReporter {
+            metrics: self.store_io.clone(),
             backend,
-            ..self.store_io.clone()
         })
     }
 
@@ -331,31 +330,42 @@ impl Metrics {
     }
 }
 
-/// ECAD's `watermark_io_*` metrics for one store. The file store has no tables, so
+/// ECAD's `watermark_io_*` metrics, shared by every store. The file store has no tables, so
 /// `table_name` is empty, as in ECAD's file backend.
 #[derive(Debug, Clone)]
 struct StoreIoMetrics {
     operations: CounterVec,
     latency: HistogramVec,
     errors: CounterVec,
+}
+
+/// One store's reports into [`StoreIoMetrics`], labelled with its driver name.
+#[derive(Debug)]
+struct StoreIoReporter {
+    metrics: StoreIoMetrics,
     backend: &'static str,
 }
 
-impl StoreIoObserver for StoreIoMetrics {
+impl StoreIoObserver for StoreIoReporter {
     fn observe(&self, io: StoreIo) {
+        let StoreIoMetrics {
+            operations,
+            latency,
+            errors,
+        } = &self.metrics;
         let result = if io.error.is_some() {
             "error"
         } else {
             "success"
         };
-        self.operations
+        operations
             .with_label_values(&[self.backend, io.operation, "", result])
             .inc();
-        self.latency
+        latency
             .with_label_values(&[self.backend, io.operation, ""])
             .observe(io.elapsed.as_secs_f64());
         if let Some(error) = io.error {
-            self.errors
+            errors
                 .with_label_values(&[self.backend, error, "", io.operation])
                 .inc();
         }
