@@ -69,14 +69,7 @@ fn serve_without_a_store_beside_another_signers_watermarks_says_to_import_them()
     assert!(!ok, "{log}");
     assert!(log.contains("another signer's watermarks"), "{log}");
     assert!(log.contains(&ecad.display().to_string()), "{log}");
-    assert!(
-        log.contains(&format!(
-            "signatory watermark import -c {} --from {}",
-            home.config_path().display(),
-            home.base_dir().display()
-        )),
-        "{log}"
-    );
+    assert!(log.contains(&home.import_base_dir_command()), "{log}");
     assert!(!home.base_dir().join("watermarks").exists());
 }
 

@@ -109,11 +109,7 @@ fn init_refuses_a_base_dir_holding_ecad_watermarks_and_its_import_command_works(
         err.contains(&home.base_dir().join("watermark_v2").display().to_string()),
         "{err}"
     );
-    let import = format!(
-        "signatory watermark import -c {} --from {}",
-        home.config_path().display(),
-        home.base_dir().display()
-    );
+    let import = home.import_base_dir_command();
     assert!(err.contains(&import), "{err}");
     assert!(err.contains("--empty"), "{err}");
     assert!(!home.base_dir().join("watermarks").exists());
@@ -211,14 +207,7 @@ fn commands_on_a_missing_store_beside_octez_files_say_to_import_them() {
     let out = home.run(&["watermark", "show"]);
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(
-        err.contains(&format!(
-            "signatory watermark import -c {} --from {}",
-            home.config_path().display(),
-            home.base_dir().display()
-        )),
-        "{err}"
-    );
+    assert!(err.contains(&home.import_base_dir_command()), "{err}");
 }
 
 #[test]

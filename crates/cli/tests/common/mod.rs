@@ -51,6 +51,16 @@ impl Home {
         self.path("base")
     }
 
+    /// The command the signer suggests for importing another signer's watermarks left in
+    /// this home's base directory, with this home's configuration.
+    pub fn import_base_dir_command(&self) -> String {
+        format!(
+            "signatory watermark import -c {} --from {}",
+            self.config_path().display(),
+            self.base_dir().display()
+        )
+    }
+
     pub fn config_path(&self) -> PathBuf {
         self.path("signatory.yaml")
     }
