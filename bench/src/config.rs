@@ -90,6 +90,8 @@ pub fn write_config(args: &WriteConfigArgs) -> Result<(), BenchError> {
     let _ = writeln!(y, "server:");
     let _ = writeln!(y, "  address: {}", quote(&args.address));
     let _ = writeln!(y, "  utility_address: {}", quote(&args.utility_address));
+    // The load generator finds the keys to use with `GET /known_keys`.
+    let _ = writeln!(y, "  allow_list_known_keys: true");
     let _ = writeln!(y, "vaults:\n  local:\n    driver: file\n    config:");
     let _ = writeln!(
         y,
@@ -150,6 +152,7 @@ mod tests {
         .unwrap();
         let config = signatory_config::Config::load_with_env(&output, &|_| None).unwrap();
         assert!(config.tezos.contains_key(&key.public_key().hash()));
+        assert!(config.server.allow_list_known_keys);
         config
     }
 

@@ -130,6 +130,23 @@ pub async fn server_config(config: &Config) -> Result<ServerConfig, CliError> {
     }
     server.per_key_authorized_keys = per_key;
     server.base_path.clone_from(&config.server.base_path);
+    server.allow_list_known_keys = config.server.allow_list_known_keys;
+    let limits = &config.server.limits;
+    if let Some(bytes) = limits.max_body_bytes {
+        server.body_limit = bytes;
+    }
+    if let Some(count) = limits.max_connections {
+        server.max_connections = count;
+    }
+    if let Some(timeout) = limits.request_timeout {
+        server.request_timeout = timeout;
+    }
+    if let Some(timeout) = limits.header_read_timeout {
+        server.header_read_timeout = timeout;
+    }
+    if let Some(timeout) = limits.write_timeout {
+        server.write_timeout = timeout;
+    }
     Ok(server)
 }
 
@@ -180,6 +197,7 @@ async fn run_server(config: &Config, service: Arc<SignService>) -> Result<(), Cl
 )]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use tezos_crypto::{Curve, SecretKey};
 
     #[tokio::test]
@@ -204,6 +222,37 @@ mod tests {
         assert_eq!(server.authorized_keys, Some(vec![global]));
         // Named by two policies, listed once.
         assert_eq!(server.per_key_authorized_keys, vec![per_key]);
+        // Nothing else set: the server's defaults.
+        assert!(!server.allow_list_known_keys);
+        assert_eq!(server.body_limit, ServerConfig::DEFAULT_BODY_LIMIT);
+        assert_eq!(
+            server.max_connections,
+            ServerConfig::DEFAULT_MAX_CONNECTIONS
+        );
+        assert_eq!(
+            server.request_timeout,
+            ServerConfig::DEFAULT_REQUEST_TIMEOUT
+        );
+        assert_eq!(
+            server.header_read_timeout,
+            ServerConfig::DEFAULT_HEADER_READ_TIMEOUT
+        );
+        assert_eq!(server.write_timeout, ServerConfig::DEFAULT_WRITE_TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn limits_and_known_keys_listing_come_from_the_configuration() {
+        let yaml = "server:\n  allow_list_known_keys: true\n  limits:\n    \
+                    max_body_bytes: 70000\n    max_connections: 8\n    request_timeout: 5s\n    \
+                    header_read_timeout: 3s\n    write_timeout: 2s\n";
+        let config = Config::parse(yaml, "s.yaml", &|_| None).unwrap();
+        let server = server_config(&config).await.unwrap();
+        assert!(server.allow_list_known_keys);
+        assert_eq!(server.body_limit, 70_000);
+        assert_eq!(server.max_connections, 8);
+        assert_eq!(server.request_timeout, Duration::from_secs(5));
+        assert_eq!(server.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(server.write_timeout, Duration::from_secs(2));
     }
 
     #[tokio::test]

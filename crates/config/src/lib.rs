@@ -7,6 +7,13 @@
 //!   address: :6732                      # default; `:port` means every interface
 //!   utility_address: :9583              # default
 //!   authorized_keys: [edpk…]            # optional: clients must authenticate
+//!   allow_list_known_keys: false        # default; `GET /known_keys` answers 403
+//!   limits:                             # optional; each one has a default
+//!     max_body_bytes: 262144
+//!     max_connections: 512
+//!     request_timeout: 30s              # Go durations: 30s, 1m30s, 500ms
+//!     header_read_timeout: 10s
+//!     write_timeout: 10s
 //! vaults:
 //!   local:
 //!     driver: file
@@ -31,6 +38,7 @@
 #![forbid(unsafe_code)]
 
 mod address;
+mod duration;
 mod env;
 mod error;
 pub mod kinds;
@@ -43,6 +51,7 @@ pub use error::{ConfigError, ConfigWarning};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tezos_crypto::{ChainId, PublicKey, PublicKeyHash};
 
 /// Untyped settings of a driver, parsed by the driver itself.
@@ -83,6 +92,25 @@ pub struct ServerConfig {
     pub authorized_keys: Option<Vec<PublicKey>>,
     /// Serve the API under this prefix (`/signer`); empty for the root.
     pub base_path: String,
+    /// Whether `GET /known_keys` lists the keys (off unless asked for, as in Octez).
+    pub allow_list_known_keys: bool,
+    pub limits: ServerLimits,
+}
+
+/// `server.limits`: `None` leaves the server's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Largest request body accepted.
+    pub max_body_bytes: Option<usize>,
+    /// Connections served at once on each listener; more wait to be accepted.
+    pub max_connections: Option<usize>,
+    /// Time to read a request's body and answer it.
+    pub request_timeout: Option<Duration>,
+    /// Time a client has to send a request's header (also how long an idle connection stays
+    /// open).
+    pub header_read_timeout: Option<Duration>,
+    /// Longest a write to a client that stopped reading may stay blocked.
+    pub write_timeout: Option<Duration>,
 }
 
 impl ServerConfig {

@@ -34,7 +34,8 @@ pub(crate) struct RawConfig {
 #[derive(Debug, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping of server settings (address, utility_address, authorized_keys, base_path)"
+    expecting = "a mapping of server settings (address, utility_address, authorized_keys, \
+                 base_path, allow_list_known_keys, limits)"
 )]
 pub(crate) struct RawServer {
     /// Serve the API under this path prefix (an extension of ECAD's schema).
@@ -50,6 +51,33 @@ pub(crate) struct RawServer {
     /// Known to ECAD; refused here with an explanation rather than ignored.
     #[serde(default)]
     pub jwt: Option<Value>,
+    /// Serve `GET /known_keys` (an extension; Octez's signer has `--allow-list-known-keys`).
+    #[serde(default, deserialize_with = "yaml_bool")]
+    pub allow_list_known_keys: Option<bool>,
+    /// Limits of the HTTP listeners (an extension of ECAD's schema).
+    #[serde(default)]
+    pub limits: Option<RawLimits>,
+}
+
+/// `server.limits`: each one optional, the server's default applies when absent.
+#[derive(Debug, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of limits (max_body_bytes, max_connections, request_timeout, \
+                 header_read_timeout, write_timeout)"
+)]
+pub(crate) struct RawLimits {
+    #[serde(default)]
+    pub max_body_bytes: Option<u64>,
+    #[serde(default)]
+    pub max_connections: Option<u64>,
+    /// Durations as Go writes them (`30s`, `1m30s`, `500ms`), as in ECAD's other settings.
+    #[serde(default)]
+    pub request_timeout: Option<String>,
+    #[serde(default)]
+    pub header_read_timeout: Option<String>,
+    #[serde(default)]
+    pub write_timeout: Option<String>,
 }
 
 /// A vault or a watermark backend: a driver name and its own settings.

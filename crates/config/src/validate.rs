@@ -1,15 +1,17 @@
 //! From the file's shape to typed, checked values, naming the key path of every problem.
 
 use crate::address::ListenAddress;
+use crate::duration;
 use crate::error::{ConfigError, ConfigWarning};
 use crate::kinds;
-use crate::raw::{RawConfig, RawDriver, RawPolicy, RawServer, UniqueMap};
+use crate::raw::{RawConfig, RawDriver, RawLimits, RawPolicy, RawServer, UniqueMap};
 use crate::{
-    Config, DriverSettings, KeyPolicyConfig, ServerConfig, VaultConfig, WatermarkConfig,
-    DEFAULT_ADDRESS, DEFAULT_BASE_DIR, DEFAULT_UTILITY_ADDRESS,
+    Config, DriverSettings, KeyPolicyConfig, ServerConfig, ServerLimits, VaultConfig,
+    WatermarkConfig, DEFAULT_ADDRESS, DEFAULT_BASE_DIR, DEFAULT_UTILITY_ADDRESS,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::time::Duration;
 use tezos_crypto::{ChainId, Curve, PublicKey, PublicKeyHash};
 
 /// Parse the YAML into the raw schema; unknown keys and wrong types fail with their path.
@@ -100,6 +102,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErr
         },
     };
     let mut tezos = BTreeMap::new();
+    let mut raw_without_policy = Vec::new();
     for (key, policy) in raw.tezos.unwrap_or_default() {
         let path = format!("tezos.{key}");
         let pkh = PublicKeyHash::from_b58check(&key).map_err(|e| {
@@ -110,6 +113,9 @@ pub(crate) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErr
                 ),
             )
         })?;
+        if policy.is_none() && pkh.curve() != Curve::Bls12_381 {
+            raw_without_policy.push(key.clone());
+        }
         let policy = key_policy(&mut c, &path, &pkh, policy)?;
         if tezos.insert(pkh, policy).is_some() {
             return Err(c.invalid(&path, "this key is listed twice"));
@@ -118,6 +124,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErr
     if tezos.is_empty() {
         c.warn("tezos", "no keys are listed: nothing will be signed");
     }
+    warn_default_policies_refuse_dal(&mut c, &raw_without_policy);
     if vaults.is_empty() {
         c.warn("vaults", "no vaults are configured: no key can sign");
     }
@@ -132,6 +139,32 @@ pub(crate) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErr
     })
 }
 
+/// Keys listed with no value get block, preattestation and attestation, as in ECAD; a
+/// baker with a DAL node also sends attestations with DAL content, and refusing them loses
+/// the attestation itself, not only DAL rewards. tz4 keys are left out: their attestations
+/// carry DAL content under the `attestation` kind. One warning for all such keys.
+fn warn_default_policies_refuse_dal(c: &mut Checker<'_>, keys: &[String]) {
+    let (path, which) = match keys {
+        [] => return,
+        [only] => (format!("tezos.{only}"), "listed with no value".to_owned()),
+        [first, second, rest @ ..] => (
+            "tezos".to_owned(),
+            match rest.len() {
+                0 => format!("{first} and {second} are listed with no value"),
+                more => format!("{first}, {second} and {more} more keys are listed with no value"),
+            },
+        ),
+    };
+    c.warn(
+        path,
+        format!(
+            "{which}: block, preattestation and attestation are allowed, but attestations with \
+             DAL content are refused; if this baker runs a DAL node, write `allow: {{block:, \
+             preattestation:, attestation:, attestation_with_dal:}}`"
+        ),
+    );
+}
+
 fn server(c: &mut Checker<'_>, raw: Option<RawServer>) -> Result<ServerConfig, ConfigError> {
     let raw = raw.unwrap_or(RawServer {
         base_path: None,
@@ -139,6 +172,8 @@ fn server(c: &mut Checker<'_>, raw: Option<RawServer>) -> Result<ServerConfig, C
         utility_address: None,
         authorized_keys: None,
         jwt: None,
+        allow_list_known_keys: None,
+        limits: None,
     });
     if raw.jwt.as_ref().is_some_and(|v| !v.is_null()) {
         return Err(c.invalid(
@@ -162,11 +197,65 @@ fn server(c: &mut Checker<'_>, raw: Option<RawServer>) -> Result<ServerConfig, C
     }
     let authorized_keys = public_keys(c, "server.authorized_keys", raw.authorized_keys)?;
     let base_path = base_path(c, raw.base_path)?;
+    let limits = limits(c, raw.limits.unwrap_or_default())?;
     Ok(ServerConfig {
         address,
         utility_address,
         authorized_keys,
         base_path,
+        allow_list_known_keys: raw.allow_list_known_keys.unwrap_or(false),
+        limits,
+    })
+}
+
+/// A request body holds the hex of the bytes to sign: an operation of Octez's largest size
+/// (32 KiB) needs 64 KiB and its quotes.
+const LARGEST_OPERATION_BODY: u64 = 2 * 32 * 1024 + 2;
+
+fn limits(c: &mut Checker<'_>, raw: RawLimits) -> Result<ServerLimits, ConfigError> {
+    let count = |c: &Checker<'_>, name: &str, value: Option<u64>| match value {
+        None => Ok(None),
+        Some(0) => Err(c.invalid(
+            format!("server.limits.{name}"),
+            "must be at least 1; remove it for the default",
+        )),
+        Some(n) => usize::try_from(n)
+            .map(Some)
+            .map_err(|_| c.invalid(format!("server.limits.{name}"), "is too large")),
+    };
+    let max_body_bytes = count(c, "max_body_bytes", raw.max_body_bytes)?;
+    if raw
+        .max_body_bytes
+        .is_some_and(|n| n < LARGEST_OPERATION_BODY)
+    {
+        c.warn(
+            "server.limits.max_body_bytes",
+            format!(
+                "is below {LARGEST_OPERATION_BODY}: the largest operations Octez forges (32 KiB) \
+                 will be refused with 413"
+            ),
+        );
+    }
+    let max_connections = count(c, "max_connections", raw.max_connections)?;
+    let timeout = |c: &Checker<'_>, name: &str, value: Option<String>| {
+        let path = format!("server.limits.{name}");
+        let Some(text) = value else {
+            return Ok(None);
+        };
+        match duration::parse(&text) {
+            Ok(d) if d < Duration::from_millis(1) => {
+                Err(c.invalid(path, "must be at least 1ms; remove it for the default"))
+            }
+            Ok(d) => Ok(Some(d)),
+            Err(reason) => Err(c.invalid(path, reason)),
+        }
+    };
+    Ok(ServerLimits {
+        max_body_bytes,
+        max_connections,
+        request_timeout: timeout(c, "request_timeout", raw.request_timeout)?,
+        header_read_timeout: timeout(c, "header_read_timeout", raw.header_read_timeout)?,
+        write_timeout: timeout(c, "write_timeout", raw.write_timeout)?,
     })
 }
 

@@ -3,10 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use signatory_config::{
-    Config, ConfigError, DriverSettings, KeyPolicyConfig, ListenAddress, ListenHost,
+    Config, ConfigError, DriverSettings, KeyPolicyConfig, ListenAddress, ListenHost, ServerLimits,
 };
 use std::collections::BTreeSet;
 use std::io::Write;
+use std::time::Duration;
 use tezos_crypto::{ChainId, PublicKey, PublicKeyHash};
 
 const BAKER: &str = "tz1KqTpEZ7Yob7QbPE4Hy4Wo8fHG8LhKxZSx";
@@ -211,7 +212,10 @@ fn ecad_integration_shape_loads() {
         set(&["attestation", "block", "preattestation"])
     );
     assert!(policy(&config, TZ4).allow_proof_of_possession);
-    assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+    assert!(warnings(&config)
+        .iter()
+        .any(|w| w.contains(TZ3) && w.contains("attestation_with_dal")));
+    assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
 }
 
 #[test]
@@ -228,6 +232,19 @@ fn a_key_listed_with_no_value_gets_block_preattestation_attestation() {
         assert!(!p.log_payloads && !p.allow_proof_of_possession);
         assert_eq!(p.allowed_chains, None);
         assert_eq!(p.authorized_keys, None);
+    }
+    // DAL attestations are refused by that default: the tz1 key's operator is told how to
+    // allow them; tz4 attestations carry DAL content under `attestation`, so not its.
+    let dal: Vec<String> = warnings(&config)
+        .into_iter()
+        .filter(|w| w.contains("DAL"))
+        .collect();
+    match dal.as_slice() {
+        [only] => assert!(
+            only.contains(BAKER) && only.contains("attestation_with_dal:"),
+            "{only}"
+        ),
+        _ => panic!("one warning about DAL expected: {dal:?}"),
     }
 }
 
@@ -822,4 +839,99 @@ fn base_path_is_normalised_and_checked() {
     let (path, message) = error_at("server:\n  base_path: signer\n");
     assert_eq!(path, "server.base_path");
     assert!(message.contains("/signer"), "{message}");
+}
+
+#[test]
+fn known_keys_listing_is_off_unless_asked_for() {
+    let config = parse("server:\n  address: :6732\n").unwrap();
+    assert!(!config.server.allow_list_known_keys);
+    let config = parse("server:\n  allow_list_known_keys: yes\n").unwrap();
+    assert!(config.server.allow_list_known_keys);
+}
+
+#[test]
+fn server_limits_are_read_with_go_durations() {
+    let config = parse(
+        "server:\n  limits:\n    max_body_bytes: 100000\n    max_connections: 64\n    \
+         request_timeout: 1m30s\n    header_read_timeout: 2s\n    write_timeout: 500ms\n",
+    )
+    .unwrap();
+    let limits = &config.server.limits;
+    assert_eq!(limits.max_body_bytes, Some(100_000));
+    assert_eq!(limits.max_connections, Some(64));
+    assert_eq!(limits.request_timeout, Some(Duration::from_secs(90)));
+    assert_eq!(limits.header_read_timeout, Some(Duration::from_secs(2)));
+    assert_eq!(limits.write_timeout, Some(Duration::from_millis(500)));
+    assert!(config
+        .warnings
+        .iter()
+        .all(|w| !w.key_path.contains("limits")));
+    // Absent: every default is the server's.
+    let config = parse("server:\n  address: :6732\n").unwrap();
+    assert_eq!(config.server.limits, ServerLimits::default());
+}
+
+#[test]
+fn bad_server_limits_name_their_path() {
+    for (text, path, expected) in [
+        (
+            "max_connections: 0",
+            "server.limits.max_connections",
+            "at least 1",
+        ),
+        (
+            "max_body_bytes: 0",
+            "server.limits.max_body_bytes",
+            "at least 1",
+        ),
+        (
+            "request_timeout: 30",
+            "server.limits.request_timeout",
+            "like `30s`",
+        ),
+        (
+            "write_timeout: 0s",
+            "server.limits.write_timeout",
+            "at least 1ms",
+        ),
+        (
+            "header_read_timeout: soon",
+            "server.limits.header_read_timeout",
+            "like `30s`",
+        ),
+        (
+            "max_body_bytes: -1",
+            "server.limits.max_body_bytes",
+            "expected u64",
+        ),
+        ("body_limit: 1", "server.limits.body_limit", "unknown field"),
+    ] {
+        let (at, message) = error_at(&format!("server:\n  limits:\n    {text}\n"));
+        assert_eq!(at, path, "{message}");
+        assert!(message.contains(expected), "{text}: {message}");
+    }
+    // Below the size of the largest operation: accepted, with a warning that says so.
+    let config = parse("server:\n  limits:\n    max_body_bytes: 4096\n").unwrap();
+    assert!(warnings(&config)
+        .iter()
+        .any(|w| w.contains("server.limits.max_body_bytes") && w.contains("413")));
+}
+
+/// Many keys listed with no value: one warning about DAL, not one per key.
+#[test]
+fn the_dal_warning_for_many_default_policies_is_one_line() {
+    let config = parse(&format!(
+        "tezos:\n  {BAKER}:\n  {WALLET}:\n  {TZ2}:\n  {TZ3}: ~\n  {TZ4}:\n"
+    ))
+    .unwrap();
+    let dal: Vec<String> = warnings(&config)
+        .into_iter()
+        .filter(|w| w.contains("DAL"))
+        .collect();
+    assert_eq!(dal.len(), 1, "{dal:?}");
+    assert!(
+        dal.iter()
+            .all(|w| w.contains("and 2 more keys") && !w.contains(TZ4)),
+        "{dal:?}"
+    );
 }

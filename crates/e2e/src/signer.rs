@@ -141,6 +141,10 @@ pub struct SignerConfig {
     pub base_path: Option<String>,
     /// `watermark.driver`; `None` is the durable `file` store (initialised before start).
     pub watermark_driver: Option<String>,
+    /// `server.allow_list_known_keys`.
+    pub allow_list_known_keys: bool,
+    /// `server.limits`, as (key, YAML value) pairs.
+    pub limits: Vec<(String, String)>,
 }
 
 /// A signer under test. Dropping it kills the process (if any) and removes its files.
@@ -254,6 +258,15 @@ impl TestSigner {
         }
         if let Some(p) = &self.config.base_path {
             let _ = writeln!(y, "  base_path: {}", quote(p));
+        }
+        if self.config.allow_list_known_keys {
+            y.push_str("  allow_list_known_keys: true\n");
+        }
+        if !self.config.limits.is_empty() {
+            y.push_str("  limits:\n");
+            for (key, value) in &self.config.limits {
+                let _ = writeln!(y, "    {key}: {value}");
+            }
         }
         y.push_str("vaults:\n  local:\n    driver: file\n    config:\n");
         let _ = writeln!(

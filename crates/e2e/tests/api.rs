@@ -37,6 +37,7 @@ async fn public_keys_known_keys_and_authorized_keys_are_served() {
     let vault_only = SecretKey::generate(Curve::Ed25519);
     let mut config = default_keys(&keys);
     config.keys.push(KeySpec::vault_only(vault_only.clone()));
+    config.allow_list_known_keys = true;
     let signer = start(config).await;
     let mut conn = signer.connect().await.unwrap();
 
@@ -237,6 +238,40 @@ async fn oversized_body_gets_413_and_the_signer_goes_on() {
         .unwrap();
     assert_error(&resp, 413);
     // The server may close that connection; the signer itself goes on serving.
+    let mut conn = signer.connect().await.unwrap();
+    sign_ok(
+        &mut conn,
+        &signer,
+        &key,
+        &Consensus::new(1, 0, 1).attestation(),
+    )
+    .await;
+}
+
+/// `server.limits.max_body_bytes` from the configuration file reaches the listener.
+#[tokio::test]
+async fn the_body_limit_is_configurable() {
+    let key = SecretKey::generate(Curve::Ed25519);
+    let pkh = key.public_key().hash();
+    // 600 bytes of hex: under the default limit, over a configured one of 512 bytes.
+    let padded = format!("\"03{}\"", "00".repeat(300));
+    let signer = start(default_keys(std::slice::from_ref(&key))).await;
+    let mut conn = signer.connect().await.unwrap();
+    let resp = conn
+        .post(&signer.key_path(&pkh), padded.clone())
+        .await
+        .unwrap();
+    assert_ne!(resp.status, 413, "{}", resp.text());
+    drop(signer);
+
+    let mut config = default_keys(std::slice::from_ref(&key));
+    config.limits = vec![("max_body_bytes".into(), "512".into())];
+    let signer = start(config).await;
+    let mut conn = signer.connect().await.unwrap();
+    assert_error(
+        &conn.post(&signer.key_path(&pkh), padded).await.unwrap(),
+        413,
+    );
     let mut conn = signer.connect().await.unwrap();
     sign_ok(
         &mut conn,
@@ -829,10 +864,11 @@ async fn base_path_puts_every_route_under_the_prefix() {
         resp.json_str("public_key"),
         Some(key.public_key().to_b58check())
     );
-    for route in ["/authorized_keys", "/known_keys"] {
-        let resp = conn.get(&signer.path(route)).await.unwrap();
-        assert_eq!(resp.status, 200, "{route}: {}", resp.text());
-    }
+    let resp = conn.get(&signer.path("/authorized_keys")).await.unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    // Not allowed by this configuration: refused, as Octez refuses it without its flag.
+    let resp = conn.get(&signer.path("/known_keys")).await.unwrap();
+    assert_error(&resp, 403);
     sign_ok(
         &mut conn,
         &signer,

@@ -1,9 +1,9 @@
 //! The Octez remote-signer HTTP API.
 
 use crate::auth::Authenticator;
-use crate::chain_names::ChainNames;
 use crate::error::{ApiError, Rejected};
 use crate::metrics::Metrics;
+use crate::names::{ChainNames, ClientNames, Name};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
@@ -29,10 +29,14 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The chains requests name, for their metric labels and log lines.
     chain_names: Arc<ChainNames>,
+    /// The addresses of clients that failed to authenticate, for their metric label.
+    client_names: Arc<ClientNames>,
     /// `GET /authorized_keys` and `GET /known_keys` never change while running: their
     /// bodies are built once (octez-client asks for the first before every signature).
     authorized_keys_body: Bytes,
-    known_keys_body: Bytes,
+    /// `None` unless the configuration allows listing the keys (as Octez, off by default:
+    /// the list tells anyone who can reach the signer which bakers it serves).
+    known_keys_body: Option<Bytes>,
 }
 
 impl AppState {
@@ -45,21 +49,29 @@ impl AppState {
                 serde_json::json!({ "authorized_keys": list })
             }
         };
-        let known: Vec<String> = service
+        AppState {
+            service,
+            auth: Arc::new(auth),
+            metrics: Arc::new(metrics),
+            chain_names: Arc::default(),
+            client_names: Arc::default(),
+            authorized_keys_body: Bytes::from(authorized.to_string()),
+            known_keys_body: None,
+        }
+    }
+
+    /// Let `GET /known_keys` list the keys this signer serves.
+    pub fn list_known_keys(mut self) -> Self {
+        let known: Vec<String> = self
+            .service
             .keys()
             .into_iter()
             .filter(|(_, entry)| entry.policy.is_some())
             .map(|(pkh, _)| pkh.to_b58check())
             .collect();
         let known = serde_json::json!({ "known_keys": known });
-        AppState {
-            service,
-            auth: Arc::new(auth),
-            metrics: Arc::new(metrics),
-            chain_names: Arc::default(),
-            authorized_keys_body: Bytes::from(authorized.to_string()),
-            known_keys_body: Bytes::from(known.to_string()),
-        }
+        self.known_keys_body = Some(Bytes::from(known.to_string()));
+        self
     }
 }
 
@@ -144,10 +156,14 @@ impl<S: Send + Sync> FromRequest<S> for HexBody {
 
 type ClientAddr = Option<Extension<ConnectInfo<SocketAddr>>>;
 
-fn client_ip(addr: &ClientAddr) -> String {
-    addr.as_ref()
-        .map(|Extension(ConnectInfo(a))| a.ip().to_string())
-        .unwrap_or_default()
+/// Count an authentication failure under the client's address (bounded: see [`ClientNames`]).
+fn count_authentication_failure(state: &AppState, addr: &ClientAddr, status: StatusCode) {
+    let client = addr
+        .as_ref()
+        .map(|Extension(ConnectInfo(a))| state.client_names.name(&a.ip()));
+    state
+        .metrics
+        .authentication_failure(status.as_u16(), client.as_ref().map_or("", Name::label));
 }
 
 fn parse_version(v: Option<&str>) -> Result<SigningVersion, ApiError> {
@@ -262,13 +278,13 @@ pub async fn sign(
         state.metrics.sign_report(
             address,
             report,
-            chain.as_deref().unwrap_or_default(),
+            chain.as_ref().map_or("", Name::label),
             state.service.store().name(),
         );
     }
     let logged = LoggedNames {
         pkh: pkh_text,
-        chain: chain.as_deref(),
+        chain: chain.as_ref().map(|name| &*name.text),
     };
     log_sign(&attempt, &logged, &result, status, elapsed);
     match result {
@@ -294,11 +310,7 @@ async fn sign_steps(
     let client = state
         .auth
         .authenticate(&pkh, &attempt.bytes, params.authentication(), version)
-        .inspect_err(|e| {
-            state
-                .metrics
-                .authentication_failure(e.status.as_u16(), &client_ip(addr))
-        })?;
+        .inspect_err(|e| count_authentication_failure(state, addr, e.status))?;
     attempt.client = client.pkh().copied();
 
     // The pipeline runs in its own task: a client that disconnects, or the request timeout,
@@ -429,7 +441,15 @@ pub async fn authorized_keys(State(state): State<AppState>) -> Response {
 }
 
 pub async fn known_keys(State(state): State<AppState>) -> Response {
-    json_body(&state.known_keys_body)
+    match &state.known_keys_body {
+        Some(body) => json_body(body),
+        None => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "listing known keys is not allowed; set `server.allow_list_known_keys: true` in \
+             the signer's configuration to allow it",
+        )
+        .into_response(),
+    }
 }
 
 pub async fn prove_possession(
@@ -485,11 +505,7 @@ async fn prove_steps(
     let client = state
         .auth
         .authenticate(pkh, &[], params.authentication(), params.version()?)
-        .inspect_err(|e| {
-            state
-                .metrics
-                .authentication_failure(e.status.as_u16(), &client_ip(addr))
-        })?;
+        .inspect_err(|e| count_authentication_failure(state, addr, e.status))?;
     state
         .service
         .prove_possession(pkh, override_pk.as_ref(), client.pkh())

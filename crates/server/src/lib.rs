@@ -4,10 +4,10 @@
 
 pub mod api;
 pub mod auth;
-mod chain_names;
 pub mod error;
 mod listener;
 pub mod metrics;
+mod names;
 pub mod utility;
 
 use crate::api::AppState;
@@ -58,6 +58,11 @@ pub struct ServerConfig {
     /// Longest a write to a client may stay blocked (the client stopped reading); the
     /// connection is closed after.
     pub write_timeout: Duration,
+    /// Connections served at once on each listener; more wait in the kernel's backlog until
+    /// one closes, so the signer never runs out of file descriptors for its own files.
+    pub max_connections: usize,
+    /// Whether `GET /known_keys` lists the keys (403 otherwise).
+    pub allow_list_known_keys: bool,
 }
 
 impl ServerConfig {
@@ -65,6 +70,8 @@ impl ServerConfig {
     pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
     pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
     pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Half of the usual default of 1,024 open files for a service.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 
     pub fn new(listen: SocketAddr) -> Self {
         ServerConfig {
@@ -77,6 +84,8 @@ impl ServerConfig {
             request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
             header_read_timeout: Self::DEFAULT_HEADER_READ_TIMEOUT,
             write_timeout: Self::DEFAULT_WRITE_TIMEOUT,
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            allow_list_known_keys: false,
         }
     }
 
@@ -84,6 +93,7 @@ impl ServerConfig {
         ConnectionLimits {
             header_read_timeout: Some(self.header_read_timeout).filter(|d| !d.is_zero()),
             write_timeout: Some(self.write_timeout).filter(|d| !d.is_zero()),
+            max_connections: self.max_connections.max(1),
             // A request admitted just before shutdown gets its whole time.
             drain: self.header_read_timeout + self.request_timeout + Duration::from_secs(1),
         }
@@ -130,7 +140,12 @@ pub fn app_state(cfg: &ServerConfig, service: Arc<SignService>) -> Result<AppSta
             "a key policy names this client but its public key is unknown: it cannot authenticate"
         );
     }
-    Ok(AppState::new(service.clone(), auth, metrics))
+    let state = AppState::new(service.clone(), auth, metrics);
+    Ok(if cfg.allow_list_known_keys {
+        state.list_known_keys()
+    } else {
+        state
+    })
 }
 
 /// The API routes, under `cfg.base_path`, with the body limit and the request timeout.

@@ -12,9 +12,10 @@ use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio_io_timeout::TimeoutStream;
 use tower::{Service, ServiceExt};
 
@@ -26,6 +27,8 @@ pub(crate) struct ConnectionLimits {
     /// A write blocked this long (the client does not read its answers) closes the
     /// connection (`None`: no limit).
     pub write_timeout: Option<Duration>,
+    /// Connections served at once; the accept loop waits for one to close beyond this.
+    pub max_connections: usize,
     /// After shutdown is requested, how long requests in flight may take to finish.
     pub drain: Duration,
 }
@@ -54,7 +57,31 @@ pub(crate) async fn run<S>(
 {
     let builder = http1_builder(&limits);
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut last_warned: Option<Instant> = None;
     loop {
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                // Once a minute at most: a listener that stays full must not flood the log.
+                if last_warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                    tracing::warn!(
+                        listener = name,
+                        max_connections = limits.max_connections,
+                        "connection limit reached; new connections wait until one closes"
+                    );
+                    last_warned = Some(Instant::now());
+                }
+                tokio::select! {
+                    slot = Arc::clone(&slots).acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        // The semaphore is never closed.
+                        Err(_) => break,
+                    },
+                    _ = stop.wait_for(|stop| *stop) => break,
+                }
+            }
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.wait_for(|stop| *stop) => break,
@@ -89,6 +116,7 @@ pub(crate) async fn run<S>(
             if let Err(e) = conn.await {
                 tracing::debug!(listener = name, client = %remote, error = %e, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);

@@ -224,7 +224,14 @@ async fn public_keys_known_keys_and_lookups() {
     let (s, body) = call(&api, "GET", "/keys/tz1notakey", None).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_octez_error(&body, "not a public key hash");
+    // Listing the keys is off unless the configuration allows it, as in Octez.
     let (s, body) = call(&api, "GET", "/known_keys", None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_octez_error(&body, "allow_list_known_keys: true");
+    let mut listing = cfg();
+    listing.allow_list_known_keys = true;
+    let (listing_api, _) = routers(&listing, &f);
+    let (s, body) = call(&listing_api, "GET", "/known_keys", None).await;
     assert_eq!(s, StatusCode::OK);
     let known: Vec<String> = serde_json::from_value(body["known_keys"].clone()).unwrap();
     assert!(known.contains(&pkh.to_b58check()));
@@ -573,6 +580,71 @@ async fn proof_of_possession() {
     assert_eq!(s, StatusCode::FORBIDDEN);
     let (s, _) = call(&api, "GET", &format!("{uri}x"), None).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+/// Requests choose their chain and their client address: past the first few of each, the
+/// metric labels say `other`, so no client can grow the metrics without bound.
+#[tokio::test]
+async fn chain_and_client_labels_are_bounded() {
+    let f = fixture(None);
+    let client = SecretKey::generate(Curve::Ed25519);
+    let (api, utility) = routers(&cfg(), &f);
+    let pkh = f.baker.public_key().hash();
+    // 20 chains: the first 16 are named, the other 4 share `other`.
+    for chain in 0..20u8 {
+        let mut bytes = preattestation(7, 1);
+        bytes[1..5].copy_from_slice(&[chain, 1, 2, 3]);
+        let (s, body) = sign(&api, &pkh, &bytes, "").await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+    }
+    // 70 clients failing to authenticate: the first 64 by address, the rest as `other`.
+    let mut authenticated = cfg();
+    authenticated.authorized_keys = Some(vec![client.public_key()]);
+    let (strict_api, strict_utility) = routers(&authenticated, &f);
+    for i in 0..70u32 {
+        let from = std::net::SocketAddr::from((std::net::Ipv4Addr::from(0x0a00_0000 + i), 4000));
+        let req = Request::post(format!("/keys/{pkh}"))
+            .extension(axum::extract::ConnectInfo(from))
+            .body(Body::from(format!(
+                "\"{}\"",
+                hex::encode(preattestation(9, 1))
+            )))
+            .unwrap();
+        let resp = strict_api.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
+    let (_, text) = call(&utility, "GET", "/metrics", None).await;
+    let text = text.as_str().unwrap();
+    let signed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("signing_ops_total{"))
+        .collect();
+    assert_eq!(signed.len(), 17, "{signed:#?}");
+    assert!(
+        signed
+            .iter()
+            .any(|l| l.contains(r#"chain_id="other""#) && l.ends_with(" 4")),
+        "{signed:#?}"
+    );
+    let first_chain = tezos_crypto::ChainId([0, 1, 2, 3]).to_b58check();
+    assert!(signed.iter().any(|l| l.contains(&first_chain)));
+    let (_, text) = call(&strict_utility, "GET", "/metrics", None).await;
+    let failures: Vec<&str> = text
+        .as_str()
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("authentication_failure_total{"))
+        .collect();
+    assert_eq!(failures.len(), 65, "{failures:#?}");
+    assert!(failures
+        .iter()
+        .any(|l| l.contains(r#"client_ip="10.0.0.63""#)));
+    assert!(
+        failures
+            .iter()
+            .any(|l| l.contains(r#"client_ip="other""#) && l.ends_with(" 6")),
+        "{failures:#?}"
+    );
 }
 
 #[tokio::test]

@@ -165,6 +165,7 @@ async fn a_slow_header_is_cut_off() {
     let (_, service) = slow_service(Duration::ZERO);
     let mut c = cfg();
     c.header_read_timeout = Duration::from_millis(300);
+    c.allow_list_known_keys = true;
     let running = start(c, service).await;
     let mut stream = TcpStream::connect(running.api).await.unwrap();
     stream
@@ -181,6 +182,17 @@ async fn a_slow_header_is_cut_off() {
     // A complete request is served as usual.
     let (status, body) = http(running.api, "GET", "/known_keys", "").await;
     assert_eq!(status, 200, "{body}");
+    // A keep-alive connection left idle after its answer is closed after the same time.
+    let mut idle = TcpStream::connect(running.api).await.unwrap();
+    idle.write_all(b"GET /authorized_keys HTTP/1.1\r\nHost: signer\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 512];
+    let n = idle.read(&mut answer).await.unwrap();
+    assert!(answer[..n].starts_with(b"HTTP/1.1 200"));
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "an idle connection was kept open");
     running.stop.send(()).unwrap();
     running.server.await.unwrap().unwrap();
 }
@@ -222,6 +234,43 @@ async fn a_client_that_stops_reading_is_cut_off() {
     // Other clients are served as usual.
     let (status, body) = http(running.api, "GET", "/authorized_keys", "").await;
     assert_eq!(status, 200, "{body}");
+    running.stop.send(()).unwrap();
+    running.server.await.unwrap().unwrap();
+}
+
+/// Beyond `max_connections` a new connection is not served until one closes: the signer
+/// keeps its file descriptors for its own files however many clients connect.
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_for_one_to_close() {
+    let (_, service) = slow_service(Duration::ZERO);
+    let mut c = cfg();
+    c.max_connections = 1;
+    let running = start(c, service).await;
+    let mut first = TcpStream::connect(running.api).await.unwrap();
+    first
+        .write_all(b"GET /authorized_keys HTTP/1.1\r\nHost: signer\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 512];
+    let n = first.read(&mut answer).await.unwrap();
+    assert!(answer[..n].starts_with(b"HTTP/1.1 200"));
+    // The first connection stays open (keep-alive): the second waits in the backlog.
+    let api = running.api;
+    let second = tokio::spawn(async move { http(api, "GET", "/authorized_keys", "").await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !second.is_finished(),
+        "a connection beyond the limit was served"
+    );
+    drop(first);
+    let (status, body) = tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("served once the first connection closed")
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    // The utility listener counts its own connections.
+    let (status, _) = http(running.utility, "GET", "/live", "").await;
+    assert_eq!(status, 200);
     running.stop.send(()).unwrap();
     running.server.await.unwrap().unwrap();
 }

@@ -67,7 +67,10 @@ pub enum PolicyDenial {
     AuthenticationRequired,
     #[error("client {0} is not authorized for this key")]
     ClientNotAuthorized(PublicKeyHash),
-    #[error("request kind `{0}` is not allowed for this key")]
+    #[error(
+        "request kind `{0}` is not allowed for this key (the signer's operator can allow it \
+         with `{0}:` under `allow` in the key's policy)"
+    )]
     RequestKindNotAllowed(String),
     #[error("operation `{0}` is not allowed for this key")]
     OperationNotAllowed(String),
@@ -198,6 +201,11 @@ mod tests {
                 Err(PolicyDenial::RequestKindNotAllowed(kind.into()))
             );
         }
+        // The refusal says how to allow it.
+        let message = PolicyDenial::RequestKindNotAllowed("attestation_with_dal".into());
+        assert!(message
+            .to_string()
+            .contains("`attestation_with_dal:` under `allow`"));
     }
 
     #[test]
