@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What this host allows any signer: tz1 throughput of `signatory-bench ceiling` (the signer's
-# HTTP stack doing only HTTP, then signing, then signing and verifying; no policy, no
+# HTTP stack doing only HTTP, then signing, then signing and verifying each signature alone,
+# then with verification batched as the signer batches it; no policy, no
 # watermark, no log, no metrics) interleaved with the real signer on in-memory and on
 # durable file watermarks, ROUNDS times, with the same load. Prints Markdown.
 #
@@ -38,7 +39,7 @@ measure() {
 echo "| server | round | signatures | signatures/s | p50 ms | p90 ms | p99 ms | max ms | errors | server CPU µs/sig | load generator CPU µs/sig |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for round in $(seq 1 "$ROUNDS"); do
-  for kind in http sign sign-verify; do
+  for kind in http sign sign-verify sign-batch-verify; do
     measure "ceiling: $kind" "$bench" ceiling --vault-file "$work/secret.json" --addr "$api" --work "$kind"
   done
   measure "signatory, mem watermarks" "$signatory" serve -c "$work/signatory-mem.yaml"

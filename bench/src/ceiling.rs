@@ -5,7 +5,8 @@
 //! `POST /keys/{pkh}`) and does
 //! only the cryptography of a request: no policy, no watermark, no log line, no metrics.
 //! Its throughput bounds what any design of the signer can reach on the same machine;
-//! the three kinds of work separate what HTTP, signing and verifying each cost.
+//! the kinds of work separate what HTTP, signing and verifying (alone, or batched as the
+//! signer does) each cost.
 
 use crate::BenchError;
 use axum::extract::{Path, State};
@@ -14,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use clap::{Args, ValueEnum};
+use signatory_signer::verify::SignatureChecker;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -39,8 +41,11 @@ pub enum Work {
     Http,
     /// Sign every request.
     Sign,
-    /// Sign and verify every request, each signature verified alone (the signer batches).
+    /// Sign and verify every request, each signature verified alone.
     SignVerify,
+    /// Sign every request and verify it as the signer does: batched with concurrent
+    /// requests' signatures (`signatory_signer::verify`).
+    SignBatchVerify,
 }
 
 #[derive(Debug)]
@@ -55,6 +60,7 @@ struct Key {
 struct Ceiling {
     keys: HashMap<String, Key>,
     work: Work,
+    checker: SignatureChecker,
 }
 
 /// Serve until killed.
@@ -98,7 +104,11 @@ async fn run(
             get(|| async { Json(serde_json::json!({})) }),
         )
         .route("/keys/{pkh}", get(public_key).post(sign))
-        .with_state(Arc::new(Ceiling { keys, work }));
+        .with_state(Arc::new(Ceiling {
+            keys,
+            work,
+            checker: SignatureChecker::default(),
+        }));
     axum::serve(listener, app)
         .await
         .map_err(|source| BenchError::Io {
@@ -143,6 +153,15 @@ async fn sign(
         },
         Work::Sign => sign_bytes(key, &bytes, false),
         Work::SignVerify => sign_bytes(key, &bytes, true),
+        Work::SignBatchVerify => match key.secret.sign(&bytes, SigningVersion::V3) {
+            Ok(signature) => state
+                .checker
+                .verify(&key.public, &bytes, &signature, SigningVersion::V3)
+                .await
+                .map(|()| signature.to_b58check())
+                .map_err(|_| ()),
+            Err(_) => Err(()),
+        },
     };
     match signature {
         Ok(signature) => Json(serde_json::json!({ "signature": signature })).into_response(),
@@ -192,7 +211,7 @@ mod tests {
 
     #[tokio::test]
     async fn signing_work_answers_signatures_of_each_request() {
-        for work in [Work::Sign, Work::SignVerify] {
+        for work in [Work::Sign, Work::SignVerify, Work::SignBatchVerify] {
             let (addr, public) = start(work).await;
             let pkh = public.hash().to_b58check();
             let mut conn = Connection::connect(addr).await.unwrap();

@@ -7,5 +7,5 @@ pub mod policy;
 pub mod service;
 pub mod store;
 pub mod vault;
-mod verify;
+pub mod verify;
 pub mod watermark;

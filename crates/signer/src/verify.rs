@@ -27,7 +27,7 @@ struct Job {
 
 /// One queue per curve, so that a tz1 request never waits for a batch of BLS pairings.
 #[derive(Default)]
-pub(crate) struct SignatureChecker {
+pub struct SignatureChecker {
     ed25519: Queue,
     bls: Queue,
 }
@@ -44,7 +44,7 @@ impl std::fmt::Debug for SignatureChecker {
 impl SignatureChecker {
     /// Check `signature` by `key` over `msg`, batched with concurrent checks when that is
     /// cheaper (Ed25519, BLS), alone otherwise.
-    pub(crate) async fn verify(
+    pub async fn verify(
         &self,
         key: &PublicKey,
         msg: &[u8],
