@@ -4,7 +4,7 @@ use crate::error::CliError;
 use crate::options::GlobalOptions;
 use crate::watermark_store::StoreChoice;
 use signatory_config::Config;
-use signatory_vaults::FileVaultOptions;
+use signatory_vaults::{FileVault, FileVaultOptions};
 use std::fmt::Write as _;
 
 #[derive(Debug, clap::Subcommand)]
@@ -13,8 +13,11 @@ pub enum ConfigCommand {
     #[command(
         long_about = "Load the configuration, validate it, print its warnings and a \
         summary: listeners, authentication, the watermark store, the vaults and every key's \
-        policy. Vaults are not opened (no password is asked); `signatory list` opens them. \
-        Exits non-zero, naming the file and what is wrong, if the configuration is invalid.\n\n\
+        policy. Then check what `serve` needs on disk before it asks for any password: the \
+        watermark store (read without its lock, so a running signer is not disturbed) and \
+        each file vault's key file (present, private to its owner). Keys are not decrypted \
+        (no password is asked); `signatory list` opens the vaults. Exits non-zero, naming the \
+        file and what is wrong, if the configuration is invalid or `serve` would not start.\n\n\
         Example:\n  signatory config check -c /etc/signatory.yaml"
     )]
     Check,
@@ -25,8 +28,69 @@ pub fn run(command: &ConfigCommand, opts: &GlobalOptions) -> Result<(), CliError
         ConfigCommand::Check => {
             let config = opts.load_config()?;
             check_drivers(&config)?;
-            print!("{}", summary(&config));
+            let readiness = Readiness::check(&config, &opts.store_flags());
+            print!("{}", summary(&config, &readiness));
+            readiness.into_result(&config)
+        }
+    }
+}
+
+/// What `serve` would find on disk before asking for any password: the watermark store,
+/// and each file vault's key file (present, private).
+#[derive(Debug)]
+pub struct Readiness {
+    /// The file store's watermark count, `None` for the memory store.
+    store: Result<Option<usize>, String>,
+    /// Per file vault: its key file, or why `serve` would refuse it.
+    key_files: Vec<(String, Result<String, String>)>,
+}
+
+impl Readiness {
+    fn check(config: &Config, store_flags: &str) -> Readiness {
+        let store = match StoreChoice::from_config(config) {
+            Ok(StoreChoice::File { base_dir }) => {
+                crate::watermark_store::check_file_store(&base_dir, store_flags)
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            }
+            Ok(_) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        };
+        let key_files = config
+            .vaults
+            .values()
+            .filter(|vault| vault.driver == "file")
+            .map(|vault| {
+                let checked = FileVaultOptions::from_settings(&vault.name, &vault.config)
+                    .and_then(|options| {
+                        FileVault::check_key_file(&vault.name, &options)
+                            .map(|()| options.path.display().to_string())
+                    })
+                    .map_err(|e| e.to_string());
+                (vault.name.clone(), checked)
+            })
+            .collect();
+        Readiness { store, key_files }
+    }
+
+    fn problems(&self) -> Vec<&str> {
+        let store = self.store.as_ref().err().map(String::as_str);
+        let vaults = self
+            .key_files
+            .iter()
+            .filter_map(|(_, checked)| checked.as_ref().err().map(String::as_str));
+        store.into_iter().chain(vaults).collect()
+    }
+
+    fn into_result(self, config: &Config) -> Result<(), CliError> {
+        let problems: Vec<String> = self.problems().into_iter().map(str::to_owned).collect();
+        if problems.is_empty() {
             Ok(())
+        } else {
+            Err(CliError::NotReady {
+                config: config.origin.clone(),
+                problems: problems.join("\n  - "),
+            })
         }
     }
 }
@@ -54,7 +118,7 @@ fn check_drivers(config: &Config) -> Result<(), CliError> {
 }
 
 /// The report `config check` prints.
-pub fn summary(config: &Config) -> String {
+pub fn summary(config: &Config, readiness: &Readiness) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}: OK", config.origin);
     for warning in &config.warnings {
@@ -66,13 +130,23 @@ pub fn summary(config: &Config) -> String {
         "server: API on {}, metrics and health on {}",
         config.server.address, config.server.utility_address
     );
+    let restricted = config
+        .tezos
+        .values()
+        .filter(|policy| policy.authorized_keys.is_some())
+        .count();
     let _ = match &config.server.authorized_keys {
-        Some(keys) => writeln!(
+        Some(keys) if !keys.is_empty() => writeln!(
             out,
             "authentication: required for every request ({} authorized client key(s))",
             keys.len()
         ),
-        None => writeln!(out, "authentication: not required"),
+        _ if restricted > 0 => writeln!(
+            out,
+            "authentication: required for the {restricted} key(s) whose policy names clients, \
+             not for the others"
+        ),
+        _ => writeln!(out, "authentication: not required"),
     };
     let store = match StoreChoice::from_config(config) {
         Ok(StoreChoice::File { base_dir }) => format!(
@@ -82,10 +156,24 @@ pub fn summary(config: &Config) -> String {
         Ok(StoreChoice::Mem) => "mem (memory only: forgotten at every restart)".to_owned(),
         Err(e) => e.to_string(),
     };
-    let _ = writeln!(out, "watermark store: {store}");
+    let state = match &readiness.store {
+        Ok(Some(count)) => format!(" ({count} watermarks)"),
+        Ok(None) => String::new(),
+        Err(_) => " (cannot be opened: see below)".to_owned(),
+    };
+    let _ = writeln!(out, "watermark store: {store}{state}");
     let _ = writeln!(out, "vaults ({}):", config.vaults.len());
     for vault in config.vaults.values() {
-        let _ = writeln!(out, "  {}: driver {}", vault.name, vault.driver);
+        let key_file = readiness
+            .key_files
+            .iter()
+            .find(|(name, _)| name == &vault.name)
+            .map(|(_, checked)| match checked {
+                Ok(path) => format!(", key file {path}"),
+                Err(_) => ", key file unusable: see below".to_owned(),
+            })
+            .unwrap_or_default();
+        let _ = writeln!(out, "  {}: driver {}{key_file}", vault.name, vault.driver);
     }
     let _ = writeln!(out, "keys ({}):", config.tezos.len());
     for (pkh, policy) in &config.tezos {
@@ -128,14 +216,27 @@ mod tests {
             tz2Ch1abG7FNiibmV26Uzgdsnfni9XGrk5wD:\n    allow:\n      generic: [transaction]\n";
         let config = Config::parse(yaml, "s.yaml", &|_| None).unwrap();
         check_drivers(&config).unwrap();
-        let text = summary(&config);
+        let readiness = Readiness::check(&config, " -c s.yaml");
+        let text = summary(&config, &readiness);
         assert!(text.starts_with("s.yaml: OK\n"), "{text}");
         assert!(text.contains("API on 127.0.0.1:6732"), "{text}");
         assert!(
-            text.contains("watermark store: file, in /srv/signer/watermarks"),
+            text.contains(
+                "watermark store: file, in /srv/signer/watermarks (cannot be opened: see below)"
+            ),
             "{text}"
         );
-        assert!(text.contains("  local: driver file"), "{text}");
+        assert!(
+            text.contains("  local: driver file, key file unusable: see below"),
+            "{text}"
+        );
+        // Neither exists here: both are named in the error.
+        let problems = readiness.into_result(&config).unwrap_err().to_string();
+        assert!(
+            problems.contains("signatory watermark init -c s.yaml")
+                && problems.contains("/srv/secret.json"),
+            "{problems}"
+        );
         assert!(
             text.contains(
                 "  tz1b9kV41KV9N3sp69ycLdSoZ2Ak8jXwtNPv: attestation,block,preattestation"

@@ -93,6 +93,8 @@ pub enum CliError {
     NotAFileStore { driver: String },
     #[error("the secret key is not valid: {0}")]
     BadSecretKey(CryptoError),
+    #[error("{config} is valid, but `signatory serve` would not start with it:\n  - {problems}")]
+    NotReady { config: String, problems: String },
     #[error("{0}")]
     Usage(String),
     #[error("cannot {action} {}: {source}", path.display())]

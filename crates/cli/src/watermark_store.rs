@@ -106,7 +106,20 @@ impl StoreChoice {
 /// it: `init`, or `import` when another signer's watermarks are in `base_dir`, so a signer
 /// replaced in place is never followed by an empty store.
 pub fn open_file_store(base_dir: &Path, store_flags: &str) -> Result<FileStore, CliError> {
-    FileStore::open(base_dir).map_err(|source| match source {
+    FileStore::open(base_dir).map_err(|source| store_error_at_start(base_dir, store_flags, source))
+}
+
+/// How many watermarks the file store under `base_dir` holds, read as `serve` would replay
+/// them but without its lock and without changing the disk (a signer may be running). A
+/// missing or unreadable store is the error `serve` would stop with.
+pub fn check_file_store(base_dir: &Path, store_flags: &str) -> Result<usize, CliError> {
+    FileStore::read_committed(base_dir)
+        .map(|watermarks| watermarks.len())
+        .map_err(|source| store_error_at_start(base_dir, store_flags, source))
+}
+
+fn store_error_at_start(base_dir: &Path, store_flags: &str, source: StoreError) -> CliError {
+    match source {
         StoreError::NotInitialised { path, hint } => {
             let foreign = find_foreign_watermarks(base_dir);
             if foreign.is_empty() {
@@ -137,7 +150,7 @@ pub fn open_file_store(base_dir: &Path, store_flags: &str) -> Result<FileStore, 
             source: other,
             hint: String::new(),
         },
-    })
+    }
 }
 
 /// The command that imports the watermarks of `from` into the store (creating it).

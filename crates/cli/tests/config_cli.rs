@@ -20,6 +20,8 @@ fn a_good_configuration_is_summarised() {
         &["allow:", "  generic: [transaction, reveal]"],
     );
     home.write_config();
+    home.write_keys(&[]);
+    home.ok(&["watermark", "init"]);
     let out = home.ok(&["config", "check"]);
     let config = home.config_path().display().to_string();
     assert!(out.starts_with(&format!("{config}: OK\n")), "{out}");
@@ -36,11 +38,60 @@ fn a_good_configuration_is_summarised() {
     assert!(out.contains(&format!("API on {}", home.api)), "{out}");
     assert!(
         out.contains(&format!(
-            "watermark store: file, in {}",
+            "watermark store: file, in {} (0 watermarks)",
             home.base_dir().join("watermarks").display()
         )),
         "{out}"
     );
+    assert!(
+        out.contains(&format!(
+            "local: driver file, key file {}",
+            home.secret_path().display()
+        )),
+        "{out}"
+    );
+}
+
+/// What `serve` would refuse at start is found before it: a missing watermark store, a
+/// key file that others can read, a key file that is not there.
+#[test]
+fn the_check_fails_where_serve_would_not_start() {
+    let mut home = Home::new();
+    home.enable("tz1b9kV41KV9N3sp69ycLdSoZ2Ak8jXwtNPv");
+    home.write_config();
+    home.write_keys(&[]);
+    let out = home.run(&["config", "check"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("would not start") && err.contains("signatory watermark init -c"),
+        "{err}"
+    );
+    // The summary is still printed.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("keys (1):"));
+
+    home.ok(&["watermark", "init"]);
+    std::fs::set_permissions(
+        home.secret_path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let out = home.run(&["config", "check"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("chmod 600"), "{err}");
+
+    std::fs::remove_file(home.secret_path()).unwrap();
+    let out = home.run(&["config", "check"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&home.secret_path().display().to_string()),
+        "{err}"
+    );
+
+    home.write_keys(&[]);
+    home.ok(&["config", "check"]);
 }
 
 #[test]
@@ -51,6 +102,8 @@ fn deprecated_names_are_accepted_with_a_warning() {
         &["allowed_operations: [block, endorsement]"],
     );
     home.write_config();
+    home.write_keys(&[]);
+    home.ok(&["watermark", "init"]);
     let out = home.ok(&["config", "check"]);
     assert!(out.contains("warning: "), "{out}");
 }

@@ -125,6 +125,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErr
         c.warn("tezos", "no keys are listed: nothing will be signed");
     }
     warn_default_policies_refuse_dal(&mut c, &raw_without_policy);
+    warn_clients_octez_cannot_authenticate(&mut c, &server, &tezos);
     if vaults.is_empty() {
         c.warn("vaults", "no vaults are configured: no key can sign");
     }
@@ -161,6 +162,48 @@ fn warn_default_policies_refuse_dal(c: &mut Checker<'_>, keys: &[String]) {
             "{which}: block, preattestation and attestation are allowed, but attestations with \
              DAL content are refused; if this baker runs a DAL node, write `allow: {{block:, \
              preattestation:, attestation:, attestation_with_dal:}}`"
+        ),
+    );
+}
+
+/// `GET /authorized_keys` is one list for all keys, and Octez clients authenticate only
+/// when it names a key of theirs. Without a global list and with some key open to every
+/// client, it must stay empty (else those keys' clients refuse to sign), so Octez clients
+/// never authenticate and keys that name their clients refuse them (401).
+fn warn_clients_octez_cannot_authenticate(
+    c: &mut Checker<'_>,
+    server: &ServerConfig,
+    tezos: &BTreeMap<PublicKeyHash, KeyPolicyConfig>,
+) {
+    if server
+        .authorized_keys
+        .as_ref()
+        .is_some_and(|keys| !keys.is_empty())
+    {
+        return;
+    }
+    let restricted: Vec<&PublicKeyHash> = tezos
+        .iter()
+        .filter(|(_, policy)| policy.authorized_keys.is_some())
+        .map(|(pkh, _)| pkh)
+        .collect();
+    let Some(first) = restricted.first() else {
+        return;
+    };
+    if restricted.len() == tezos.len() {
+        return;
+    }
+    let which = match restricted.len() {
+        1 => "this key names".to_owned(),
+        n => format!("this key and {} other(s) name", n - 1),
+    };
+    c.warn(
+        format!("tezos.{first}.authorized_keys"),
+        format!(
+            "{which} clients while other keys accept any client and `server.authorized_keys` \
+             is not set: `GET /authorized_keys` then lists no key, Octez clients do not \
+             authenticate, and their requests for these keys are refused (401); list the \
+             clients under `server.authorized_keys` (every client then authenticates)"
         ),
     );
 }

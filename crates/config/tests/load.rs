@@ -935,3 +935,37 @@ fn the_dal_warning_for_many_default_policies_is_one_line() {
         "{dal:?}"
     );
 }
+
+/// Octez clients authenticate only when `GET /authorized_keys` names a key of theirs; a
+/// key that names its clients beside keys open to all, without a global list, warns.
+#[test]
+fn per_key_clients_without_a_global_list_warn_when_other_keys_are_open() {
+    let mixed = parse(&format!(
+        "tezos:\n  {BAKER}:\n    authorized_keys: {EDPK}\n  {WALLET}:\n"
+    ))
+    .unwrap();
+    let found: Vec<String> = warnings(&mixed)
+        .into_iter()
+        .filter(|w| w.contains("server.authorized_keys"))
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found.iter().all(|w| w.contains(BAKER) && w.contains("401")),
+        "{found:?}"
+    );
+    // Every key names its clients, or a global list exists: nothing to warn about.
+    for text in [
+        format!("tezos:\n  {BAKER}:\n    authorized_keys: {EDPK}\n"),
+        format!(
+            "server:\n  authorized_keys: {SPPK}\ntezos:\n  {BAKER}:\n    authorized_keys: \
+             {EDPK}\n  {WALLET}:\n"
+        ),
+    ] {
+        let config = parse(&text).unwrap();
+        assert!(
+            warnings(&config).iter().all(|w| !w.contains("401")),
+            "{:?}",
+            config.warnings
+        );
+    }
+}

@@ -771,11 +771,9 @@ async fn authentication_required_only_for_keys_that_name_clients() {
     })
     .await;
     let mut conn = signer.connect().await.unwrap();
+    // Empty: an Octez client of `open` that found `client` listed would refuse to sign.
     let resp = conn.get(&signer.path("/authorized_keys")).await.unwrap();
-    assert_eq!(
-        resp.json().unwrap(),
-        serde_json::json!({"authorized_keys": [client.public_key().hash().to_string()]})
-    );
+    assert_eq!(resp.json().unwrap(), serde_json::json!({}));
     let bytes = Consensus::new(60, 0, 1).attestation();
     sign_ok(&mut conn, &signer, &open, &bytes).await;
     let gpath = signer.key_path(&guarded.public_key().hash());
@@ -785,6 +783,12 @@ async fn authentication_required_only_for_keys_that_name_clients() {
         .await
         .unwrap();
     assert_signed(&resp, &guarded.public_key(), &bytes, SigningVersion::V3);
+    // The operator was told at start why Octez clients will not authenticate for `guarded`.
+    let log = std::fs::read_to_string(&signer.log_path).unwrap();
+    assert!(
+        log.contains("server.authorized_keys") && log.contains("401"),
+        "{log}"
+    );
 }
 
 #[tokio::test]

@@ -6,6 +6,12 @@
 //! The keys that may authenticate a request for a signing key are the global list
 //! (`server.authorized_keys`) and the clients that key's own policy names. The policy then
 //! decides whether that client may use that key (403 otherwise).
+//!
+//! `GET /authorized_keys` is one list for every key, and an Octez client that finds it
+//! non-empty refuses to sign unless its wallet holds one of the listed keys. So it lists
+//! clients only when every request must be authenticated anyway (a global list, or a
+//! client list in every enabled key's policy); otherwise it is empty, as ECAD Signatory's
+//! list is without a global list, and clients of unrestricted keys keep working.
 
 use crate::error::ApiError;
 use axum::http::StatusCode;
@@ -19,7 +25,7 @@ pub struct Authenticator {
     global: Vec<PublicKey>,
     /// Signing keys whose policy names clients: the global list plus those clients' keys.
     per_key: HashMap<PublicKeyHash, Vec<PublicKey>>,
-    /// Every client key hash, served by `GET /authorized_keys`.
+    /// The client key hashes served by `GET /authorized_keys` (see the module notes).
     hashes: Vec<PublicKeyHash>,
     /// Policy clients whose public key was not given: they can never authenticate.
     unresolved: Vec<PublicKeyHash>,
@@ -64,17 +70,23 @@ impl Authenticator {
     /// * `global`: `server.authorized_keys`; when non-empty, every request must authenticate.
     /// * `client_keys`: the public keys of clients named in key policies (the policies hold
     ///   only their hashes).
-    /// * `policies`: each signing key and the client hashes its policy accepts, if any.
+    /// * `policies`: every enabled signing key and the client hashes its policy accepts,
+    ///   `None` when it names none.
     pub fn new<'a>(
         global: Option<Vec<PublicKey>>,
         client_keys: &[PublicKey],
-        policies: impl IntoIterator<Item = (PublicKeyHash, &'a BTreeSet<PublicKeyHash>)>,
+        policies: impl IntoIterator<Item = (PublicKeyHash, Option<&'a BTreeSet<PublicKeyHash>>)>,
     ) -> Self {
         let global = global.unwrap_or_default();
         let mut hashes: Vec<PublicKeyHash> = global.iter().map(PublicKey::hash).collect();
         let mut per_key = HashMap::new();
         let mut unresolved = Vec::new();
+        let mut some_key_unrestricted = false;
         for (signer, clients) in policies {
+            let Some(clients) = clients else {
+                some_key_unrestricted = true;
+                continue;
+            };
             let mut keys = global.clone();
             for client in clients {
                 hashes.push(*client);
@@ -88,6 +100,10 @@ impl Authenticator {
                 }
             }
             per_key.insert(signer, keys);
+        }
+        if global.is_empty() && some_key_unrestricted {
+            // Listing policy clients would make the clients of the other keys refuse to sign.
+            hashes.clear();
         }
         hashes.sort();
         hashes.dedup();
@@ -228,7 +244,7 @@ mod tests {
         assert_eq!(garbage.unwrap_err().status, StatusCode::BAD_REQUEST);
 
         let clients: BTreeSet<_> = [client.public_key().hash()].into();
-        let per_key = Authenticator::new(None, &[client.public_key()], [(pkh(), &clients)]);
+        let per_key = Authenticator::new(None, &[client.public_key()], [(pkh(), Some(&clients))]);
         // The policy, not the authenticator, refuses this one.
         assert_eq!(
             per_key.authenticate(&pkh(), b"x", None, v),
@@ -247,7 +263,7 @@ mod tests {
         let with_global = Authenticator::new(
             Some(vec![global_client.public_key()]),
             &[client.public_key()],
-            [(pkh(), &clients)],
+            [(pkh(), Some(&clients)), (other, None)],
         );
         let sig = auth_sig(&client, &other, b"x");
         // Accepted for the key whose policy names it...
@@ -264,11 +280,42 @@ mod tests {
         assert!(with_global.authenticate(&pkh(), b"x", Some(&g), v).is_ok());
 
         // Without a global list, a key nobody is authorized for ignores the parameter.
-        let per_key_only = Authenticator::new(None, &[client.public_key()], [(pkh(), &clients)]);
+        let per_key_only = Authenticator::new(
+            None,
+            &[client.public_key()],
+            [(pkh(), Some(&clients)), (other, None)],
+        );
         assert_eq!(
             per_key_only.authenticate(&other, b"x", Some(&sig), v),
             Ok(ClientIdentity::Anonymous)
         );
+    }
+
+    /// Without a global list, listing one key's clients would make Octez clients of the
+    /// other keys refuse to sign (no listed key in their wallet): the list stays empty
+    /// unless every key names its clients.
+    #[test]
+    fn clients_are_listed_only_when_every_key_needs_authentication() {
+        let client = SecretKey::generate(Curve::P256);
+        let c = client.public_key();
+        let clients: BTreeSet<_> = [c.hash()].into();
+        let other: PublicKeyHash = "tz1burnburnburnburnburnburnburjAYjjX".parse().unwrap();
+        let keys = std::slice::from_ref(&c);
+        let mixed = Authenticator::new(None, keys, [(pkh(), Some(&clients)), (other, None)]);
+        assert_eq!(mixed.authorized_key_hashes(), None);
+        // The restricted key's clients can still authenticate when they send a signature.
+        let v = SigningVersion::default();
+        let sig = auth_sig(&client, &pkh(), b"x");
+        assert_eq!(
+            mixed.authenticate(&pkh(), b"x", Some(&sig), v),
+            Ok(ClientIdentity::Authenticated(c.hash()))
+        );
+        let all = Authenticator::new(
+            None,
+            keys,
+            [(pkh(), Some(&clients)), (other, Some(&clients))],
+        );
+        assert_eq!(all.authorized_key_hashes(), Some(&[c.hash()][..]));
     }
 
     #[test]
@@ -283,7 +330,7 @@ mod tests {
         let a = Authenticator::new(
             Some(vec![g.clone()]),
             std::slice::from_ref(&c),
-            [(pkh(), &clients)],
+            [(pkh(), Some(&clients)), (missing, None)],
         );
         let mut expected = [g.hash(), c.hash(), missing];
         expected.sort();

@@ -125,9 +125,7 @@ pub fn app_state(cfg: &ServerConfig, service: Arc<SignService>) -> Result<AppSta
             continue;
         };
         metrics.warm_up(pkh);
-        if let Some(clients) = &policy.authorized_clients {
-            policies.push((*pkh, clients));
-        }
+        policies.push((*pkh, policy.authorized_clients.as_ref()));
     }
     let auth = Authenticator::new(
         cfg.authorized_keys.clone(),

@@ -159,6 +159,12 @@ impl fmt::Debug for FileVault {
 impl FileVault {
     /// Read, check and decrypt the key file. Blocking: it reads files, may ask on the
     /// terminal, and each encrypted key costs a PBKDF2 derivation.
+    /// What `open` checks before it asks for any password: the key file exists, can be read
+    /// and is private to its owner.
+    pub fn check_key_file(name: &str, options: &FileVaultOptions) -> Result<(), OpenError> {
+        private_file::open(name, &options.path, "read the secret key file").map(drop)
+    }
+
     pub fn open(name: &str, options: &FileVaultOptions) -> Result<FileVault, OpenError> {
         let prompter: &dyn Prompter = if options.prompt {
             &TerminalPrompter
