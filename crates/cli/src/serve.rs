@@ -159,10 +159,12 @@ async fn resolve(address: &ListenAddress, key_path: &str) -> Result<SocketAddr, 
             "`{key_path}`: cannot listen on {address}"
         )));
     };
+    // IPv4 first, as Go's listeners (ECAD Signatory) pick: `localhost` often resolves to
+    // `::1` first, and clients that connect to 127.0.0.1 would find nothing there.
     let resolved = tokio::net::lookup_host((host.as_str(), address.port))
         .await
         .map_err(|e| CliError::Usage(format!("`{key_path}`: cannot resolve {address}: {e}")))?
-        .next();
+        .min_by_key(|addr| !addr.is_ipv4());
     resolved
         .ok_or_else(|| CliError::Usage(format!("`{key_path}`: {address} resolves to no address")))
 }
@@ -214,7 +216,7 @@ mod tests {
         );
         let config = Config::parse(&yaml, "s.yaml", &|_| None).unwrap();
         let server = server_config(&config).await.unwrap();
-        assert_eq!(server.listen, "0.0.0.0:7000".parse().unwrap());
+        assert_eq!(server.listen, "[::]:7000".parse().unwrap());
         assert_eq!(
             server.utility_listen,
             Some("127.0.0.1:7001".parse().unwrap())

@@ -1,7 +1,7 @@
 //! Listen addresses in ECAD Signatory's `host:port` form, where `:6732` means every interface.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 /// Where a listener binds.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -53,11 +53,12 @@ impl ListenAddress {
     }
 
     /// The socket address to bind, when no name resolution is needed. Every interface
-    /// (`:port`) is `0.0.0.0:port`, which works whether or not the host has IPv6.
+    /// (`:port`) is `[::]:port`, which the server binds for IPv4 and IPv6 at once (and as
+    /// `0.0.0.0` on a host without IPv6), as ECAD Signatory listens.
     pub fn socket_addr(&self) -> Option<SocketAddr> {
         match &self.host {
             ListenHost::All => Some(SocketAddr::new(
-                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED),
                 self.port,
             )),
             ListenHost::Ip(ip) => Some(SocketAddr::new(*ip, self.port)),
@@ -110,7 +111,7 @@ mod tests {
         }
         let all = ListenAddress::parse(":6732").unwrap();
         assert_eq!(all.host, ListenHost::All);
-        assert_eq!(all.socket_addr(), Some("0.0.0.0:6732".parse().unwrap()));
+        assert_eq!(all.socket_addr(), Some("[::]:6732".parse().unwrap()));
         let v6 = ListenAddress::parse("[::1]:1").unwrap();
         assert_eq!(v6.socket_addr(), Some("[::1]:1".parse().unwrap()));
         assert_eq!(

@@ -23,7 +23,8 @@ use axum::routing::get;
 use axum::Router;
 use signatory_signer::service::SignService;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tezos_crypto::PublicKey;
@@ -197,10 +198,37 @@ pub fn api_app(cfg: &ServerConfig, state: AppState) -> NormalizePath<Router> {
     NormalizePathLayer::trim_trailing_slash().layer(api_router(cfg, state))
 }
 
+/// Bind `addr`. The IPv6 "every interface" address (`[::]`, what `:port` means) gets one
+/// socket for IPv4 and IPv6 whatever the system's `bindv6only` default, as Go's listeners
+/// (ECAD Signatory) do; on a host without IPv6 it falls back to `0.0.0.0`.
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServerError::Bind { addr, source })
+    let bind_error = |addr| move |source| ServerError::Bind { addr, source };
+    if addr.ip() != IpAddr::V6(Ipv6Addr::UNSPECIFIED) {
+        return TcpListener::bind(addr).await.map_err(bind_error(addr));
+    }
+    match bind_dual_stack(addr) {
+        Ok(listener) => Ok(listener),
+        Err(e) if e.kind() == ErrorKind::AddrInUse || e.kind() == ErrorKind::PermissionDenied => {
+            Err(bind_error(addr)(e))
+        }
+        Err(e) => {
+            let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), addr.port());
+            tracing::info!(error = %e, "no IPv6 on this host; listening on {v4}");
+            TcpListener::bind(v4).await.map_err(bind_error(v4))
+        }
+    }
+}
+
+fn bind_dual_stack(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_only_v6(false)?;
+    // As tokio's own `bind`: a restarted signer can listen while old connections linger.
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
 }
 
 /// Bind `cfg.listen` and `cfg.utility_listen`, then [`serve_listeners`].

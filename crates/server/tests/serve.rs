@@ -275,6 +275,40 @@ async fn connections_beyond_the_limit_wait_for_one_to_close() {
     running.server.await.unwrap().unwrap();
 }
 
+/// `:port` (every interface) answers on IPv4 and on IPv6 with one listener, as ECAD
+/// Signatory's Go listener does.
+#[tokio::test]
+async fn every_interface_means_ipv4_and_ipv6() {
+    let (_, service) = slow_service(Duration::ZERO);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut c = cfg();
+    c.listen = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(signatory_server::serve(c, service, async {
+        let _ = stopped.await;
+    }));
+    let v4 = SocketAddr::from(([127, 0, 0, 1], port));
+    let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
+    let ipv6_here = std::net::TcpListener::bind("[::1]:0").is_ok();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(v4).await.is_err() {
+        assert!(Instant::now() < deadline, "never listened on {v4}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, _) = http(v4, "GET", "/authorized_keys", "").await;
+    assert_eq!(status, 200);
+    if ipv6_here {
+        let (status, _) = http(v6, "GET", "/authorized_keys", "").await;
+        assert_eq!(status, 200);
+    }
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn utility_listener_and_client_address() {
     let (key, service) = slow_service(Duration::ZERO);
