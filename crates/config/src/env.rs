@@ -4,7 +4,8 @@
 //! `${NAME:-fallback}` (the fallback when `NAME` is unset or empty) and `$$` for a literal `$`.
 //! A `$` followed by anything else is kept as it is. A variable that is not set is an error
 //! naming it: a silently empty `base_dir` or key file path would be worse than no start.
-//! Lines that are only a comment are left alone, so prose in comments never needs escaping.
+//! Comments (whole lines, and the end of a line from a `#` after a space, outside quotes)
+//! are left alone, so prose in comments never needs escaping.
 
 /// Why the configuration text could not be expanded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,13 +21,34 @@ pub(crate) fn expand(
 ) -> Result<String, EnvError> {
     let mut out = String::with_capacity(text.len());
     for (index, line) in text.split_inclusive('\n').enumerate() {
-        if line.trim_start().starts_with('#') {
-            out.push_str(line);
-        } else {
-            expand_line(line, index + 1, lookup, &mut out)?;
-        }
+        let (content, comment) = line.split_at(comment_start(line));
+        expand_line(content, index + 1, lookup, &mut out)?;
+        out.push_str(comment);
     }
     Ok(out)
+}
+
+/// Where the line's YAML comment starts (its length when it has none): a `#` at the start
+/// or after a space or tab, outside single- and double-quoted text.
+fn comment_start(line: &str) -> usize {
+    let mut quote: Option<char> = None;
+    let mut previous = ' ';
+    let mut chars = line.char_indices();
+    while let Some((at, ch)) = chars.next() {
+        match (quote, ch) {
+            (None, '#') if previous == ' ' || previous == '\t' => return at,
+            (None, '\'' | '"') => quote = Some(ch),
+            // `\"` inside double quotes is a quote, not the end.
+            (Some('"'), '\\') => {
+                chars.next();
+            }
+            // `''` inside single quotes closes and reopens: the same as staying inside.
+            (Some(open), _) if ch == open => quote = None,
+            _ => {}
+        }
+        previous = ch;
+    }
+    line.len()
 }
 
 fn expand_line(
@@ -149,6 +171,28 @@ mod tests {
         assert_eq!(
             run("# comment with $UNSET\n").unwrap(),
             "# comment with $UNSET\n"
+        );
+    }
+
+    /// A comment at the end of a line is YAML's, not the value's: left as it is.
+    #[test]
+    fn trailing_comments_are_not_expanded() {
+        assert_eq!(
+            run("base_dir: $HOME/s  # was $OLD_DIR, costs $$5\n").unwrap(),
+            "base_dir: /home/baker/s  # was $OLD_DIR, costs $$5\n"
+        );
+        assert_eq!(run("a: $HOME\t# $NOPE").unwrap(), "a: /home/baker\t# $NOPE");
+        // Not comments: `#` inside a word, or inside quotes.
+        assert_eq!(run("a: x#$HOME").unwrap(), "a: x#/home/baker");
+        assert_eq!(run("a: 'x # $HOME'").unwrap(), "a: 'x # /home/baker'");
+        assert_eq!(run("a: \"x # $HOME\"").unwrap(), "a: \"x # /home/baker\"");
+        assert_eq!(
+            run("a: \"q\\\" # $HOME\" # $NOPE").unwrap(),
+            "a: \"q\\\" # /home/baker\" # $NOPE"
+        );
+        assert_eq!(
+            run("a: 'it''s # $HOME' # $NOPE").unwrap(),
+            "a: 'it''s # /home/baker' # $NOPE"
         );
     }
 

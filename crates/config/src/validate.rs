@@ -20,7 +20,44 @@ pub(crate) fn parse_raw(text: &str, origin: &str) -> Result<RawConfig, ConfigErr
         // An empty file is an empty mapping: every default applies.
         return parse_raw("{}", origin);
     }
-    let deserializer = serde_yaml_ng::Deserializer::from_str(text);
+    // YAML merge keys (`<<: *policy`), which ECAD's YAML library applies, are applied
+    // first; other files are read straight from the text, so errors keep their line.
+    match serde_yaml_ng::from_str::<DriverSettings>(text) {
+        Ok(mut value) if has_merge_key(&value) => {
+            value.apply_merge().map_err(|e| ConfigError::Schema {
+                origin: origin.to_owned(),
+                key_path: String::new(),
+                message: format!("a merge key (`<<`) cannot be applied: {e}"),
+            })?;
+            deserialize_raw(value, origin)
+        }
+        // A file with merge keys that does not parse (a key given twice, say): the parser's
+        // own words, rather than "unknown field `<<`" from the schema.
+        Err(e) if text.contains("<<") => Err(ConfigError::Schema {
+            origin: origin.to_owned(),
+            key_path: String::new(),
+            message: e.to_string(),
+        }),
+        _ => deserialize_raw(serde_yaml_ng::Deserializer::from_str(text), origin),
+    }
+}
+
+fn has_merge_key(value: &DriverSettings) -> bool {
+    match value {
+        DriverSettings::Mapping(mapping) => mapping
+            .iter()
+            .any(|(key, value)| key.as_str() == Some("<<") || has_merge_key(value)),
+        DriverSettings::Sequence(items) => items.iter().any(has_merge_key),
+        DriverSettings::Tagged(tagged) => has_merge_key(&tagged.value),
+        _ => false,
+    }
+}
+
+fn deserialize_raw<'de, D>(deserializer: D, origin: &str) -> Result<RawConfig, ConfigError>
+where
+    D: serde::Deserializer<'de>,
+    D::Error: std::fmt::Display,
+{
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let key_path = e.path().to_string();
         let message = e.into_inner().to_string();

@@ -969,3 +969,34 @@ fn per_key_clients_without_a_global_list_warn_when_other_keys_are_open() {
         );
     }
 }
+
+/// ECAD's YAML library applies merge keys; files that share one policy between keys with
+/// `<<: *anchor` load the same here.
+#[test]
+fn yaml_merge_keys_share_a_policy() {
+    let text = format!(
+        "tezos:\n  {BAKER}: &consensus\n    allow:\n      block:\n      attestation:\n    \
+         allowed_chains: [NetXdQprcVkpaWU]\n  {TZ3}:\n    <<: *consensus\n    log_payloads: true\n  \
+         {TZ2}:\n    <<: [*consensus]\n    allowed_chains: [NetXnHfVqm9iesp]\n"
+    );
+    let config = parse(&text).unwrap();
+    let baker = policy(&config, BAKER);
+    let tz3 = policy(&config, TZ3);
+    assert_eq!(tz3.allowed_requests, baker.allowed_requests);
+    assert_eq!(tz3.allowed_chains, baker.allowed_chains);
+    assert!(tz3.log_payloads && !baker.log_payloads);
+    // A key written beside the merge wins over the merged one.
+    let tz2 = policy(&config, TZ2);
+    assert_eq!(tz2.allowed_requests, set(&["attestation", "block"]));
+    assert_ne!(tz2.allowed_chains, baker.allowed_chains);
+    // A key given twice is still refused in a file that uses merge keys.
+    let twice = format!("{text}  {BAKER}:\n    log_payloads: true\n");
+    let (at, message) = error_at(&twice);
+    assert!(
+        message.contains("twice") || message.contains("duplicate"),
+        "{at}: {message}"
+    );
+    // A merge of something that is not a mapping names the problem.
+    let (_, message) = error_at(&format!("tezos:\n  {BAKER}:\n    <<: 3\n"));
+    assert!(message.contains("merge"), "{message}");
+}
