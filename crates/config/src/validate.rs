@@ -292,6 +292,9 @@ fn server(c: &mut Checker<'_>, raw: Option<RawServer>) -> Result<ServerConfig, C
 /// (32 KiB) needs 64 KiB and its quotes.
 const LARGEST_OPERATION_BODY: u64 = 2 * 32 * 1024 + 2;
 
+/// More connections than any signer needs, far below the semaphore's limit.
+const MAX_CONNECTIONS: u64 = 1 << 20;
+
 fn limits(c: &mut Checker<'_>, raw: RawLimits) -> Result<ServerLimits, ConfigError> {
     let count = |c: &Checker<'_>, name: &str, value: Option<u64>| match value {
         None => Ok(None),
@@ -315,6 +318,12 @@ fn limits(c: &mut Checker<'_>, raw: RawLimits) -> Result<ServerLimits, ConfigErr
                  will be refused with 413"
             ),
         );
+    }
+    if raw.max_connections.is_some_and(|n| n > MAX_CONNECTIONS) {
+        return Err(c.invalid(
+            "server.limits.max_connections",
+            format!("is more than {MAX_CONNECTIONS}; each connection holds a file descriptor"),
+        ));
     }
     let max_connections = count(c, "max_connections", raw.max_connections)?;
     let timeout = |c: &Checker<'_>, name: &str, value: Option<String>| {

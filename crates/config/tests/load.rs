@@ -880,6 +880,11 @@ fn bad_server_limits_name_their_path() {
             "at least 1",
         ),
         (
+            "max_connections: 99999999999",
+            "server.limits.max_connections",
+            "more than",
+        ),
+        (
             "max_body_bytes: 0",
             "server.limits.max_body_bytes",
             "at least 1",

@@ -94,7 +94,9 @@ impl ServerConfig {
         ConnectionLimits {
             header_read_timeout: Some(self.header_read_timeout).filter(|d| !d.is_zero()),
             write_timeout: Some(self.write_timeout).filter(|d| !d.is_zero()),
-            max_connections: self.max_connections.max(1),
+            max_connections: self
+                .max_connections
+                .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
             // A request admitted just before shutdown gets its whole time.
             drain: self.header_read_timeout + self.request_timeout + Duration::from_secs(1),
         }
