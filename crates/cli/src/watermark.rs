@@ -6,7 +6,7 @@ use crate::options::GlobalOptions;
 use crate::watermark_store::{import_command, list_paths, open_file_store, StoreChoice};
 use signatory_signer::store::{StoreError, WatermarkStore};
 use signatory_signer::watermark::{Watermark, WatermarkKey};
-use signatory_stores::interchange::{self, ImportReport, ECAD_DIR, OCTEZ_READ_FILES};
+use signatory_stores::interchange::{self, ImportReport, ECAD_DIRS, OCTEZ_READ_FILES};
 use signatory_stores::FileStore;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -23,7 +23,8 @@ pub enum WatermarkCommand {
         replaced by an empty one. Refuses if a store already exists. If the keys have signed \
         before (with Octez or ECAD Signatory), import their watermarks right after.\n\n\
         Refuses, too, when the base directory holds another signer's watermarks (Octez \
-        `*_high_watermarks` files or ECAD Signatory's `watermark_v2/`): starting from an \
+        `*_high_watermarks` files or ECAD Signatory's `watermark_v2/`, `watermark_v1/` or \
+        `watermark/`): starting from an \
         empty store there could sign again below them. Import them instead (`signatory \
         watermark import --from <base_dir>` creates the store), or pass --empty.\n\n\
         Example:\n  signatory watermark init -c /etc/signatory.yaml"
@@ -62,8 +63,10 @@ pub enum WatermarkCommand {
         long_about = "Import watermarks into the store. --from takes a file exported by \
         `signatory watermark export`, an Octez signer base directory (its \
         `{block,preattestation,attestation}_high_watermarks` files, or the pre-v23 \
-        `preendorsement_high_watermarks` and `endorsement_high_watermarks`), or an ECAD Signatory base directory (its \
-        `watermark_v2/<chain>.json` files); the format is detected. Per chain, key and kind \
+        `preendorsement_high_watermarks` and `endorsement_high_watermarks`), or an ECAD \
+        Signatory base directory (its `watermark_v2/<chain>.json` files, and those of older \
+        releases in `watermark_v1/` and `watermark/`); the format is detected. Per chain, key \
+        and kind \
         the higher watermark wins: an import never lowers one. Creates the store if there is \
         none yet.\n\n\
         Example:\n  signatory watermark import -c /etc/signatory.yaml --from ~/.tezos-signer"
@@ -136,7 +139,7 @@ pub struct ExportArgs {
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
     /// An exported file, an Octez signer base directory, or an ECAD Signatory base
-    /// directory (or its `watermark_v2` directory).
+    /// directory (or one of its `watermark_v2`, `watermark_v1`, `watermark` directories).
     #[arg(long, value_name = "PATH")]
     pub from: PathBuf,
 }
@@ -405,7 +408,7 @@ impl ImportFormat {
         match self {
             ImportFormat::Signatory => "Signatory export",
             ImportFormat::Octez => "Octez signer files",
-            ImportFormat::Ecad => "ECAD Signatory watermark_v2 files",
+            ImportFormat::Ecad => "ECAD Signatory watermark files",
             ImportFormat::OctezAndEcad => "Octez signer and ECAD Signatory files",
         }
     }
@@ -424,7 +427,9 @@ pub fn read_import(
     let has_octez = OCTEZ_READ_FILES
         .iter()
         .any(|(_, name)| from.join(name).is_file());
-    let has_ecad = from.join(ECAD_DIR).is_dir() || from.file_name().is_some_and(|n| n == ECAD_DIR);
+    let has_ecad = ECAD_DIRS
+        .iter()
+        .any(|dir| from.join(dir).is_dir() || from.file_name().is_some_and(|n| n == *dir));
     let mut records = Vec::new();
     if has_octez {
         records.extend(interchange::read_octez_dir(from)?);
@@ -439,9 +444,10 @@ pub fn read_import(
         (false, false) => {
             return Err(CliError::Usage(format!(
                 "no watermarks found in {}: expected Octez files ({}) or ECAD Signatory's \
-                 {ECAD_DIR}/<chain_id>.json",
+                 {}",
                 from.display(),
-                interchange::octez_expected_names()
+                interchange::octez_expected_names(),
+                interchange::ecad_expected_names()
             )))
         }
     };

@@ -129,6 +129,39 @@ fn init_refuses_a_base_dir_holding_ecad_watermarks_and_its_import_command_works(
     );
 }
 
+/// An ECAD release before `watermark_v2` left only `watermark_v1/`: the same refusal, and
+/// the import takes the whole level for every kind.
+#[test]
+fn init_refuses_an_older_ecad_layout_and_its_import_takes_the_level() {
+    let home = Home::new();
+    home.write_config();
+    let v1 = home.base_dir().join("watermark_v1");
+    std::fs::create_dir_all(&v1).unwrap();
+    write_private(
+        &v1.join(format!("{MAINNET}.json")),
+        &format!(r#"{{"{KEY_A}": {{"level": 777, "round": 1, "order": 2, "hash": null}}}}"#),
+    );
+    let out = home.run(&["watermark", "init"]);
+    assert!(
+        !out.status.success(),
+        "init made an empty store beside ECAD's"
+    );
+    let err = stderr(&out);
+    assert!(err.contains(&v1.display().to_string()), "{err}");
+    assert!(err.contains(&home.import_base_dir_command()), "{err}");
+    let out = home.ok(&[
+        "watermark",
+        "import",
+        "--from",
+        &home.base_dir().display().to_string(),
+    ]);
+    assert!(out.contains("3 added"), "{out}");
+    for kind in ["block", "preattestation", "attestation"] {
+        let (level, _) = shown(&home, MAINNET, KEY_A, kind).unwrap();
+        assert_eq!(level, "777", "{kind}");
+    }
+}
+
 #[test]
 fn init_refuses_a_base_dir_holding_octez_watermarks_unless_empty_is_given() {
     for name in [

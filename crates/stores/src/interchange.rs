@@ -19,6 +19,10 @@
 //!   watermark. A missing hash is imported as all zeros, so no request matches it. ECAD
 //!   records a block's payload round, which can be below the block's own round, so block
 //!   watermarks are imported at round `i32::MAX`: their whole level stays taken.
+//!   Older ECAD releases wrote `<dir>/watermark/<chain>.json` (`{"<kind>": {"<pkh>": mark}}`,
+//!   read the same way) and `<dir>/watermark_v1/<chain>.json` (`{"<pkh>": {"level": N,
+//!   "round": N, "order": 0|1|2, "hash": …}}`, one mark for all kinds of a key: every kind is
+//!   imported at that level, round `i32::MAX`). All three are read and the higher wins.
 //!
 //! Our own document ([`InterchangeDocument`], version 1):
 //!
@@ -96,6 +100,12 @@ pub fn octez_expected_names() -> String {
 
 /// ECAD Signatory's watermark directory under its base directory.
 pub const ECAD_DIR: &str = "watermark_v2";
+/// The directories of older ECAD Signatory releases, which ECAD still migrates at start:
+/// a base directory may hold only these.
+pub const ECAD_V1_DIR: &str = "watermark_v1";
+pub const ECAD_V0_DIR: &str = "watermark";
+/// Every ECAD Signatory watermark directory, newest first.
+pub const ECAD_DIRS: [&str; 3] = [ECAD_DIR, ECAD_V1_DIR, ECAD_V0_DIR];
 
 /// Why watermarks could not be imported or exported.
 #[derive(Debug, thiserror::Error)]
@@ -363,40 +373,122 @@ fn ecad_kind(origin: &str, kind: &str) -> Result<WatermarkKind, ImportError> {
     }
 }
 
-/// Parse one ECAD Signatory `watermark_v2/<chain_id>.json` file.
+/// One record of an ECAD per-kind file (`watermark_v2`, `watermark`).
+fn ecad_record(
+    origin: &str,
+    chain_id: ChainId,
+    pkh: &str,
+    kind: &str,
+    mark: &EcadMark,
+) -> Result<(WatermarkKey, Watermark), ImportError> {
+    let pkh = parse_pkh(origin, pkh)?;
+    let kind = ecad_kind(origin, kind)?;
+    let request_hash = match &mark.hash {
+        Some(vh) => ecad_hash(origin, vh)?,
+        None => [0; 32],
+    };
+    // A block's payload round may be below the round it was signed at.
+    let round = match kind {
+        WatermarkKind::Block => i32::MAX,
+        _ => mark.round,
+    };
+    Ok((
+        WatermarkKey::new(chain_id, pkh, kind),
+        Watermark {
+            level: mark.level,
+            round,
+            request_hash,
+            signature: None,
+        },
+    ))
+}
+
+fn ecad_hash(origin: &str, vh: &str) -> Result<[u8; 32], ImportError> {
+    base58::decode_array::<32>(vh, Prefix::PayloadHash)
+        .map_err(|e| bad(origin, format!("hash {vh:?}: {e}")))
+}
+
+fn ecad_json<T: serde::de::DeserializeOwned>(json: &str, origin: &str) -> Result<T, ImportError> {
+    serde_json::from_str(json).map_err(|source| ImportError::Json {
+        origin: origin.to_string(),
+        format: "ECAD Signatory",
+        source,
+    })
+}
+
+/// Parse one ECAD Signatory `watermark_v2/<chain_id>.json` file: pkh → kind → mark.
 pub fn parse_ecad_chain_file(
     chain_id: ChainId,
     json: &str,
     origin: &str,
 ) -> Result<Vec<(WatermarkKey, Watermark)>, ImportError> {
-    let file: BTreeMap<String, BTreeMap<String, Option<EcadMark>>> = serde_json::from_str(json)
-        .map_err(|source| ImportError::Json {
-            origin: origin.to_string(),
-            format: "ECAD Signatory",
-            source,
-        })?;
+    let file: BTreeMap<String, BTreeMap<String, Option<EcadMark>>> = ecad_json(json, origin)?;
     let mut out = Vec::new();
     for (pkh, kinds) in &file {
-        let pkh = parse_pkh(origin, pkh)?;
         for (kind, mark) in kinds {
-            let kind = ecad_kind(origin, kind)?;
-            let Some(mark) = mark else { continue };
-            let request_hash = match &mark.hash {
-                Some(vh) => base58::decode_array::<32>(vh, Prefix::PayloadHash)
-                    .map_err(|e| bad(origin, format!("hash {vh:?}: {e}")))?,
-                None => [0; 32],
-            };
-            // A block's payload round may be below the round it was signed at.
-            let round = match kind {
-                WatermarkKind::Block => i32::MAX,
-                _ => mark.round,
-            };
+            if let Some(mark) = mark {
+                out.push(ecad_record(origin, chain_id, pkh, kind, mark)?);
+            }
+        }
+    }
+    Ok(merge_max(out))
+}
+
+/// Parse one file of ECAD's first layout, `watermark/<chain_id>.json`: kind → pkh → mark.
+pub fn parse_ecad_v0_chain_file(
+    chain_id: ChainId,
+    json: &str,
+    origin: &str,
+) -> Result<Vec<(WatermarkKey, Watermark)>, ImportError> {
+    let file: BTreeMap<String, BTreeMap<String, Option<EcadMark>>> = ecad_json(json, origin)?;
+    let mut out = Vec::new();
+    for (kind, delegates) in &file {
+        for (pkh, mark) in delegates {
+            if let Some(mark) = mark {
+                out.push(ecad_record(origin, chain_id, pkh, kind, mark)?);
+            }
+        }
+    }
+    Ok(merge_max(out))
+}
+
+/// A `watermark_v1` mark; its `round` and `order` are not needed, as the whole level is
+/// taken (below).
+#[derive(Debug, Deserialize)]
+struct EcadV1Mark {
+    level: i32,
+    #[serde(default)]
+    hash: Option<String>,
+}
+
+/// Parse one file of ECAD's second layout, `watermark_v1/<chain_id>.json`: pkh → one mark
+/// for all request kinds, ordered by (level, round, kind). Any kind may have been signed
+/// up to that level, so every kind's watermark takes the whole level (ECAD's own migration
+/// keeps only the mark's kind, which would let a block be signed again at that level).
+pub fn parse_ecad_v1_chain_file(
+    chain_id: ChainId,
+    json: &str,
+    origin: &str,
+) -> Result<Vec<(WatermarkKey, Watermark)>, ImportError> {
+    let file: BTreeMap<String, Option<EcadV1Mark>> = ecad_json(json, origin)?;
+    let mut out = Vec::new();
+    for (pkh, mark) in &file {
+        let Some(mark) = mark else { continue };
+        let pkh = parse_pkh(origin, pkh)?;
+        if let Some(vh) = &mark.hash {
+            ecad_hash(origin, vh)?;
+        }
+        for kind in [
+            WatermarkKind::Block,
+            WatermarkKind::Preattestation,
+            WatermarkKind::Attestation,
+        ] {
             out.push((
                 WatermarkKey::new(chain_id, pkh, kind),
                 Watermark {
                     level: mark.level,
-                    round,
-                    request_hash,
+                    round: i32::MAX,
+                    request_hash: [0; 32],
                     signature: None,
                 },
             ));
@@ -405,54 +497,78 @@ pub fn parse_ecad_chain_file(
     Ok(merge_max(out))
 }
 
-/// Read ECAD Signatory's file store: `dir` is its base directory (holding `watermark_v2/`)
-/// or the `watermark_v2` directory itself.
+type EcadParser = fn(ChainId, &str, &str) -> Result<Vec<(WatermarkKey, Watermark)>, ImportError>;
+
+fn ecad_parser(dir_name: &str) -> Option<EcadParser> {
+    match dir_name {
+        ECAD_DIR => Some(parse_ecad_chain_file),
+        ECAD_V1_DIR => Some(parse_ecad_v1_chain_file),
+        ECAD_V0_DIR => Some(parse_ecad_v0_chain_file),
+        _ => None,
+    }
+}
+
+/// Read ECAD Signatory's file store: `dir` is its base directory, whose `watermark_v2/`,
+/// `watermark_v1/` and `watermark/` are all read (the higher watermark wins), or one of
+/// those directories itself.
 pub fn read_ecad_dir(dir: &Path) -> Result<Vec<(WatermarkKey, Watermark)>, ImportError> {
-    let wm_dir = if dir.file_name().is_some_and(|n| n == ECAD_DIR) {
-        dir.to_path_buf()
-    } else {
-        dir.join(ECAD_DIR)
-    };
-    let entries = match fs::read_dir(&wm_dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Err(ImportError::NothingFound {
-                dir: dir.to_path_buf(),
-                expected: format!("{ECAD_DIR}/<chain_id>.json"),
-            })
-        }
-        Err(e) => return Err(io_error("list", &wm_dir)(e)),
+    let named = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| ecad_parser(n).is_some());
+    let dirs: Vec<(PathBuf, &str)> = match named {
+        Some(name) => vec![(dir.to_path_buf(), name)],
+        None => ECAD_DIRS
+            .iter()
+            .map(|name| (dir.join(name), *name))
+            .collect(),
     };
     let mut out = Vec::new();
     let mut found = false;
-    for entry in entries {
-        let path = entry.map_err(io_error("list", &wm_dir))?.path();
-        let Some(chain) = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".json"))
-        else {
+    for (wm_dir, name) in dirs {
+        let Some(parse) = ecad_parser(name) else {
             continue;
         };
-        let origin = path.display().to_string();
-        let chain_id = parse_chain(&origin, chain)?;
-        let json = fs::read_to_string(&path).map_err(io_error("read", &path))?;
-        out.extend(parse_ecad_chain_file(chain_id, &json, &origin)?);
-        found = true;
+        let entries = match fs::read_dir(&wm_dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_error("list", &wm_dir)(e)),
+        };
+        for entry in entries {
+            let path = entry.map_err(io_error("list", &wm_dir))?.path();
+            let Some(chain) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".json"))
+            else {
+                continue;
+            };
+            let origin = path.display().to_string();
+            let chain_id = parse_chain(&origin, chain)?;
+            let json = fs::read_to_string(&path).map_err(io_error("read", &path))?;
+            out.extend(parse(chain_id, &json, &origin)?);
+            found = true;
+        }
     }
     if !found {
         return Err(ImportError::NothingFound {
-            dir: wm_dir,
-            expected: "<chain_id>.json".into(),
+            dir: dir.to_path_buf(),
+            expected: ecad_expected_names(),
         });
     }
     Ok(merge_max(out))
 }
 
+/// The ECAD layouts, for messages that say what was expected.
+pub fn ecad_expected_names() -> String {
+    ECAD_DIRS.map(|d| format!("{d}/<chain_id>.json")).join(", ")
+}
+
 // ---------------------------------------------------------------------------------------
 // Another signer's watermarks left in a base directory
 
-/// The Octez files and ECAD Signatory's `watermark_v2/` (when it holds a `.json` file)
+/// The Octez files and ECAD Signatory's `watermark_v2/`, `watermark_v1/` or `watermark/`
+/// (when it holds a `.json` file)
 /// in `base_dir`: watermarks of a signer this one may replace in place. Anything that
 /// cannot be examined counts as found, since callers refuse to start from zero on it.
 pub fn find_foreign_watermarks(base_dir: &Path) -> Vec<PathBuf> {
@@ -463,17 +579,19 @@ pub fn find_foreign_watermarks(base_dir: &Path) -> Vec<PathBuf> {
             |path| !matches!(fs::symlink_metadata(path), Err(e) if e.kind() == ErrorKind::NotFound),
         )
         .collect();
-    let ecad = base_dir.join(ECAD_DIR);
-    let has_chain_file = match fs::read_dir(&ecad) {
-        Ok(mut entries) => entries.any(|entry| {
-            entry.map_or(true, |e| {
-                e.path().extension().is_some_and(|ext| ext == "json")
-            })
-        }),
-        Err(e) => e.kind() != ErrorKind::NotFound,
-    };
-    if has_chain_file {
-        found.push(ecad);
+    for name in ECAD_DIRS {
+        let ecad = base_dir.join(name);
+        let has_chain_file = match fs::read_dir(&ecad) {
+            Ok(mut entries) => entries.any(|entry| {
+                entry.map_or(true, |e| {
+                    e.path().extension().is_some_and(|ext| ext == "json")
+                })
+            }),
+            Err(e) => e.kind() != ErrorKind::NotFound,
+        };
+        if has_chain_file {
+            found.push(ecad);
+        }
     }
     found
 }

@@ -286,6 +286,78 @@ fn ecad_files_merge_attestation_with_dal_into_attestation() {
     ));
 }
 
+/// Older ECAD releases left `watermark/` (kind → pkh → mark) or `watermark_v1/` (pkh → one
+/// mark for all kinds); ECAD still migrates them at start, so a base directory may hold
+/// only these. All are read, and the higher watermark wins.
+#[test]
+fn older_ecad_layouts_are_read_and_v1_takes_the_whole_level_for_every_kind() {
+    let base = tempfile::tempdir().unwrap();
+    let v0 = base.path().join("watermark");
+    let v1 = base.path().join("watermark_v1");
+    fs::create_dir(&v0).unwrap();
+    fs::create_dir(&v1).unwrap();
+    let vh = encode(Prefix::PayloadHash, &[0x33; 32]);
+    fs::write(
+        v0.join(format!("{MAINNET}.json")),
+        format!(
+            r#"{{"block":{{"{BAKER}":{{"level":90,"round":1,"hash":"{vh}"}}}},
+                "endorsement":{{"{BAKER}":{{"level":91,"round":0,"hash":"{vh}"}}}},
+                "preendorsement":{{"{BAKER}":{{"level":91,"round":2}}}}}}"#
+        ),
+    )
+    .unwrap();
+    // The last thing this key signed under v1 was an endorsement at level 120: a block or
+    // preendorsement may have been signed at 120 before it.
+    fs::write(
+        v1.join(format!("{MAINNET}.json")),
+        format!(r#"{{"{BAKER}":{{"level":120,"round":3,"order":2,"hash":"{vh}"}}}}"#),
+    )
+    .unwrap();
+    fs::write(
+        v1.join(format!("{GHOSTNET}.json")),
+        format!(r#"{{"{BLS_BAKER}":{{"level":7,"round":null,"order":0,"hash":null}}}}"#),
+    )
+    .unwrap();
+
+    let records = read_ecad_dir(base.path()).unwrap();
+    for kind in [
+        WatermarkKind::Block,
+        WatermarkKind::Preattestation,
+        WatermarkKind::Attestation,
+    ] {
+        let m = find(&records, k(MAINNET, BAKER, kind));
+        assert_eq!((m.level, m.round), (120, i32::MAX), "{kind:?}");
+        let m = find(&records, k(GHOSTNET, BLS_BAKER, kind));
+        assert_eq!((m.level, m.round), (7, i32::MAX), "{kind:?}");
+    }
+    assert_eq!(records.len(), 6);
+
+    // Each directory alone, named directly.
+    let only_v0 = read_ecad_dir(&v0).unwrap();
+    let block = find(&only_v0, k(MAINNET, BAKER, WatermarkKind::Block));
+    assert_eq!((block.level, block.round), (90, i32::MAX));
+    let att = find(&only_v0, k(MAINNET, BAKER, WatermarkKind::Attestation));
+    assert_eq!(
+        (att.level, att.round, att.request_hash),
+        (91, 0, [0x33; 32])
+    );
+    let pre = find(&only_v0, k(MAINNET, BAKER, WatermarkKind::Preattestation));
+    assert_eq!((pre.level, pre.round), (91, 2));
+    assert_eq!(read_ecad_dir(&v1).unwrap().len(), 6);
+
+    fs::write(
+        v1.join(format!("{GHOSTNET}.json")),
+        r#"{"tz1nope":{"level":1}}"#,
+    )
+    .unwrap();
+    assert!(read_ecad_dir(base.path()).is_err());
+    assert_eq!(
+        find_foreign_watermarks(base.path()),
+        [v1.clone(), v0.clone()],
+        "both older directories are another signer's watermarks"
+    );
+}
+
 fn mark(level: i32, round: i32, h: u8, sig: Option<String>) -> Watermark {
     Watermark {
         level,

@@ -57,8 +57,10 @@ pub(crate) enum Stored<'a> {
 
 pub(crate) fn classify(value: &str) -> Stored<'_> {
     match value.split_once(':') {
-        Some(("unencrypted", key)) => Stored::Plain(key),
-        Some(("encrypted", key)) => Stored::Encrypted(key),
+        // `aggregate_*`: how Octez stored BLS (tz4) keys before they had the plain schemes;
+        // Octez still reads them.
+        Some(("unencrypted" | "aggregate_unencrypted", key)) => Stored::Plain(key),
+        Some(("encrypted" | "aggregate_encrypted", key)) => Stored::Encrypted(key),
         Some((scheme, _)) => Stored::Elsewhere(scheme),
         None if tezos_crypto::encrypted::is_encrypted(value) => Stored::Encrypted(value),
         None => Stored::Plain(value),

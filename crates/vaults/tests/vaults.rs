@@ -420,6 +420,39 @@ async fn entries_for_other_signers_are_skipped() {
     assert_eq!(keys[0].pkh, secret.public_key().hash());
 }
 
+/// Octez stored tz4 keys as `aggregate_unencrypted:` / `aggregate_encrypted:` before BLS
+/// keys had the plain schemes, and still reads them (ECAD strips any scheme too).
+#[tokio::test]
+async fn octez_aggregate_schemes_load_bls_keys() {
+    let plain = SecretKey::generate(Curve::Bls12_381);
+    let sealed = SecretKey::generate(Curve::Bls12_381);
+    let file = key_file(&[
+        (
+            "old_plain".to_owned(),
+            format!("aggregate_unencrypted:{}", plain.to_b58check().as_str()),
+        ),
+        (
+            "old_sealed".to_owned(),
+            format!(
+                "aggregate_encrypted:{}",
+                tezos_crypto::encrypted::encrypt(&sealed, b"pw")
+            ),
+        ),
+    ]);
+    let vault = open_file(&file.path, given("pw")).unwrap();
+    let mut listed: Vec<_> = vault
+        .list_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.pkh)
+        .collect();
+    listed.sort();
+    let mut expected = vec![plain.public_key().hash(), sealed.public_key().hash()];
+    expected.sort();
+    assert_eq!(listed, expected);
+}
+
 // ---------------------------------------------------------------------------------------
 // Signing errors
 
