@@ -260,9 +260,10 @@ pub async fn sign(
         Ok(_) => StatusCode::OK,
         Err(e) => e.status,
     };
-    // Anyone can name any key: only configured keys get a series of their own.
-    let address = match pkh_text {
-        Some(pkh) if status != StatusCode::NOT_FOUND => pkh,
+    // Anyone can name any key: only keys this signer holds get a series of their own,
+    // whatever the request's fate (a bad body or a failed authentication included).
+    let address = match &key {
+        Ok(key) if state.service.key(&key.pkh).is_some() => key.text.as_str(),
         _ => "unknown",
     };
     state

@@ -660,6 +660,11 @@ async fn metrics_and_health() {
     call(&api, "POST", "/keys/tz1nonsense", Some("\"00\"".into())).await;
     let stranger = SecretKey::generate(Curve::Ed25519).public_key().hash();
     sign(&api, &stranger, &preattestation(40, 1), "").await; // 404: not configured
+    // Refused before the key is looked up (a bad body, a bad version): still not labelled
+    // with the key a client made up.
+    let bad_body = Some("\"zz\"".to_string());
+    call(&api, "POST", &format!("/keys/{stranger}"), bad_body).await; // 400
+    sign(&api, &stranger, &preattestation(40, 1), "?version=9").await; // 400
     let (s, text) = call(&utility, "GET", "/metrics", None).await;
     assert_eq!(s, StatusCode::OK);
     let text = text.as_str().unwrap().to_string();
@@ -674,7 +679,7 @@ async fn metrics_and_health() {
         format!(r#"sign_handler_requests_total{{address="{pkh}",status="200"}} 2"#),
         format!(r#"sign_handler_requests_total{{address="{pkh}",status="409"}} 1"#),
         format!(r#"sign_handler_requests_total{{address="{wallet}",status="403"}} 1"#),
-        r#"sign_handler_requests_total{address="unknown",status="400"} 1"#.to_string(),
+        r#"sign_handler_requests_total{address="unknown",status="400"} 3"#.to_string(),
         r#"sign_handler_requests_total{address="unknown",status="404"} 1"#.to_string(),
         format!(r#"sign_handler_request_duration_milliseconds_count{{address="{pkh}",status="200"}} 2"#),
         format!(r#"watermark_rejection_total{{address="{pkh}",chain_id="{chain}",operation_type="preattestation",reason="different_payload"}} 1"#),
