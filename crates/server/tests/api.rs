@@ -659,7 +659,8 @@ async fn metrics_and_health() {
     sign(&api, &f.broken, &preattestation(40, 1), "").await; // 500 vault
     call(&api, "POST", "/keys/tz1nonsense", Some("\"00\"".into())).await;
     let stranger = SecretKey::generate(Curve::Ed25519).public_key().hash();
-    sign(&api, &stranger, &preattestation(40, 1), "").await; // 404: not configured
+    // 404: not configured.
+    sign(&api, &stranger, &preattestation(40, 1), "").await;
     // Refused before the key is looked up (a bad body, a bad version): still not labelled
     // with the key a client made up.
     let bad_body = Some("\"zz\"".to_string());
