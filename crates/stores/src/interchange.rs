@@ -422,16 +422,7 @@ pub fn parse_ecad_chain_file(
     json: &str,
     origin: &str,
 ) -> Result<Vec<(WatermarkKey, Watermark)>, ImportError> {
-    let file: BTreeMap<String, BTreeMap<String, Option<EcadMark>>> = ecad_json(json, origin)?;
-    let mut out = Vec::new();
-    for (pkh, kinds) in &file {
-        for (kind, mark) in kinds {
-            if let Some(mark) = mark {
-                out.push(ecad_record(origin, chain_id, pkh, kind, mark)?);
-            }
-        }
-    }
-    Ok(merge_max(out))
+    parse_ecad_nested(chain_id, json, origin, NestedBy::KeyThenKind)
 }
 
 /// Parse one file of ECAD's first layout, `watermark/<chain_id>.json`: kind → pkh → mark.
@@ -440,10 +431,28 @@ pub fn parse_ecad_v0_chain_file(
     json: &str,
     origin: &str,
 ) -> Result<Vec<(WatermarkKey, Watermark)>, ImportError> {
+    parse_ecad_nested(chain_id, json, origin, NestedBy::KindThenKey)
+}
+
+enum NestedBy {
+    KeyThenKind,
+    KindThenKey,
+}
+
+fn parse_ecad_nested(
+    chain_id: ChainId,
+    json: &str,
+    origin: &str,
+    nesting: NestedBy,
+) -> Result<Vec<(WatermarkKey, Watermark)>, ImportError> {
     let file: BTreeMap<String, BTreeMap<String, Option<EcadMark>>> = ecad_json(json, origin)?;
     let mut out = Vec::new();
-    for (kind, delegates) in &file {
-        for (pkh, mark) in delegates {
+    for (outer, marks) in &file {
+        for (inner, mark) in marks {
+            let (pkh, kind) = match nesting {
+                NestedBy::KeyThenKind => (outer, inner),
+                NestedBy::KindThenKey => (inner, outer),
+            };
             if let Some(mark) = mark {
                 out.push(ecad_record(origin, chain_id, pkh, kind, mark)?);
             }
