@@ -317,14 +317,7 @@ impl SignService {
         match decision {
             Decision::ReturnStored(stored) => {
                 self.wait_durable(durability, timings).await?;
-                // Parsed so that a damaged record is an error, not a reply.
-                let signature =
-                    Signature::from_b58check(&stored).map_err(SignError::StoredSignature)?;
-                return Ok(Signed {
-                    signature,
-                    signature_b58: stored,
-                    replayed: true,
-                });
+                return replayed(stored);
             }
             Decision::Refuse(refusal) => return Err(SignError::Watermark(refusal)),
             Decision::Advance | Decision::SignAgainSameBytes => {}
@@ -355,19 +348,9 @@ impl SignService {
             // Another signer sharing the store signed these bytes first: release its
             // signature, so that the bytes have only one. Checked like any other.
             Recorded::Existing(stored) => {
-                let signature =
-                    Signature::from_b58check(&stored).map_err(SignError::StoredSignature)?;
-                key.public_key
-                    .verify(req.bytes, &signature, req.version)
-                    .map_err(|source| SignError::BadSignature {
-                        pkh: *req.pkh,
-                        source,
-                    })?;
-                Ok(Signed {
-                    signature,
-                    signature_b58: stored,
-                    replayed: true,
-                })
+                let signed = replayed(stored)?;
+                self.verify(key, req, &signed.signature).await?;
+                Ok(signed)
             }
         }
     }
@@ -393,14 +376,25 @@ impl SignService {
         let signed = key.vault.sign(req.pkh, req.bytes, req.version).await;
         timings.vault += started.elapsed();
         let signature = signed?;
+        self.verify(key, req, &signature).await?;
+        Ok(signature)
+    }
+
+    /// Verify-before-release of a signature of `req` by `key`, batched with concurrent
+    /// checks.
+    async fn verify(
+        &self,
+        key: &KeyEntry,
+        req: &SignRequest<'_>,
+        signature: &Signature,
+    ) -> Result<(), SignError> {
         self.checker
-            .verify(&key.public_key, req.bytes, &signature, req.version)
+            .verify(&key.public_key, req.bytes, signature, req.version)
             .await
             .map_err(|source| SignError::BadSignature {
                 pkh: *req.pkh,
                 source,
-            })?;
-        Ok(signature)
+            })
     }
 
     /// Produce a BLS proof of possession for a tz4 key (no watermark applies).
@@ -484,4 +478,15 @@ fn watermark_slot(
         },
         WatermarkRequest::for_bytes(level, round, bytes),
     )))
+}
+
+/// A signature recorded in the store, released again. Parsed so that a damaged record is
+/// an error, not a reply.
+fn replayed(stored: String) -> Result<Signed, SignError> {
+    let signature = Signature::from_b58check(&stored).map_err(SignError::StoredSignature)?;
+    Ok(Signed {
+        signature,
+        signature_b58: stored,
+        replayed: true,
+    })
 }
