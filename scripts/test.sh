@@ -10,6 +10,10 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 export CARGO_TERM_COLOR=never
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+# A one-shot run needs neither incremental state nor full debug info; both multiply the
+# target directory's size (a CI build once ran out of disk). Set either to override.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+export CARGO_PROFILE_DEV_DEBUG=${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}
 
 step() { printf '\n==> %s\n' "$*"; }
 as_root() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi; }
@@ -27,6 +31,19 @@ if ((${#need[@]})); then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 
+# --- disk ----------------------------------------------------------------------------------
+# The build, the node packages and the fuzz build take about NEED_GB; say so plainly rather
+# than fail later inside the linker.
+NEED_GB=4
+target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
+mkdir -p "$target_dir"
+free_gb=$(df -Pk "$target_dir" | awk 'NR==2 {print int($4 / 1048576)}')
+echo "free disk under $target_dir: ${free_gb} GB (the run needs about ${NEED_GB} GB)"
+if ((free_gb < NEED_GB)); then
+  echo "error: not enough free disk for the build; free some space and run again" >&2
+  exit 1
+fi
+
 # --- 1. the Rust suite ----------------------------------------------------------------------
 step "building the signatory binary (used by the end-to-end and interop tests)"
 cargo build --locked -p signatory
@@ -35,7 +52,7 @@ step "cargo test (workspace)"
 cargo test --locked --workspace --all-targets
 
 # --- 2. interop with real clients -----------------------------------------------------------
-export SIGNATORY_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/signatory"
+export SIGNATORY_BIN="$target_dir/debug/signatory"
 for pkg in tests/interop/*/; do
   [[ -f $pkg/package.json ]] || continue
   step "interop: $pkg (npm ci, node --test)"
