@@ -113,6 +113,12 @@ pub async fn server_config(config: &Config) -> Result<ServerConfig, CliError> {
     let mut server = ServerConfig::new(resolve(&config.server.address, "server.address").await?);
     server.utility_listen =
         Some(resolve(&config.server.utility_address, "server.utility_address").await?);
+    if let Some(tcp) = &config.server.tcp_address {
+        server.octez_tcp_listen = Some(resolve(tcp, "server.tcp_address").await?);
+    }
+    server
+        .octez_unix_socket
+        .clone_from(&config.server.unix_socket);
     server
         .authorized_keys
         .clone_from(&config.server.authorized_keys);
@@ -171,13 +177,16 @@ async fn resolve(address: &ListenAddress, key_path: &str) -> Result<SocketAddr, 
 
 async fn run_server(config: &Config, service: Arc<SignService>) -> Result<(), CliError> {
     let server = server_config(config).await?;
+    let everywhere = std::iter::once(&config.server.address)
+        .chain(&config.server.tcp_address)
+        .find(|address| address.host == ListenHost::All);
     match &server.authorized_keys {
         Some(keys) => tracing::info!(clients = keys.len(), "every request must be authenticated"),
-        None if config.server.address.host == ListenHost::All => tracing::warn!(
-            address = %config.server.address,
-            "the API listens on every interface and needs no authentication: anyone who can \
-             reach this port can ask for signatures (set server.authorized_keys, or listen on \
-             127.0.0.1)"
+        None if everywhere.is_some() => tracing::warn!(
+            address = %everywhere.map(ToString::to_string).unwrap_or_default(),
+            "the signer listens on every interface and needs no authentication: anyone who \
+             can reach this port can ask for signatures (set server.authorized_keys, or listen \
+             on 127.0.0.1)"
         ),
         None => {
             tracing::info!("requests need no authentication (server.authorized_keys is not set)")

@@ -95,6 +95,10 @@ pub struct ServerConfig {
     /// Whether `GET /known_keys` lists the keys (off unless asked for, as in Octez).
     pub allow_list_known_keys: bool,
     pub limits: ServerLimits,
+    /// `server.tcp_address`: Octez's socket protocol over TCP (`None`: off).
+    pub tcp_address: Option<ListenAddress>,
+    /// `server.unix_socket`: Octez's socket protocol on this Unix socket path (`None`: off).
+    pub unix_socket: Option<PathBuf>,
 }
 
 /// `server.limits`: `None` leaves the server's default.

@@ -34,8 +34,8 @@ pub(crate) struct RawConfig {
 #[derive(Debug, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping of server settings (address, utility_address, authorized_keys, \
-                 base_path, allow_list_known_keys, limits)"
+    expecting = "a mapping of server settings (address, utility_address, tcp_address, \
+                 unix_socket, authorized_keys, base_path, allow_list_known_keys, limits)"
 )]
 pub(crate) struct RawServer {
     /// Serve the API under this path prefix (an extension of ECAD's schema).
@@ -57,6 +57,14 @@ pub(crate) struct RawServer {
     /// Limits of the HTTP listeners (an extension of ECAD's schema).
     #[serde(default)]
     pub limits: Option<RawLimits>,
+    /// Octez's socket protocol over TCP, for `tcp://host:port/tz1…` signers (an extension;
+    /// off unless set).
+    #[serde(default, deserialize_with = "present")]
+    pub tcp_address: Option<Option<String>>,
+    /// Octez's socket protocol over a Unix socket, for `unix:/path?pkh=tz1…` signers (an
+    /// extension; off unless set).
+    #[serde(default, deserialize_with = "present")]
+    pub unix_socket: Option<Option<String>>,
 }
 
 /// `server.limits`: each one optional, the server's default applies when absent.

@@ -254,6 +254,8 @@ fn server(c: &mut Checker<'_>, raw: Option<RawServer>) -> Result<ServerConfig, C
         jwt: None,
         allow_list_known_keys: None,
         limits: None,
+        tcp_address: None,
+        unix_socket: None,
     });
     if raw.jwt.as_ref().is_some_and(|v| !v.is_null()) {
         return Err(c.invalid(
@@ -275,6 +277,28 @@ fn server(c: &mut Checker<'_>, raw: Option<RawServer>) -> Result<ServerConfig, C
             format!("is the same as `server.address` ({address}); give them different ports"),
         ));
     }
+    let tcp_address = match raw.tcp_address {
+        None => None,
+        Some(None) => {
+            return Err(c.invalid(
+                "server.tcp_address",
+                "is empty; expected `host:port` such as `127.0.0.1:7732`, or remove it (the \
+                 socket protocol is then off)",
+            ))
+        }
+        Some(Some(text)) => {
+            let tcp =
+                ListenAddress::parse(&text).map_err(|r| c.invalid("server.tcp_address", r))?;
+            if tcp.port != 0 && (tcp == address || tcp == utility_address) {
+                return Err(c.invalid(
+                    "server.tcp_address",
+                    format!("{tcp} is already used by `server.address` or `server.utility_address`; give it its own port (Octez's is 7732)"),
+                ));
+            }
+            Some(tcp)
+        }
+    };
+    let unix_socket = unix_socket(c, raw.unix_socket)?;
     let authorized_keys = public_keys(c, "server.authorized_keys", raw.authorized_keys)?;
     let base_path = base_path(c, raw.base_path)?;
     let limits = limits(c, raw.limits.unwrap_or_default())?;
@@ -285,7 +309,28 @@ fn server(c: &mut Checker<'_>, raw: Option<RawServer>) -> Result<ServerConfig, C
         base_path,
         allow_list_known_keys: raw.allow_list_known_keys.unwrap_or(false),
         limits,
+        tcp_address,
+        unix_socket,
     })
+}
+
+/// An absolute path: a relative one would depend on the directory the signer starts in.
+fn unix_socket(
+    c: &Checker<'_>,
+    raw: Option<Option<String>>,
+) -> Result<Option<PathBuf>, ConfigError> {
+    let path = match raw {
+        None => return Ok(None),
+        Some(None) => return Err(c.invalid("server.unix_socket", "is empty; expected the socket's absolute path, such as `/run/signatory/signer.sock`, or remove it")),
+        Some(Some(text)) => PathBuf::from(text),
+    };
+    if !path.is_absolute() {
+        return Err(c.invalid(
+            "server.unix_socket",
+            format!("`{}` is not an absolute path; write the whole path, such as `/run/signatory/signer.sock`", path.display()),
+        ));
+    }
+    Ok(Some(path))
 }
 
 /// A request body holds the hex of the bytes to sign: an operation of Octez's largest size

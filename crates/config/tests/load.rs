@@ -1005,3 +1005,41 @@ fn yaml_merge_keys_share_a_policy() {
     let (_, message) = error_at(&format!("tezos:\n  {BAKER}:\n    <<: 3\n"));
     assert!(message.contains("merge"), "{message}");
 }
+
+#[test]
+fn octez_socket_listeners_are_off_unless_set() {
+    let config = parse("server:\n  address: :6732\n").unwrap();
+    assert_eq!(config.server.tcp_address, None);
+    assert_eq!(config.server.unix_socket, None);
+    let config = parse(
+        "server:\n  tcp_address: 127.0.0.1:7732\n  unix_socket: /run/signatory/signer.sock\n",
+    )
+    .unwrap();
+    assert_eq!(
+        config.server.tcp_address.map(|a| a.to_string()),
+        Some("127.0.0.1:7732".to_owned())
+    );
+    assert_eq!(
+        config.server.unix_socket,
+        Some(std::path::PathBuf::from("/run/signatory/signer.sock"))
+    );
+}
+
+#[test]
+fn bad_octez_socket_listeners_name_their_path() {
+    for (text, path, expected) in [
+        ("tcp_address: 7732", "server.tcp_address", "has no port"),
+        ("tcp_address:", "server.tcp_address", "is empty"),
+        ("tcp_address: :6732", "server.tcp_address", "already used"),
+        (
+            "unix_socket: signer.sock",
+            "server.unix_socket",
+            "not an absolute path",
+        ),
+        ("unix_socket:", "server.unix_socket", "is empty"),
+    ] {
+        let (at, message) = error_at(&format!("server:\n  {text}\n"));
+        assert_eq!(at, path, "{text}");
+        assert!(message.contains(expected), "{text}: {message}");
+    }
+}

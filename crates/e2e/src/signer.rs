@@ -145,6 +145,8 @@ pub struct SignerConfig {
     pub allow_list_known_keys: bool,
     /// `server.limits`, as (key, YAML value) pairs.
     pub limits: Vec<(String, String)>,
+    /// `server.unix_socket` at [`TestSigner::unix_socket`]: Octez's socket protocol.
+    pub unix_socket: bool,
 }
 
 /// A signer under test. Dropping it kills the process (if any) and removes its files.
@@ -262,6 +264,10 @@ impl TestSigner {
         if self.config.allow_list_known_keys {
             y.push_str("  allow_list_known_keys: true\n");
         }
+        if self.config.unix_socket {
+            let path = self.unix_socket();
+            let _ = writeln!(y, "  unix_socket: {}", quote(&path.to_string_lossy()));
+        }
         if !self.config.limits.is_empty() {
             y.push_str("  limits:\n");
             for (key, value) in &self.config.limits {
@@ -288,6 +294,11 @@ impl TestSigner {
             }
         }
         y
+    }
+
+    /// Where the signer listens for Octez's socket protocol when configured to.
+    pub fn unix_socket(&self) -> PathBuf {
+        self.dir.path().join("signer.sock")
     }
 
     /// Write another configuration for the same base directory and key file (a second

@@ -1,6 +1,6 @@
 //! The Octez remote-signer HTTP API.
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, ClientIdentity};
 use crate::error::{ApiError, Rejected};
 use crate::metrics::Metrics;
 use crate::names::{ChainNames, ClientNames, Name};
@@ -11,10 +11,10 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
-use signatory_signer::service::{SignReport, SignRequest, SignService};
+use signatory_signer::service::{SignReport, SignRequest, SignService, Signed};
 use std::borrow::Cow;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 use tezos_crypto::{PublicKey, PublicKeyHash, Signature, SigningVersion};
@@ -36,8 +36,13 @@ pub struct AppState {
     authorized_keys_body: Bytes,
     /// `None` unless the configuration allows listing the keys (as Octez, off by default:
     /// the list tells anyone who can reach the signer which bakers it serves).
+    known_keys: Option<Arc<[PublicKeyHash]>>,
     known_keys_body: Option<Bytes>,
 }
+
+/// The answer to a request for the known keys when listing them is not allowed.
+pub(crate) const KNOWN_KEYS_REFUSED: &str = "listing known keys is not allowed; set \
+     `server.allow_list_known_keys: true` in the signer's configuration to allow it";
 
 impl AppState {
     pub fn new(service: Arc<SignService>, auth: Authenticator, metrics: Metrics) -> Self {
@@ -56,21 +61,29 @@ impl AppState {
             chain_names: Arc::default(),
             client_names: Arc::default(),
             authorized_keys_body: Bytes::from(authorized.to_string()),
+            known_keys: None,
             known_keys_body: None,
         }
     }
 
+    /// The keys this signer serves, when the configuration allows listing them.
+    pub(crate) fn known_keys(&self) -> Option<&[PublicKeyHash]> {
+        self.known_keys.as_deref()
+    }
+
     /// Let `GET /known_keys` list the keys this signer serves.
     pub fn list_known_keys(mut self) -> Self {
-        let known: Vec<String> = self
+        let known: Arc<[PublicKeyHash]> = self
             .service
             .keys()
             .into_iter()
             .filter(|(_, entry)| entry.policy.is_some())
-            .map(|(pkh, _)| pkh.to_b58check())
+            .map(|(pkh, _)| *pkh)
             .collect();
-        let known = serde_json::json!({ "known_keys": known });
-        self.known_keys_body = Some(Bytes::from(known.to_string()));
+        let text: Vec<String> = known.iter().map(PublicKeyHash::to_b58check).collect();
+        let body = serde_json::json!({ "known_keys": text });
+        self.known_keys_body = Some(Bytes::from(body.to_string()));
+        self.known_keys = Some(known);
         self
     }
 }
@@ -156,11 +169,14 @@ impl<S: Send + Sync> FromRequest<S> for HexBody {
 
 type ClientAddr = Option<Extension<ConnectInfo<SocketAddr>>>;
 
-/// Count an authentication failure under the client's address (bounded: see [`ClientNames`]).
-fn count_authentication_failure(state: &AppState, addr: &ClientAddr, status: StatusCode) {
-    let client = addr
-        .as_ref()
-        .map(|Extension(ConnectInfo(a))| state.client_names.name(&a.ip()));
+/// Count an authentication failure under the client's address (bounded: see [`ClientNames`]);
+/// a Unix-socket client has none.
+pub(crate) fn count_authentication_failure(
+    state: &AppState,
+    client_ip: Option<IpAddr>,
+    status: StatusCode,
+) {
+    let client = client_ip.map(|ip| state.client_names.name(&ip));
     state
         .metrics
         .authentication_failure(status.as_u16(), client.as_ref().map_or("", Name::label));
@@ -237,11 +253,26 @@ pub struct ProofReply {
 }
 
 /// What one signing request came to, for its log line and metrics.
+/// What is known of a signing request as it goes through the steps, for its log line and
+/// metrics.
 #[derive(Debug, Default)]
-struct SignAttempt {
+pub(crate) struct SignAttempt {
     client: Option<PublicKeyHash>,
     bytes: Vec<u8>,
     report: Option<SignReport>,
+}
+
+impl SignAttempt {
+    pub(crate) fn with_bytes(bytes: Vec<u8>) -> Self {
+        SignAttempt {
+            bytes,
+            ..SignAttempt::default()
+        }
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 pub async fn sign(
@@ -253,17 +284,36 @@ pub async fn sign(
 ) -> Response {
     let started = Instant::now();
     let mut attempt = SignAttempt::default();
-    let pkh_text = key.as_ref().ok().map(|k| k.text.as_str());
-    let result = sign_steps(&state, &key, params, body, &addr, &mut attempt).await;
-    let elapsed = started.elapsed();
-    let status = match &result {
+    let client_ip = addr.map(|Extension(ConnectInfo(a))| a.ip());
+    let result = sign_steps(&state, &key, params, body, client_ip, &mut attempt).await;
+    let named = key.as_ref().ok().map(|k| (&k.pkh, k.text.as_str()));
+    finish_sign(&state, named, &attempt, &result, started.elapsed());
+    match result {
+        Ok(signed) => Json(SignatureReply {
+            signature: signed.signature_b58,
+        })
+        .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Count and log a signing request, whatever its fate; `key` is the key it names and that
+/// name as text, when it named one that parsed.
+pub(crate) fn finish_sign(
+    state: &AppState,
+    key: Option<(&PublicKeyHash, &str)>,
+    attempt: &SignAttempt,
+    result: &Result<Signed, ApiError>,
+    elapsed: std::time::Duration,
+) {
+    let status = match result {
         Ok(_) => StatusCode::OK,
         Err(e) => e.status,
     };
     // Anyone can name any key: only keys this signer holds get a series of their own,
     // whatever the request's fate (a bad body or a failed authentication included).
-    let address = match &key {
-        Ok(key) if state.service.key(&key.pkh).is_some() => key.text.as_str(),
+    let address = match key {
+        Some((pkh, text)) if state.service.key(pkh).is_some() => text,
         _ => "unknown",
     };
     state
@@ -284,14 +334,10 @@ pub async fn sign(
         );
     }
     let logged = LoggedNames {
-        pkh: pkh_text,
+        pkh: key.map(|(_, text)| text),
         chain: chain.as_ref().map(|name| &*name.text),
     };
-    log_sign(&attempt, &logged, &result, status, elapsed);
-    match result {
-        Ok(signature) => Json(SignatureReply { signature }).into_response(),
-        Err(e) => e.into_response(),
-    }
+    log_sign(attempt, &logged, result, status, elapsed);
 }
 
 /// Parse, authenticate, sign: each step fills `attempt` for the log line.
@@ -300,9 +346,9 @@ async fn sign_steps(
     key: &Result<KeyPath, ApiError>,
     params: Result<QueryParams, ApiError>,
     body: Result<HexBody, ApiError>,
-    addr: &ClientAddr,
+    client_ip: Option<IpAddr>,
     attempt: &mut SignAttempt,
-) -> Result<String, ApiError> {
+) -> Result<Signed, ApiError> {
     let pkh = key.as_ref().map_err(Clone::clone)?.pkh;
     let QueryParams(params) = params?;
     let version = params.version()?;
@@ -311,7 +357,18 @@ async fn sign_steps(
     let client = state
         .auth
         .authenticate(&pkh, &attempt.bytes, params.authentication(), version)
-        .inspect_err(|e| count_authentication_failure(state, addr, e.status))?;
+        .inspect_err(|e| count_authentication_failure(state, client_ip, e.status))?;
+    sign_authenticated(state, pkh, version, client, attempt).await
+}
+
+/// Run the signing pipeline for a request whose client is known, with `attempt.bytes`.
+pub(crate) async fn sign_authenticated(
+    state: &AppState,
+    pkh: PublicKeyHash,
+    version: SigningVersion,
+    client: ClientIdentity,
+    attempt: &mut SignAttempt,
+) -> Result<Signed, ApiError> {
     attempt.client = client.pkh().copied();
 
     // The pipeline runs in its own task: a client that disconnects, or the request timeout,
@@ -339,7 +396,7 @@ async fn sign_steps(
     })?;
     attempt.bytes = bytes;
     let result = match &report.result {
-        Ok(signed) => Ok(signed.signature_b58.clone()),
+        Ok(signed) => Ok(signed.clone()),
         Err(e) => Err(ApiError::from(e)),
     };
     attempt.report = Some(report);
@@ -391,7 +448,7 @@ struct LoggedNames<'a> {
 fn log_sign(
     attempt: &SignAttempt,
     names: &LoggedNames<'_>,
-    result: &Result<String, ApiError>,
+    result: &Result<Signed, ApiError>,
     status: StatusCode,
     elapsed: std::time::Duration,
 ) {
@@ -444,12 +501,7 @@ pub async fn authorized_keys(State(state): State<AppState>) -> Response {
 pub async fn known_keys(State(state): State<AppState>) -> Response {
     match &state.known_keys_body {
         Some(body) => json_body(body),
-        None => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "listing known keys is not allowed; set `server.allow_list_known_keys: true` in \
-             the signer's configuration to allow it",
-        )
-        .into_response(),
+        None => ApiError::new(StatusCode::FORBIDDEN, KNOWN_KEYS_REFUSED).into_response(),
     }
 }
 
@@ -461,7 +513,17 @@ pub async fn prove_possession(
 ) -> Result<Json<ProofReply>, ApiError> {
     let pkh = key?.pkh;
     let result = prove_steps(&state, &pkh, params, &addr).await;
-    match &result {
+    log_proof(&pkh, &result);
+    result.map(|proof| {
+        Json(ProofReply {
+            bls_prove_possession: proof.to_b58check(),
+        })
+    })
+}
+
+/// One line per proof-of-possession request.
+pub(crate) fn log_proof(pkh: &PublicKeyHash, result: &Result<Signature, ApiError>) {
+    match result {
         Ok(_) => tracing::info!(pkh = %pkh, decision = "signed", "proof of possession"),
         Err(e) => tracing::warn!(
             pkh = %pkh,
@@ -472,11 +534,6 @@ pub async fn prove_possession(
             "proof of possession"
         ),
     }
-    result.map(|proof| {
-        Json(ProofReply {
-            bls_prove_possession: proof.to_b58check(),
-        })
-    })
 }
 
 async fn prove_steps(
@@ -506,7 +563,10 @@ async fn prove_steps(
     let client = state
         .auth
         .authenticate(pkh, &[], params.authentication(), params.version()?)
-        .inspect_err(|e| count_authentication_failure(state, addr, e.status))?;
+        .inspect_err(|e| {
+            let client_ip = addr.as_ref().map(|Extension(ConnectInfo(a))| a.ip());
+            count_authentication_failure(state, client_ip, e.status)
+        })?;
     state
         .service
         .prove_possession(pkh, override_pk.as_ref(), client.pkh())

@@ -144,8 +144,44 @@ impl Authenticator {
         authentication: Option<&str>,
         version: SigningVersion,
     ) -> Result<ClientIdentity, ApiError> {
+        let encoded = authentication.filter(|s| !s.is_empty());
+        self.check(
+            pkh,
+            data,
+            encoded.map(|encoded| {
+                move || {
+                    Signature::from_b58check(encoded).map_err(|e| {
+                        ApiError::bad_request(format!("malformed `authentication` signature: {e}"))
+                    })
+                }
+            }),
+            version,
+        )
+    }
+
+    /// [`Authenticator::authenticate`] for a signature already decoded (the socket
+    /// protocol carries its bytes).
+    pub fn authenticate_signature(
+        &self,
+        pkh: &PublicKeyHash,
+        data: &[u8],
+        authentication: Option<&Signature>,
+        version: SigningVersion,
+    ) -> Result<ClientIdentity, ApiError> {
+        let decoded = authentication.map(|signature| move || Ok(*signature));
+        self.check(pkh, data, decoded, version)
+    }
+
+    /// `signature` is decoded only when some key could check it.
+    fn check(
+        &self,
+        pkh: &PublicKeyHash,
+        data: &[u8],
+        signature: Option<impl FnOnce() -> Result<Signature, ApiError>>,
+        version: SigningVersion,
+    ) -> Result<ClientIdentity, ApiError> {
         let candidates = self.per_key.get(pkh).unwrap_or(&self.global);
-        let Some(encoded) = authentication.filter(|s| !s.is_empty()) else {
+        let Some(decode) = signature else {
             if self.required_globally {
                 return Err(ApiError::new(
                     StatusCode::UNAUTHORIZED,
@@ -159,9 +195,7 @@ impl Authenticator {
         if candidates.is_empty() {
             return Ok(ClientIdentity::Anonymous);
         }
-        let signature = Signature::from_b58check(encoded).map_err(|e| {
-            ApiError::bad_request(format!("malformed `authentication` signature: {e}"))
-        })?;
+        let signature = decode()?;
         let signed = authenticated_bytes(pkh, data);
         candidates
             .iter()

@@ -8,6 +8,7 @@ pub mod error;
 mod listener;
 pub mod metrics;
 mod names;
+pub mod socket;
 pub mod utility;
 
 use crate::api::AppState;
@@ -25,6 +26,7 @@ use signatory_signer::service::SignService;
 use std::future::Future;
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tezos_crypto::PublicKey;
@@ -32,6 +34,7 @@ use tokio::net::TcpListener;
 use tower::Layer;
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 
+pub use crate::socket::{SocketListener, UnixSocket};
 pub use crate::utility::utility_router;
 
 /// How the listeners are set up; built by the CLI from the configuration.
@@ -41,6 +44,10 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// The utility listener (metrics, health); `None` disables it.
     pub utility_listen: Option<SocketAddr>,
+    /// Octez's socket protocol over TCP (`None`: off).
+    pub octez_tcp_listen: Option<SocketAddr>,
+    /// Octez's socket protocol on this Unix socket path (`None`: off).
+    pub octez_unix_socket: Option<PathBuf>,
     /// Serve the API under this prefix (`/signer`), or at the root when empty.
     pub base_path: String,
     /// `server.authorized_keys`: when set and not empty, every request must be
@@ -78,6 +85,8 @@ impl ServerConfig {
         ServerConfig {
             listen,
             utility_listen: None,
+            octez_tcp_listen: None,
+            octez_unix_socket: None,
             base_path: String::new(),
             authorized_keys: None,
             per_key_authorized_keys: Vec::new(),
@@ -112,8 +121,29 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot listen on the Unix socket {}: {source}", path.display())]
+    BindUnix {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("another process is listening on the Unix socket {} (is a signer already running?)", .0.display())]
+    SocketInUse(PathBuf),
+    #[error("{} exists and is not a socket; choose another `server.unix_socket` path", .0.display())]
+    NotASocket(PathBuf),
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+}
+
+/// The bound sockets the signer serves on.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The HTTP API.
+    pub api: TcpListener,
+    /// Metrics and health.
+    pub utility: Option<TcpListener>,
+    /// Octez's socket protocol over TCP and on a Unix socket.
+    pub octez: Vec<SocketListener>,
 }
 
 /// The shared state of both listeners: the service, the authenticator built from
@@ -233,7 +263,7 @@ fn bind_dual_stack(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-/// Bind `cfg.listen` and `cfg.utility_listen`, then [`serve_listeners`].
+/// Bind every listener `cfg` names, then [`serve_listeners`].
 pub async fn serve(
     cfg: ServerConfig,
     service: Arc<SignService>,
@@ -244,18 +274,34 @@ pub async fn serve(
         Some(addr) => Some(bind(addr).await?),
         None => None,
     };
-    serve_listeners(cfg, api, utility, service, shutdown).await
+    let mut octez = Vec::new();
+    if let Some(addr) = cfg.octez_tcp_listen {
+        octez.push(SocketListener::Tcp(bind(addr).await?));
+    }
+    if let Some(path) = &cfg.octez_unix_socket {
+        octez.push(SocketListener::Unix(UnixSocket::bind(path)?));
+    }
+    let listeners = Listeners {
+        api,
+        utility,
+        octez,
+    };
+    serve_listeners(cfg, listeners, service, shutdown).await
 }
 
-/// Run the API and utility listeners on sockets already bound, until `shutdown`
-/// resolves; then stop accepting and let requests in flight finish.
+/// Run the listeners on sockets already bound, until `shutdown` resolves; then stop
+/// accepting and let requests in flight finish.
 pub async fn serve_listeners(
     cfg: ServerConfig,
-    api: TcpListener,
-    utility: Option<TcpListener>,
+    listeners: Listeners,
     service: Arc<SignService>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
+    let Listeners {
+        api,
+        utility,
+        octez,
+    } = listeners;
     let state = app_state(&cfg, service)?;
     let limits = cfg.limits();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -272,6 +318,26 @@ pub async fn serve_listeners(
         limits,
         stop_rx.clone(),
     );
+    let octez_tasks: Vec<_> = octez.into_iter().map(|socket| {
+        let name = match &socket {
+            SocketListener::Tcp(l) => {
+                tracing::info!(addr = ?l.local_addr().ok(), "Octez socket protocol listener (TCP) started");
+                "octez-tcp"
+            }
+            SocketListener::Unix(u) => {
+                tracing::info!(path = %u.path().display(), "Octez socket protocol listener (Unix) started");
+                "octez-unix"
+            }
+        };
+        tokio::spawn(socket::run(name, socket, state.clone(), limits, stop_rx.clone()))
+    }).collect();
+    let octez_done = async {
+        for task in octez_tasks {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "an Octez socket listener failed");
+            }
+        }
+    };
     let utility_task = async {
         if let Some(utility) = utility {
             tracing::info!(addr = ?utility.local_addr().ok(), "utility listener (metrics, health) started");
@@ -283,6 +349,6 @@ pub async fn serve_listeners(
         // Both listeners hold a receiver until they stop, so this cannot fail while they run.
         let _ = stop_tx.send(true);
     };
-    tokio::join!(trigger, api_task, utility_task);
+    tokio::join!(trigger, api_task, utility_task, octez_done);
     Ok(())
 }

@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use signatory_e2e::requests::octez_preattestation as preattestation;
-use signatory_server::{api_app, app_state, serve_listeners, ServerConfig};
+use signatory_server::{api_app, app_state, serve_listeners, Listeners, ServerConfig};
 use signatory_signer::policy::KeyPolicy;
 use signatory_signer::service::{KeyEntry, SignService};
 use signatory_signer::vault::{Vault, VaultError, VaultKey};
@@ -119,7 +119,12 @@ async fn start(cfg: ServerConfig, service: Arc<SignService>) -> Running {
     let utility = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (api_addr, utility_addr) = (api.local_addr().unwrap(), utility.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_listeners(cfg, api, Some(utility), service, async {
+    let listeners = Listeners {
+        api,
+        utility: Some(utility),
+        octez: Vec::new(),
+    };
+    let server = tokio::spawn(serve_listeners(cfg, listeners, service, async {
         let _ = stopped.await;
     }));
     Running {

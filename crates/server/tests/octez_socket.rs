@@ -1,0 +1,476 @@
+//! Octez's socket protocol over real TCP and Unix sockets, driven as Octez's `socket.ml`
+//! client drives it: Authorized_keys then Sign on one connection, and the other requests.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use async_trait::async_trait;
+use signatory_e2e::requests::{authentication_message, octez_preattestation, Consensus};
+use signatory_server::socket::wire::{
+    decode_reply, encode_request, frame, SignMessage, SocketRequest,
+};
+use signatory_server::UnixSocket;
+use signatory_server::{serve_listeners, Listeners, ServerConfig, ServerError, SocketListener};
+use signatory_signer::policy::KeyPolicy;
+use signatory_signer::service::{KeyEntry, SignService};
+use signatory_signer::vault::{Vault, VaultError, VaultKey};
+use signatory_stores::MemStore;
+use signatory_vaults::MemVault;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tezos_crypto::{Curve, PublicKey, PublicKeyHash, SecretKey, Signature, SigningVersion};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UnixStream};
+
+/// A vault that waits before signing, to catch a request in flight.
+#[derive(Debug)]
+struct SlowVault {
+    inner: MemVault,
+    delay: Duration,
+}
+
+#[async_trait]
+impl Vault for SlowVault {
+    fn name(&self) -> &str {
+        "slow"
+    }
+    fn driver(&self) -> &'static str {
+        "test"
+    }
+    async fn list_keys(&self) -> Result<Vec<VaultKey>, VaultError> {
+        self.inner.list_keys().await
+    }
+    async fn sign(
+        &self,
+        pkh: &PublicKeyHash,
+        message: &[u8],
+        version: SigningVersion,
+    ) -> Result<Signature, VaultError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.sign(pkh, message, version).await
+    }
+    async fn prove_possession(
+        &self,
+        pkh: &PublicKeyHash,
+        override_pk: Option<&PublicKey>,
+    ) -> Result<Signature, VaultError> {
+        self.inner.prove_possession(pkh, override_pk).await
+    }
+}
+
+struct Keys {
+    baker: SecretKey,
+    bls: SecretKey,
+    service: Arc<SignService>,
+}
+
+fn keys(delay: Duration) -> Keys {
+    let baker = SecretKey::generate(Curve::Ed25519);
+    let bls = SecretKey::generate(Curve::Bls12_381);
+    let vault: Arc<dyn Vault> = Arc::new(SlowVault {
+        inner: MemVault::with_keys("mem", [baker.clone(), bls.clone()]),
+        delay,
+    });
+    let mut entries = HashMap::new();
+    entries.insert(
+        baker.public_key().hash(),
+        KeyEntry {
+            public_key: baker.public_key(),
+            vault: vault.clone(),
+            policy: Some(KeyPolicy::default()),
+        },
+    );
+    entries.insert(
+        bls.public_key().hash(),
+        KeyEntry {
+            public_key: bls.public_key(),
+            vault,
+            policy: Some(KeyPolicy {
+                allow_proof_of_possession: true,
+                ..KeyPolicy::default()
+            }),
+        },
+    );
+    Keys {
+        baker,
+        bls,
+        service: Arc::new(SignService::new(entries, Arc::new(MemStore::new()))),
+    }
+}
+
+struct Running {
+    api: SocketAddr,
+    tcp: SocketAddr,
+    unix: PathBuf,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<(), ServerError>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(cfg: ServerConfig, service: Arc<SignService>) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let unix = dir.path().join("signer.sock");
+    let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tcp_addr = tcp.local_addr().unwrap();
+    let api_addr = api.local_addr().unwrap();
+    let listeners = Listeners {
+        api,
+        utility: None,
+        octez: vec![
+            SocketListener::Tcp(tcp),
+            SocketListener::Unix(UnixSocket::bind(&unix).unwrap()),
+        ],
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_listeners(cfg, listeners, service, async {
+        let _ = stopped.await;
+    }));
+    Running {
+        api: api_addr,
+        tcp: tcp_addr,
+        unix,
+        stop,
+        server,
+        _dir: dir,
+    }
+}
+
+fn cfg() -> ServerConfig {
+    ServerConfig::new(([127, 0, 0, 1], 0).into())
+}
+
+/// Send one framed payload and read the framed reply's payload.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, payload: &[u8]) -> Vec<u8> {
+    stream.write_all(&frame(payload).unwrap()).await.unwrap();
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).await.unwrap();
+    let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut reply).await.unwrap();
+    reply
+}
+
+/// The value of a successful reply, or the messages of an error.
+async fn call<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    request: &SocketRequest,
+) -> Result<Vec<u8>, Vec<String>> {
+    let reply = exchange(stream, &encode_request(request)).await;
+    decode_reply(&reply).unwrap().map(<[u8]>::to_vec)
+}
+
+fn sign(pkh: PublicKeyHash, data: Vec<u8>) -> SocketRequest {
+    SocketRequest::Sign(SignMessage {
+        pkh,
+        version: None,
+        data,
+        authentication: None,
+    })
+}
+
+#[tokio::test]
+async fn octez_client_flow_signs_replays_and_refuses_below_the_watermark() {
+    let k = keys(Duration::ZERO);
+    let running = start(cfg(), k.service.clone()).await;
+    let pkh = k.baker.public_key().hash();
+    let level_10 = octez_preattestation(10, 1);
+
+    let mut conn = TcpStream::connect(running.tcp).await.unwrap();
+    // No authentication configured: `00` (Ok) then `00` (No_authentication).
+    assert_eq!(
+        call(&mut conn, &SocketRequest::AuthorizedKeys).await,
+        Ok(vec![0x00])
+    );
+    let raw = call(&mut conn, &sign(pkh, level_10.clone())).await.unwrap();
+    assert_eq!(raw.len(), 64);
+    let signature = Signature::from_bytes(Curve::Ed25519, &raw).unwrap();
+    k.baker
+        .public_key()
+        .verify(&level_10, &signature, SigningVersion::default())
+        .unwrap();
+    // The same bytes again: the recorded signature.
+    assert_eq!(call(&mut conn, &sign(pkh, level_10)).await, Ok(raw));
+
+    // Below the watermark, or another payload at it: refused with the reason.
+    let mut conn = TcpStream::connect(running.tcp).await.unwrap();
+    let below = call(&mut conn, &sign(pkh, octez_preattestation(9, 1))).await;
+    assert!(
+        below.as_ref().unwrap_err()[0].contains("below the high watermark"),
+        "{below:?}"
+    );
+    let conflict = call(&mut conn, &sign(pkh, octez_preattestation(10, 2))).await;
+    assert!(
+        conflict.as_ref().unwrap_err()[0].contains("already signed with different data"),
+        "{conflict:?}"
+    );
+    // HTTP and the socket share one watermark.
+    let (status, response) = http_sign(&running, &pkh, &octez_preattestation(10, 3)).await;
+    assert_eq!(status, 409, "{response}");
+
+    running.stop.send(()).unwrap();
+    running.server.await.unwrap().unwrap();
+}
+
+/// `POST /keys/{pkh}` on the HTTP API of `running`: the status and the body.
+async fn http_sign(running: &Running, pkh: &PublicKeyHash, bytes: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(running.api).await.unwrap();
+    let body = format!("\"{}\"", hex::encode(bytes));
+    let request = format!(
+        "POST /keys/{pkh} HTTP/1.1\r\nHost: signer\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, response)
+}
+
+#[tokio::test]
+async fn conflicting_requests_on_many_connections_sign_one_payload() {
+    let k = keys(Duration::from_millis(5));
+    let running = start(cfg(), k.service.clone()).await;
+    let pkh = k.baker.public_key().hash();
+    let mut tasks = Vec::new();
+    for payload in 0..8u8 {
+        let addr = running.tcp;
+        tasks.push(tokio::spawn(async move {
+            let mut conn = TcpStream::connect(addr).await.unwrap();
+            call(&mut conn, &sign(pkh, octez_preattestation(50, payload))).await
+        }));
+    }
+    let mut signed = 0;
+    for task in tasks {
+        if task.await.unwrap().is_ok() {
+            signed += 1;
+        }
+    }
+    assert_eq!(signed, 1, "exactly one payload may be signed at one level");
+    running.stop.send(()).unwrap();
+    running.server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn public_keys_nonces_and_known_keys() {
+    let k = keys(Duration::ZERO);
+    let running = start(cfg(), k.service.clone()).await;
+    let mut conn = UnixStream::connect(&running.unix).await.unwrap();
+    let pkh = k.baker.public_key().hash();
+    assert_eq!(
+        call(&mut conn, &SocketRequest::PublicKey(pkh)).await,
+        Ok(k.baker.public_key().to_tagged_bytes())
+    );
+    let stranger = SecretKey::generate(Curve::P256).public_key().hash();
+    let unknown = call(&mut conn, &SocketRequest::PublicKey(stranger)).await;
+    assert!(
+        unknown.as_ref().unwrap_err()[0].contains("not known"),
+        "{unknown:?}"
+    );
+    // The baker then makes its own nonces.
+    assert_eq!(
+        call(&mut conn, &SocketRequest::SupportsDeterministicNonces(pkh)).await,
+        Ok(vec![0x00])
+    );
+    let nonce = SocketRequest::DeterministicNonce { hash: true, pkh };
+    assert!(call(&mut conn, &nonce).await.is_err());
+    // Listing the keys is off unless the configuration allows it.
+    let refused = call(&mut conn, &SocketRequest::KnownKeys).await;
+    assert!(
+        refused.as_ref().unwrap_err()[0].contains("allow_list_known_keys"),
+        "{refused:?}"
+    );
+    running.stop.send(()).unwrap();
+    running.server.await.unwrap().unwrap();
+
+    let mut allowed = cfg();
+    allowed.allow_list_known_keys = true;
+    let running = start(allowed, k.service.clone()).await;
+    let mut conn = TcpStream::connect(running.tcp).await.unwrap();
+    let listed = call(&mut conn, &SocketRequest::KnownKeys).await.unwrap();
+    assert_eq!(u32::from_be_bytes(listed[..4].try_into().unwrap()), 42);
+    let listed: Vec<PublicKeyHash> = listed[4..]
+        .chunks(21)
+        .map(|b| PublicKeyHash::from_bytes(b).unwrap())
+        .collect();
+    assert!(listed.contains(&pkh) && listed.contains(&k.bls.public_key().hash()));
+    running.stop.send(()).unwrap();
+    running.server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn clients_authenticate_as_over_http() {
+    let k = keys(Duration::ZERO);
+    let client = SecretKey::generate(Curve::Ed25519);
+    let stranger = SecretKey::generate(Curve::Ed25519);
+    let mut c = cfg();
+    c.authorized_keys = Some(vec![client.public_key()]);
+    let running = start(c, k.service.clone()).await;
+    let pkh = k.baker.public_key().hash();
+    let mut conn = TcpStream::connect(running.tcp).await.unwrap();
+
+    let mut expected = vec![0x01, 0, 0, 0, 21];
+    expected.extend_from_slice(&client.public_key().hash().to_bytes());
+    assert_eq!(
+        call(&mut conn, &SocketRequest::AuthorizedKeys).await,
+        Ok(expected)
+    );
+
+    let data = octez_preattestation(20, 1);
+    let missing = call(&mut conn, &sign(pkh, data.clone())).await;
+    assert!(
+        missing.as_ref().unwrap_err()[0].contains("authentication required"),
+        "{missing:?}"
+    );
+    let by = |key: &SecretKey| {
+        let proof = key
+            .sign(
+                &authentication_message(&pkh, &data),
+                SigningVersion::default(),
+            )
+            .unwrap();
+        SocketRequest::Sign(SignMessage {
+            pkh,
+            version: None,
+            data: data.clone(),
+            authentication: Some(Signature::Generic(proof.as_bytes().try_into().unwrap())),
+        })
+    };
+    let refused = call(&mut conn, &by(&stranger)).await;
+    assert!(
+        refused.as_ref().unwrap_err()[0].contains("not from a client key"),
+        "{refused:?}"
+    );
+    assert_eq!(call(&mut conn, &by(&client)).await.unwrap().len(), 64);
+    running.stop.send(()).unwrap();
+    running.server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn tz4_signs_with_the_clients_version_and_proves_possession() {
+    let k = keys(Duration::ZERO);
+    let running = start(cfg(), k.service.clone()).await;
+    let tz4 = k.bls.public_key().hash();
+    let data = Consensus::new(30, 0, 1).bls_attestation();
+    let mut conn = TcpStream::connect(running.tcp).await.unwrap();
+    let request = SocketRequest::Sign(SignMessage {
+        pkh: tz4,
+        version: Some(SigningVersion::V1),
+        data: data.clone(),
+        authentication: None,
+    });
+    let raw = call(&mut conn, &request).await.unwrap();
+    let signature = Signature::from_bytes(Curve::Bls12_381, &raw).unwrap();
+    k.bls
+        .public_key()
+        .verify(&data, &signature, SigningVersion::V1)
+        .unwrap();
+    assert!(k
+        .bls
+        .public_key()
+        .verify(&data, &signature, SigningVersion::V3)
+        .is_err());
+
+    let proof = SocketRequest::ProvePossession {
+        pkh: tz4,
+        override_pk: None,
+    };
+    let raw = call(&mut conn, &proof).await.unwrap();
+    let proof = Signature::from_bytes(Curve::Bls12_381, &raw).unwrap();
+    k.bls
+        .public_key()
+        .verify_proof_of_possession(&proof)
+        .unwrap();
+    let not_bls = SocketRequest::ProvePossession {
+        pkh: k.baker.public_key().hash(),
+        override_pk: None,
+    };
+    assert!(call(&mut conn, &not_bls).await.is_err());
+    running.stop.send(()).unwrap();
+    running.server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_malformed_request_gets_an_error_and_the_connection_goes_on() {
+    let k = keys(Duration::ZERO);
+    let running = start(cfg(), k.service.clone()).await;
+    let mut conn = TcpStream::connect(running.tcp).await.unwrap();
+    for bad in [&[9u8][..], &[], &[0x01, 0x00, 0x01]] {
+        let reply = exchange(&mut conn, bad).await;
+        let messages = decode_reply(&reply).unwrap().unwrap_err();
+        assert!(messages[0].starts_with("malformed request"), "{messages:?}");
+    }
+    assert_eq!(
+        call(&mut conn, &SocketRequest::AuthorizedKeys).await,
+        Ok(vec![0x00])
+    );
+    running.stop.send(()).unwrap();
+    running.server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_answers_a_request_in_flight() {
+    let k = keys(Duration::from_millis(400));
+    let running = start(cfg(), k.service.clone()).await;
+    let pkh = k.baker.public_key().hash();
+    let path = running.unix.clone();
+    let in_flight = tokio::spawn(async move {
+        let mut conn = UnixStream::connect(path).await.unwrap();
+        call(&mut conn, &sign(pkh, octez_preattestation(40, 1))).await
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    running.stop.send(()).unwrap();
+    assert_eq!(in_flight.await.unwrap().unwrap().len(), 64);
+    tokio::time::timeout(Duration::from_secs(5), running.server)
+        .await
+        .expect("the server stops once the request is answered")
+        .unwrap()
+        .unwrap();
+    // The socket file goes with the listener.
+    assert!(!running.unix.exists());
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn the_unix_socket_is_private_and_never_taken_from_a_live_signer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("signer.sock");
+    let socket = UnixSocket::bind(&path).unwrap();
+    assert_eq!(mode(&path), 0o660);
+    // A second signer on the same path would split the watermarks' protection.
+    assert!(matches!(
+        UnixSocket::bind(&path),
+        Err(ServerError::SocketInUse(p)) if p == path
+    ));
+    drop(socket);
+    assert!(!path.exists());
+
+    // A socket file left by a signer that died is replaced.
+    let stale = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    drop(stale);
+    assert!(path.exists());
+    let socket = UnixSocket::bind(&path).unwrap();
+    drop(socket);
+
+    // Any other file is left alone.
+    std::fs::write(&path, b"not a socket").unwrap();
+    assert!(matches!(
+        UnixSocket::bind(&path),
+        Err(ServerError::NotASocket(_))
+    ));
+    assert_eq!(std::fs::read(&path).unwrap(), b"not a socket");
+}
