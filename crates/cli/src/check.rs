@@ -130,6 +130,16 @@ pub fn summary(config: &Config, readiness: &Readiness) -> String {
         "server: API on {}, metrics and health on {}",
         config.server.address, config.server.utility_address
     );
+    if let Some(tcp) = &config.server.tcp_address {
+        let _ = writeln!(out, "server: Octez socket protocol on tcp {tcp}");
+    }
+    if let Some(path) = &config.server.unix_socket {
+        let _ = writeln!(
+            out,
+            "server: Octez socket protocol on unix {}",
+            path.display()
+        );
+    }
     let restricted = config
         .tezos
         .values()
@@ -210,7 +220,7 @@ mod tests {
     #[test]
     fn the_summary_names_keys_policies_vaults_and_the_store() {
         let yaml = "base_dir: /srv/signer\n\
-            server:\n  address: 127.0.0.1:6732\n\
+            server:\n  address: 127.0.0.1:6732\n  unix_socket: /run/s.sock\n\
             vaults:\n  local:\n    driver: file\n    config: {file: /srv/secret.json}\n\
             tezos:\n  tz1b9kV41KV9N3sp69ycLdSoZ2Ak8jXwtNPv:\n  \
             tz2Ch1abG7FNiibmV26Uzgdsnfni9XGrk5wD:\n    allow:\n      generic: [transaction]\n";
@@ -220,6 +230,11 @@ mod tests {
         let text = summary(&config, &readiness);
         assert!(text.starts_with("s.yaml: OK\n"), "{text}");
         assert!(text.contains("API on 127.0.0.1:6732"), "{text}");
+        assert!(
+            text.contains("Octez socket protocol on unix /run/s.sock"),
+            "{text}"
+        );
+        assert!(!text.contains("on tcp"), "{text}");
         assert!(
             text.contains(
                 "watermark store: file, in /srv/signer/watermarks (cannot be opened: see below)"

@@ -235,6 +235,8 @@ mod tests {
         assert_eq!(server.per_key_authorized_keys, vec![per_key]);
         // Nothing else set: the server's defaults.
         assert!(!server.allow_list_known_keys);
+        assert_eq!(server.octez_tcp_listen, None);
+        assert_eq!(server.octez_unix_socket, None);
         assert_eq!(server.body_limit, ServerConfig::DEFAULT_BODY_LIMIT);
         assert_eq!(
             server.max_connections,
@@ -249,6 +251,21 @@ mod tests {
             ServerConfig::DEFAULT_HEADER_READ_TIMEOUT
         );
         assert_eq!(server.write_timeout, ServerConfig::DEFAULT_WRITE_TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn octez_socket_listeners_come_from_the_configuration() {
+        let yaml = "server:\n  tcp_address: 127.0.0.1:7732\n  unix_socket: /run/s.sock\n";
+        let config = Config::parse(yaml, "s.yaml", &|_| None).unwrap();
+        let server = server_config(&config).await.unwrap();
+        assert_eq!(
+            server.octez_tcp_listen,
+            Some("127.0.0.1:7732".parse().unwrap())
+        );
+        assert_eq!(
+            server.octez_unix_socket,
+            Some(std::path::PathBuf::from("/run/s.sock"))
+        );
     }
 
     #[tokio::test]
