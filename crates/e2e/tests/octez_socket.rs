@@ -13,10 +13,10 @@ mod common;
 use common::*;
 use signatory_e2e::requests::Consensus;
 use signatory_e2e::{KeySpec, SignerConfig, TestSigner};
-use signatory_server::socket::wire::{
+use tezos_crypto::{Curve, SecretKey, Signature, SigningVersion};
+use tezos_encoding::signer_messages::{
     decode_reply, encode_request, frame, SignMessage, SocketRequest,
 };
-use tezos_crypto::{Curve, SecretKey, Signature, SigningVersion};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 

@@ -103,6 +103,7 @@ impl ServerConfig {
         ConnectionLimits {
             header_read_timeout: Some(self.header_read_timeout).filter(|d| !d.is_zero()),
             write_timeout: Some(self.write_timeout).filter(|d| !d.is_zero()),
+            request_timeout: self.request_timeout,
             max_connections: self
                 .max_connections
                 .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),

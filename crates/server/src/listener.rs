@@ -10,12 +10,13 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
+use std::future::Future;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_io_timeout::TimeoutStream;
 use tower::{Service, ServiceExt};
 
@@ -27,6 +28,8 @@ pub(crate) struct ConnectionLimits {
     /// A write blocked this long (the client does not read its answers) closes the
     /// connection (`None`: no limit).
     pub write_timeout: Option<Duration>,
+    /// Time allowed to answer a request once read (the HTTP API applies its own, as a layer).
+    pub request_timeout: Duration,
     /// Connections served at once; the accept loop waits for one to close beyond this.
     pub max_connections: usize,
     /// After shutdown is requested, how long requests in flight may take to finish.
@@ -57,47 +60,9 @@ pub(crate) async fn run<S>(
 {
     let builder = http1_builder(&limits);
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let mut last_warned: Option<Instant> = None;
-    loop {
-        let slot = match Arc::clone(&slots).try_acquire_owned() {
-            Ok(slot) => slot,
-            Err(_) => {
-                // Once a minute at most: a listener that stays full must not flood the log.
-                if last_warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
-                    tracing::warn!(
-                        listener = name,
-                        max_connections = limits.max_connections,
-                        "connection limit reached; new connections wait until one closes"
-                    );
-                    last_warned = Some(Instant::now());
-                }
-                tokio::select! {
-                    slot = Arc::clone(&slots).acquire_owned() => match slot {
-                        Ok(slot) => slot,
-                        // The semaphore is never closed.
-                        Err(_) => break,
-                    },
-                    _ = stop.wait_for(|stop| *stop) => break,
-                }
-            }
-        };
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.wait_for(|stop| *stop) => break,
-        };
-        let (stream, remote) = match accepted {
-            Ok(conn) => conn,
-            Err(e) if is_connection_error(&e) => continue,
-            Err(e) => {
-                // Out of file descriptors and the like: wait rather than spin.
-                tracing::error!(listener = name, error = %e, "cannot accept connections; retrying in 1 s");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    _ = stop.wait_for(|stop| *stop) => break,
-                }
-            }
-        };
+    let mut admission = Admission::new(name, limits.max_connections);
+    while let Some((slot, (stream, remote))) = admission.next(&mut stop, || listener.accept()).await
+    {
         // Small request, small answer: send it now rather than wait for more bytes.
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(listener = name, error = %e, "cannot set TCP_NODELAY");
@@ -133,6 +98,77 @@ pub(crate) async fn run<S>(
             seconds = limits.drain.as_secs(),
             "connections still open after the shutdown grace period; no longer waiting for them"
         );
+    }
+}
+
+/// Admits connections: at most `max` at once, each holding a slot until it closes.
+pub(crate) struct Admission {
+    name: &'static str,
+    max: usize,
+    slots: Arc<Semaphore>,
+    last_warned: Option<Instant>,
+}
+
+impl Admission {
+    pub(crate) fn new(name: &'static str, max: usize) -> Self {
+        Admission {
+            name,
+            max,
+            slots: Arc::new(Semaphore::new(max)),
+            last_warned: None,
+        }
+    }
+
+    /// Wait for a free slot, then for the next connection `accept` gives; `None` once
+    /// `stop` turns true.
+    pub(crate) async fn next<T, F>(
+        &mut self,
+        stop: &mut watch::Receiver<bool>,
+        mut accept: impl FnMut() -> F,
+    ) -> Option<(OwnedSemaphorePermit, T)>
+    where
+        F: Future<Output = std::io::Result<T>>,
+    {
+        let slot = match Arc::clone(&self.slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                // Once a minute at most: a listener that stays full must not flood the log.
+                if self
+                    .last_warned
+                    .is_none_or(|at| at.elapsed() >= Duration::from_secs(60))
+                {
+                    tracing::warn!(
+                        listener = self.name,
+                        max_connections = self.max,
+                        "connection limit reached; new connections wait until one closes"
+                    );
+                    self.last_warned = Some(Instant::now());
+                }
+                tokio::select! {
+                    // The semaphore is never closed.
+                    slot = Arc::clone(&self.slots).acquire_owned() => slot.ok()?,
+                    _ = stop.wait_for(|stop| *stop) => return None,
+                }
+            }
+        };
+        loop {
+            let accepted = tokio::select! {
+                accepted = accept() => accepted,
+                _ = stop.wait_for(|stop| *stop) => return None,
+            };
+            match accepted {
+                Ok(conn) => return Some((slot, conn)),
+                Err(e) if is_connection_error(&e) => continue,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::error!(listener = self.name, error = %e, "cannot accept connections; retrying in 1 s");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        _ = stop.wait_for(|stop| *stop) => return None,
+                    }
+                }
+            }
+        }
     }
 }
 

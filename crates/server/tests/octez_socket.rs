@@ -7,16 +7,15 @@
     clippy::indexing_slicing
 )]
 
-use async_trait::async_trait;
+mod common;
+
+use common::SlowVault;
 use signatory_e2e::requests::{authentication_message, octez_preattestation, Consensus};
-use signatory_server::socket::wire::{
-    decode_reply, encode_request, frame, SignMessage, SocketRequest,
-};
 use signatory_server::UnixSocket;
 use signatory_server::{serve_listeners, Listeners, ServerConfig, ServerError, SocketListener};
 use signatory_signer::policy::KeyPolicy;
 use signatory_signer::service::{KeyEntry, SignService};
-use signatory_signer::vault::{Vault, VaultError, VaultKey};
+use signatory_signer::vault::Vault;
 use signatory_stores::MemStore;
 use signatory_vaults::MemVault;
 use std::collections::HashMap;
@@ -24,45 +23,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tezos_crypto::{Curve, PublicKey, PublicKeyHash, SecretKey, Signature, SigningVersion};
+use tezos_crypto::{Curve, PublicKeyHash, SecretKey, Signature, SigningVersion};
+use tezos_encoding::signer_messages::{
+    decode_reply, encode_request, frame, SignMessage, SocketRequest,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
-
-/// A vault that waits before signing, to catch a request in flight.
-#[derive(Debug)]
-struct SlowVault {
-    inner: MemVault,
-    delay: Duration,
-}
-
-#[async_trait]
-impl Vault for SlowVault {
-    fn name(&self) -> &str {
-        "slow"
-    }
-    fn driver(&self) -> &'static str {
-        "test"
-    }
-    async fn list_keys(&self) -> Result<Vec<VaultKey>, VaultError> {
-        self.inner.list_keys().await
-    }
-    async fn sign(
-        &self,
-        pkh: &PublicKeyHash,
-        message: &[u8],
-        version: SigningVersion,
-    ) -> Result<Signature, VaultError> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.sign(pkh, message, version).await
-    }
-    async fn prove_possession(
-        &self,
-        pkh: &PublicKeyHash,
-        override_pk: Option<&PublicKey>,
-    ) -> Result<Signature, VaultError> {
-        self.inner.prove_possession(pkh, override_pk).await
-    }
-}
 
 struct Keys {
     baker: SecretKey,
@@ -352,6 +318,16 @@ async fn clients_authenticate_as_over_http() {
         "{refused:?}"
     );
     assert_eq!(call(&mut conn, &by(&client)).await.unwrap().len(), 64);
+    // A proof of possession cannot carry authentication here: the client is sent to HTTP.
+    let proof = SocketRequest::ProvePossession {
+        pkh: k.bls.public_key().hash(),
+        override_pk: None,
+    };
+    let refused = call(&mut conn, &proof).await;
+    assert!(
+        refused.as_ref().unwrap_err()[0].contains("ask over HTTP"),
+        "{refused:?}"
+    );
     running.stop.send(()).unwrap();
     running.server.await.unwrap().unwrap();
 }
@@ -466,6 +442,14 @@ async fn the_unix_socket_is_private_and_never_taken_from_a_live_signer() {
     let socket = UnixSocket::bind(&path).unwrap();
     drop(socket);
 
+    // A file that took the socket's place is not the listener's to remove.
+    let socket = UnixSocket::bind(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, b"someone else's").unwrap();
+    drop(socket);
+    assert_eq!(std::fs::read(&path).unwrap(), b"someone else's");
+    std::fs::remove_file(&path).unwrap();
+
     // Any other file is left alone.
     std::fs::write(&path, b"not a socket").unwrap();
     assert!(matches!(
@@ -473,4 +457,65 @@ async fn the_unix_socket_is_private_and_never_taken_from_a_live_signer() {
         Err(ServerError::NotASocket(_))
     ));
     assert_eq!(std::fs::read(&path).unwrap(), b"not a socket");
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_for_one_to_close() {
+    let k = keys(Duration::ZERO);
+    let mut c = cfg();
+    c.max_connections = 1;
+    c.header_read_timeout = Duration::from_secs(30);
+    let running = start(c, k.service.clone()).await;
+    let mut first = TcpStream::connect(running.tcp).await.unwrap();
+    assert_eq!(
+        call(&mut first, &SocketRequest::AuthorizedKeys).await,
+        Ok(vec![0x00])
+    );
+    // Each listener has its own limit: the Unix socket still answers.
+    let mut unix = UnixStream::connect(&running.unix).await.unwrap();
+    assert_eq!(
+        call(&mut unix, &SocketRequest::AuthorizedKeys).await,
+        Ok(vec![0x00])
+    );
+    let addr = running.tcp;
+    let second = tokio::spawn(async move {
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        call(&mut conn, &SocketRequest::AuthorizedKeys).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "a second connection was served");
+    drop(first);
+    let served = tokio::time::timeout(Duration::from_secs(5), second).await;
+    assert_eq!(served.unwrap().unwrap(), Ok(vec![0x00]));
+    running.stop.send(()).unwrap();
+    running.server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_request_not_answered_in_time_is_still_recorded() {
+    let k = keys(Duration::from_millis(600));
+    let mut c = cfg();
+    c.request_timeout = Duration::from_millis(200);
+    let running = start(c, k.service.clone()).await;
+    let pkh = k.baker.public_key().hash();
+    let data = octez_preattestation(60, 1);
+    let mut conn = TcpStream::connect(running.tcp).await.unwrap();
+    let late = call(&mut conn, &sign(pkh, data.clone())).await;
+    assert!(
+        late.as_ref().unwrap_err()[0].contains("not answered within 200 ms"),
+        "{late:?}"
+    );
+    // The pipeline went on: once it is done, the same bytes get the recorded signature and
+    // another payload at that level is refused.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let conflict = call(&mut conn, &sign(pkh, octez_preattestation(60, 2))).await;
+    assert!(conflict.is_err(), "{conflict:?}");
+    let k2 = k.baker.public_key();
+    let resent = call(&mut conn, &sign(pkh, data.clone())).await;
+    let raw = resent.unwrap_or_else(|e| panic!("resend refused: {e:?}"));
+    let signature = Signature::from_bytes(Curve::Ed25519, &raw).unwrap();
+    k2.verify(&data, &signature, SigningVersion::default())
+        .unwrap();
+    running.stop.send(()).unwrap();
+    running.server.await.unwrap().unwrap();
 }

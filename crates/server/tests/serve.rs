@@ -7,61 +7,27 @@
     clippy::indexing_slicing
 )]
 
-use async_trait::async_trait;
+mod common;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use common::SlowVault;
 use http_body_util::BodyExt;
 use signatory_e2e::requests::octez_preattestation as preattestation;
 use signatory_server::{api_app, app_state, serve_listeners, Listeners, ServerConfig};
 use signatory_signer::policy::KeyPolicy;
 use signatory_signer::service::{KeyEntry, SignService};
-use signatory_signer::vault::{Vault, VaultError, VaultKey};
+use signatory_signer::vault::Vault;
 use signatory_stores::MemStore;
 use signatory_vaults::MemVault;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tezos_crypto::{Curve, PublicKey, PublicKeyHash, SecretKey, Signature, SigningVersion};
+use tezos_crypto::{Curve, SecretKey, Signature, SigningVersion};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
-
-/// A vault that takes its time to sign.
-#[derive(Debug)]
-struct SlowVault {
-    inner: MemVault,
-    delay: Duration,
-}
-
-#[async_trait]
-impl Vault for SlowVault {
-    fn name(&self) -> &str {
-        "slow"
-    }
-    fn driver(&self) -> &'static str {
-        "test"
-    }
-    async fn list_keys(&self) -> Result<Vec<VaultKey>, VaultError> {
-        self.inner.list_keys().await
-    }
-    async fn sign(
-        &self,
-        pkh: &PublicKeyHash,
-        message: &[u8],
-        version: SigningVersion,
-    ) -> Result<Signature, VaultError> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.sign(pkh, message, version).await
-    }
-    async fn prove_possession(
-        &self,
-        pkh: &PublicKeyHash,
-        override_pk: Option<&PublicKey>,
-    ) -> Result<Signature, VaultError> {
-        self.inner.prove_possession(pkh, override_pk).await
-    }
-}
 
 fn slow_service(delay: Duration) -> (SecretKey, Arc<SignService>) {
     let key = SecretKey::generate(Curve::Ed25519);

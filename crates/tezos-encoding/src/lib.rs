@@ -10,6 +10,9 @@
 //! The decoder is pure: no I/O, no panics on any input, no allocation driven by a length
 //! prefix (every prefix is checked against the bytes that remain), no recursion deeper than
 //! the fixed nesting of the encodings.
+//!
+//! [`signer_messages`] is the other encoding a signer speaks: the messages of Octez's
+//! socket signer protocol.
 #![forbid(unsafe_code)]
 
 mod block;
@@ -22,6 +25,7 @@ mod operation;
 mod reader;
 mod request;
 mod rollup;
+pub mod signer_messages;
 mod types;
 pub mod watermark_kind;
 

@@ -1,33 +1,33 @@
 //! Octez's socket signer protocol, over TCP (`tcp://host:port/tz1…`) and Unix sockets
 //! (`unix:/path?pkh=tz1…`): the same keys, policy, watermarks, authentication, metrics and
-//! log lines as the HTTP API; only the framing differs ([`wire`]).
+//! log lines as the HTTP API; only the framing differs ([`tezos_encoding::signer_messages`]).
 //!
 //! A client opens a connection per operation (Authorized_keys, then Sign) and may send
 //! several requests on it; each gets one reply, in order.
 
-pub mod wire;
-
 use crate::api::{self, AppState, SignAttempt};
 use crate::error::ApiError;
-use crate::listener::ConnectionLimits;
+use crate::listener::{Admission, ConnectionLimits};
 use crate::ServerError;
 use std::io::ErrorKind;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tezos_crypto::SigningVersion;
+use tezos_encoding::signer_messages::{self as wire, SignMessage, SocketRequest};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
-use wire::{SignMessage, SocketRequest};
 
-/// A bound Unix socket; its file is removed when the listener is dropped.
+/// A bound Unix socket; its file is removed when the listener is dropped, unless another
+/// file has taken its place.
 #[derive(Debug)]
 pub struct UnixSocket {
     listener: UnixListener,
     path: PathBuf,
+    /// Device and inode of the socket file this listener created.
+    file_id: (u64, u64),
 }
 
 impl UnixSocket {
@@ -38,7 +38,7 @@ impl UnixSocket {
     /// Bind `path`. A socket file left by a signer that died is replaced; one that a
     /// running process still answers on, or a file that is not a socket, is an error.
     pub fn bind(path: &Path) -> Result<Self, ServerError> {
-        use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+        use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
         let fail = |source| ServerError::BindUnix {
             path: path.to_owned(),
             source,
@@ -59,9 +59,11 @@ impl UnixSocket {
             Err(e) => return Err(fail(e)),
         }
         let listener = UnixListener::bind(path).map_err(fail)?;
+        let meta = std::fs::symlink_metadata(path).map_err(fail)?;
         let socket = UnixSocket {
             listener,
             path: path.to_owned(),
+            file_id: (meta.dev(), meta.ino()),
         };
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(Self::MODE))
             .map_err(fail)?;
@@ -75,6 +77,12 @@ impl UnixSocket {
 
 impl Drop for UnixSocket {
     fn drop(&mut self) {
+        use std::os::unix::fs::MetadataExt;
+        let ours = std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|meta| (meta.dev(), meta.ino()) == self.file_id);
+        if !ours {
+            return;
+        }
         if let Err(e) = std::fs::remove_file(&self.path) {
             tracing::debug!(path = %self.path.display(), error = %e, "cannot remove the socket file");
         }
@@ -97,33 +105,10 @@ pub(crate) async fn run(
     limits: ConnectionLimits,
     mut stop: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut admission = Admission::new(name, limits.max_connections);
     let mut connections = JoinSet::new();
-    loop {
+    while let Some((slot, (stream, peer))) = admission.next(&mut stop, || accept(&listener)).await {
         while connections.try_join_next().is_some() {}
-        let slot = tokio::select! {
-            slot = Arc::clone(&slots).acquire_owned() => match slot {
-                Ok(slot) => slot,
-                // The semaphore is never closed.
-                Err(_) => break,
-            },
-            _ = stop.wait_for(|stop| *stop) => break,
-        };
-        let accepted = tokio::select! {
-            accepted = accept(&listener) => accepted,
-            _ = stop.wait_for(|stop| *stop) => break,
-        };
-        let (stream, peer) = match accepted {
-            Ok(conn) => conn,
-            Err(e) if is_connection_error(&e) => continue,
-            Err(e) => {
-                tracing::error!(listener = name, error = %e, "cannot accept connections; retrying in 1 s");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    _ = stop.wait_for(|stop| *stop) => break,
-                }
-            }
-        };
         let state = state.clone();
         let stop = stop.clone();
         connections.spawn(async move {
@@ -170,13 +155,6 @@ async fn accept(listener: &SocketListener) -> std::io::Result<(Box<dyn Stream>, 
     }
 }
 
-fn is_connection_error(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
-    )
-}
-
 /// Answer requests on one connection until the client closes it, a read or write times out,
 /// or shutdown is requested (a request already read is still answered).
 async fn serve_connection(
@@ -194,7 +172,16 @@ async fn serve_connection(
         let Some(payload) = payload else {
             return Ok(());
         };
-        let reply = answer(state, &payload, peer).await;
+        // As over HTTP (408): a signing pipeline already under way still finishes and is
+        // recorded; a resent request then gets the recorded signature.
+        let reply = tokio::time::timeout(limits.request_timeout, answer(state, &payload, peer))
+            .await
+            .unwrap_or_else(|_| {
+                wire::error_reply(&format!(
+                    "the request was not answered within {} ms",
+                    limits.request_timeout.as_millis()
+                ))
+            });
         let framed = wire::frame(&reply).unwrap_or_else(|| {
             tracing::error!(bytes = reply.len(), "a reply does not fit a frame");
             let error = wire::error_reply("the reply is too large for the socket protocol");
@@ -272,7 +259,12 @@ async fn answer(state: &AppState, payload: &[u8], peer: Option<IpAddr>) -> Vec<u
                         .prove_possession(&pkh, override_pk.as_ref(), client.pkh())
                         .await
                         .map_err(|e| ApiError::from(&e)),
-                    Err(e) => Err(e),
+                    Err(e) => Err(ApiError::new(
+                        e.status,
+                        "this signer requires authentication, which the socket protocol cannot \
+                         carry for a proof of possession; ask over HTTP \
+                         (GET /bls_prove_possession/<tz4>?authentication=…)",
+                    )),
                 };
             api::log_proof(&pkh, &result);
             match result {
