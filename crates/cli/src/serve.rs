@@ -175,20 +175,27 @@ async fn resolve(address: &ListenAddress, key_path: &str) -> Result<SocketAddr, 
         .ok_or_else(|| CliError::Usage(format!("`{key_path}`: {address} resolves to no address")))
 }
 
+/// The first signing listener (the API, then the socket protocol's TCP one) that listens on
+/// every interface.
+fn listens_everywhere(config: &Config) -> Option<&ListenAddress> {
+    std::iter::once(&config.server.address)
+        .chain(&config.server.tcp_address)
+        .find(|address| address.host == ListenHost::All)
+}
+
 async fn run_server(config: &Config, service: Arc<SignService>) -> Result<(), CliError> {
     let server = server_config(config).await?;
-    let everywhere = std::iter::once(&config.server.address)
-        .chain(&config.server.tcp_address)
-        .find(|address| address.host == ListenHost::All);
-    match &server.authorized_keys {
-        Some(keys) => tracing::info!(clients = keys.len(), "every request must be authenticated"),
-        None if everywhere.is_some() => tracing::warn!(
-            address = %everywhere.map(ToString::to_string).unwrap_or_default(),
+    match (&server.authorized_keys, listens_everywhere(config)) {
+        (Some(keys), _) => {
+            tracing::info!(clients = keys.len(), "every request must be authenticated")
+        }
+        (None, Some(address)) => tracing::warn!(
+            %address,
             "the signer listens on every interface and needs no authentication: anyone who \
              can reach this port can ask for signatures (set server.authorized_keys, or listen \
              on 127.0.0.1)"
         ),
-        None => {
+        (None, None) => {
             tracing::info!("requests need no authentication (server.authorized_keys is not set)")
         }
     }
@@ -251,6 +258,23 @@ mod tests {
             ServerConfig::DEFAULT_HEADER_READ_TIMEOUT
         );
         assert_eq!(server.write_timeout, ServerConfig::DEFAULT_WRITE_TIMEOUT);
+    }
+
+    #[test]
+    fn listening_everywhere_is_found_on_the_api_or_the_tcp_socket() {
+        let everywhere = |yaml: &str| {
+            let config = Config::parse(yaml, "s.yaml", &|_| None).unwrap();
+            listens_everywhere(&config).map(ToString::to_string)
+        };
+        assert_eq!(everywhere("server:\n  address: 127.0.0.1:6732\n"), None);
+        assert_eq!(
+            everywhere("server:\n  address: 127.0.0.1:6732\n  tcp_address: :7732\n"),
+            Some(":7732".to_owned())
+        );
+        assert_eq!(
+            everywhere("server:\n  tcp_address: 127.0.0.1:7732\n"),
+            Some(":6732".to_owned())
+        );
     }
 
     #[tokio::test]

@@ -106,7 +106,8 @@ pub struct ServerConfig {
 pub struct ServerLimits {
     /// Largest request body accepted.
     pub max_body_bytes: Option<usize>,
-    /// Connections served at once on each listener; more wait to be accepted.
+    /// Connections served at once by the signing listeners together, and by the utility
+    /// listener apart; more wait to be accepted.
     pub max_connections: Option<usize>,
     /// Time to read a request's body and answer it.
     pub request_timeout: Option<Duration>,

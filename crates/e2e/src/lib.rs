@@ -11,6 +11,7 @@ pub mod binary;
 pub mod client;
 pub mod requests;
 pub mod signer;
+pub mod socket;
 
 pub use client::{Connection, Response};
 pub use signer::{KeySpec, Policy, SignerConfig, TestSigner};

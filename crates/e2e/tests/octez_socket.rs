@@ -12,12 +12,10 @@ mod common;
 
 use common::*;
 use signatory_e2e::requests::Consensus;
+use signatory_e2e::socket;
 use signatory_e2e::{KeySpec, SignerConfig, TestSigner};
 use tezos_crypto::{Curve, SecretKey, Signature, SigningVersion};
-use tezos_encoding::signer_messages::{
-    decode_reply, encode_request, frame, SignMessage, SocketRequest,
-};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tezos_encoding::signer_messages::{SignMessage, SocketRequest};
 use tokio::net::UnixStream;
 
 /// Octez's client: Authorized_keys, then Sign, on one connection.
@@ -27,24 +25,15 @@ async fn sign_over_socket(
     data: &[u8],
 ) -> Result<Signature, Vec<String>> {
     let mut conn = UnixStream::connect(signer.unix_socket()).await.unwrap();
-    let mut call = async |request: SocketRequest| {
-        conn.write_all(&frame(&encode_request(&request)).unwrap())
-            .await
-            .unwrap();
-        let mut len = [0u8; 2];
-        conn.read_exact(&mut len).await.unwrap();
-        let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        conn.read_exact(&mut reply).await.unwrap();
-        decode_reply(&reply).unwrap().map(<[u8]>::to_vec)
-    };
-    assert_eq!(call(SocketRequest::AuthorizedKeys).await, Ok(vec![0x00]));
-    let raw = call(SocketRequest::Sign(SignMessage {
+    let authorized = socket::call(&mut conn, &SocketRequest::AuthorizedKeys).await;
+    assert_eq!(authorized.unwrap(), Ok(vec![0x00]));
+    let request = SocketRequest::Sign(SignMessage {
         pkh: key.public_key().hash(),
         version: None,
         data: data.to_vec(),
         authentication: None,
-    }))
-    .await?;
+    });
+    let raw = socket::call(&mut conn, &request).await.unwrap()?;
     Ok(Signature::from_bytes(key.public_key().curve(), &raw).unwrap())
 }
 

@@ -34,8 +34,9 @@ pub struct AppState {
     /// `GET /authorized_keys` and `GET /known_keys` never change while running: their
     /// bodies are built once (octez-client asks for the first before every signature).
     authorized_keys_body: Bytes,
-    /// `None` unless the configuration allows listing the keys (as Octez, off by default:
-    /// the list tells anyone who can reach the signer which bakers it serves).
+    /// The keys `GET /known_keys` and the socket protocol's Known_keys list: `None` unless
+    /// the configuration allows listing them (as Octez, off by default: the list tells
+    /// anyone who can reach the signer which bakers it serves).
     known_keys: Option<Arc<[PublicKeyHash]>>,
     known_keys_body: Option<Bytes>,
 }
@@ -252,7 +253,6 @@ pub struct ProofReply {
     bls_prove_possession: String,
 }
 
-/// What one signing request came to, for its log line and metrics.
 /// What is known of a signing request as it goes through the steps, for its log line and
 /// metrics.
 #[derive(Debug, Default)]
@@ -287,7 +287,7 @@ pub async fn sign(
     let client_ip = addr.map(|Extension(ConnectInfo(a))| a.ip());
     let result = sign_steps(&state, &key, params, body, client_ip, &mut attempt).await;
     let named = key.as_ref().ok().map(|k| (&k.pkh, k.text.as_str()));
-    finish_sign(&state, named, &attempt, &result, started.elapsed());
+    record_sign_outcome(&state, named, &attempt, &result, started.elapsed());
     match result {
         Ok(signed) => Json(SignatureReply {
             signature: signed.signature_b58,
@@ -299,7 +299,7 @@ pub async fn sign(
 
 /// Count and log a signing request, whatever its fate; `key` is the key it names and that
 /// name as text, when it named one that parsed.
-pub(crate) fn finish_sign(
+pub(crate) fn record_sign_outcome(
     state: &AppState,
     key: Option<(&PublicKeyHash, &str)>,
     attempt: &SignAttempt,
@@ -560,16 +560,28 @@ async fn prove_steps(
         },
     };
     // Proof-of-possession requests authenticate over empty data (as ECAD Signatory does).
-    let client = state
-        .auth
-        .authenticate(pkh, &[], params.authentication(), params.version()?)
-        .inspect_err(|e| {
-            let client_ip = addr.as_ref().map(|Extension(ConnectInfo(a))| a.ip());
-            count_authentication_failure(state, client_ip, e.status)
-        })?;
+    let authenticated =
+        state
+            .auth
+            .authenticate(pkh, &[], params.authentication(), params.version()?);
+    let client_ip = addr.as_ref().map(|Extension(ConnectInfo(a))| a.ip());
+    prove_authenticated(state, pkh, override_pk.as_ref(), authenticated, client_ip).await
+}
+
+/// Produce a proof of possession once the request's authentication was checked; a failed
+/// authentication is counted under the client's address.
+pub(crate) async fn prove_authenticated(
+    state: &AppState,
+    pkh: &PublicKeyHash,
+    override_pk: Option<&PublicKey>,
+    authenticated: Result<ClientIdentity, ApiError>,
+    client_ip: Option<IpAddr>,
+) -> Result<Signature, ApiError> {
+    let client =
+        authenticated.inspect_err(|e| count_authentication_failure(state, client_ip, e.status))?;
     state
         .service
-        .prove_possession(pkh, override_pk.as_ref(), client.pkh())
+        .prove_possession(pkh, override_pk, client.pkh())
         .await
         .map_err(|e| ApiError::from(&e))
 }

@@ -14,7 +14,7 @@ pub mod utility;
 use crate::api::AppState;
 use crate::auth::Authenticator;
 use crate::error::ApiError;
-use crate::listener::ConnectionLimits;
+use crate::listener::{Admission, ConnectionLimits};
 use crate::metrics::{Metrics, MetricsError};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
@@ -31,6 +31,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tezos_crypto::PublicKey;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tower::Layer;
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 
@@ -66,8 +68,9 @@ pub struct ServerConfig {
     /// Longest a write to a client may stay blocked (the client stopped reading); the
     /// connection is closed after.
     pub write_timeout: Duration,
-    /// Connections served at once on each listener; more wait in the kernel's backlog until
-    /// one closes, so the signer never runs out of file descriptors for its own files.
+    /// Connections served at once by the signing listeners together (the API and the socket
+    /// listeners), and by the utility listener apart; more wait until one closes, so the
+    /// signer never runs out of file descriptors for its own files.
     pub max_connections: usize,
     /// Whether `GET /known_keys` lists the keys (403 otherwise).
     pub allow_list_known_keys: bool,
@@ -147,7 +150,7 @@ pub struct Listeners {
     pub octez: Vec<SocketListener>,
 }
 
-/// The shared state of both listeners: the service, the authenticator built from
+/// The shared state of every listener: the service, the authenticator built from
 /// `cfg` and the keys' policies, and a fresh metrics registry.
 pub fn app_state(cfg: &ServerConfig, service: Arc<SignService>) -> Result<AppState, ServerError> {
     let metrics = Metrics::new()?;
@@ -312,14 +315,22 @@ pub async fn serve_listeners(
         base_path = %cfg.base_path,
         "API listener started"
     );
+    // The listeners that sign share one connection limit, so together they never take
+    // more file descriptors than `max_connections`; the utility listener has its own, so
+    // health checks get through when signing clients fill theirs.
+    let signing_slots = Arc::new(Semaphore::new(limits.max_connections));
+    let admission = |name| Admission::sharing(name, limits.max_connections, &signing_slots);
     let api_task = listener::run(
         "api",
         api,
         api_app(&cfg, state.clone()),
         limits,
+        admission("api"),
         stop_rx.clone(),
     );
-    let octez_tasks: Vec<_> = octez.into_iter().map(|socket| {
+    // Owned here: if this future is dropped, the socket listeners stop with it.
+    let mut octez_tasks = JoinSet::new();
+    for socket in octez {
         let name = match &socket {
             SocketListener::Tcp(l) => {
                 tracing::info!(addr = ?l.local_addr().ok(), "Octez socket protocol listener (TCP) started");
@@ -330,11 +341,19 @@ pub async fn serve_listeners(
                 "octez-unix"
             }
         };
-        tokio::spawn(socket::run(name, socket, state.clone(), limits, stop_rx.clone()))
-    }).collect();
+        let run = socket::run(
+            name,
+            socket,
+            state.clone(),
+            limits,
+            admission(name),
+            stop_rx.clone(),
+        );
+        octez_tasks.spawn(run);
+    }
     let octez_done = async {
-        for task in octez_tasks {
-            if let Err(e) = task.await {
+        while let Some(ended) = octez_tasks.join_next().await {
+            if let Err(e) = ended {
                 tracing::error!(error = %e, "an Octez socket listener failed");
             }
         }
@@ -342,12 +361,21 @@ pub async fn serve_listeners(
     let utility_task = async {
         if let Some(utility) = utility {
             tracing::info!(addr = ?utility.local_addr().ok(), "utility listener (metrics, health) started");
-            listener::run("utility", utility, utility_router(state), limits, stop_rx).await;
+            let admission = Admission::new("utility", limits.max_connections);
+            listener::run(
+                "utility",
+                utility,
+                utility_router(state),
+                limits,
+                admission,
+                stop_rx,
+            )
+            .await;
         }
     };
     let trigger = async move {
         shutdown.await;
-        // Both listeners hold a receiver until they stop, so this cannot fail while they run.
+        // Every listener holds a receiver until it stops, so this cannot fail while they run.
         let _ = stop_tx.send(true);
     };
     tokio::join!(trigger, api_task, utility_task, octez_done);

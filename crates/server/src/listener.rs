@@ -53,6 +53,7 @@ pub(crate) async fn run<S>(
     listener: TcpListener,
     app: S,
     limits: ConnectionLimits,
+    mut admission: Admission,
     mut stop: watch::Receiver<bool>,
 ) where
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
@@ -60,7 +61,6 @@ pub(crate) async fn run<S>(
 {
     let builder = http1_builder(&limits);
     let graceful = GracefulShutdown::new();
-    let mut admission = Admission::new(name, limits.max_connections);
     while let Some((slot, (stream, remote))) = admission.next(&mut stop, || listener.accept()).await
     {
         // Small request, small answer: send it now rather than wait for more bytes.
@@ -111,16 +111,23 @@ pub(crate) struct Admission {
 
 impl Admission {
     pub(crate) fn new(name: &'static str, max: usize) -> Self {
+        Self::sharing(name, max, &Arc::new(Semaphore::new(max)))
+    }
+
+    /// Admit connections into `slots`, which other listeners may share (`max` of them).
+    pub(crate) fn sharing(name: &'static str, max: usize, slots: &Arc<Semaphore>) -> Self {
         Admission {
             name,
             max,
-            slots: Arc::new(Semaphore::new(max)),
+            slots: Arc::clone(slots),
             last_warned: None,
         }
     }
 
-    /// Wait for a free slot, then for the next connection `accept` gives; `None` once
-    /// `stop` turns true.
+    /// The next connection `accept` gives, once a slot is free for it; `None` once `stop`
+    /// turns true. The slot is taken after the connection is accepted: a listener waiting
+    /// for a connection must not hold a slot that other listeners share. A listener keeps
+    /// at most one accepted connection waiting for a slot.
     pub(crate) async fn next<T, F>(
         &mut self,
         stop: &mut watch::Receiver<bool>,
@@ -129,6 +136,24 @@ impl Admission {
     where
         F: Future<Output = std::io::Result<T>>,
     {
+        let conn = loop {
+            let accepted = tokio::select! {
+                accepted = accept() => accepted,
+                _ = stop.wait_for(|stop| *stop) => return None,
+            };
+            match accepted {
+                Ok(conn) => break conn,
+                Err(e) if is_connection_error(&e) => continue,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::error!(listener = self.name, error = %e, "cannot accept connections; retrying in 1 s");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        _ = stop.wait_for(|stop| *stop) => return None,
+                    }
+                }
+            }
+        };
         let slot = match Arc::clone(&self.slots).try_acquire_owned() {
             Ok(slot) => slot,
             Err(_) => {
@@ -151,24 +176,7 @@ impl Admission {
                 }
             }
         };
-        loop {
-            let accepted = tokio::select! {
-                accepted = accept() => accepted,
-                _ = stop.wait_for(|stop| *stop) => return None,
-            };
-            match accepted {
-                Ok(conn) => return Some((slot, conn)),
-                Err(e) if is_connection_error(&e) => continue,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait rather than spin.
-                    tracing::error!(listener = self.name, error = %e, "cannot accept connections; retrying in 1 s");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                        _ = stop.wait_for(|stop| *stop) => return None,
-                    }
-                }
-            }
-        }
+        Some((slot, conn))
     }
 }
 

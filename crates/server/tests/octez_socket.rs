@@ -11,6 +11,7 @@ mod common;
 
 use common::SlowVault;
 use signatory_e2e::requests::{authentication_message, octez_preattestation, Consensus};
+use signatory_e2e::socket;
 use signatory_server::UnixSocket;
 use signatory_server::{serve_listeners, Listeners, ServerConfig, ServerError, SocketListener};
 use signatory_signer::policy::KeyPolicy;
@@ -24,9 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tezos_crypto::{Curve, PublicKeyHash, SecretKey, Signature, SigningVersion};
-use tezos_encoding::signer_messages::{
-    decode_reply, encode_request, frame, SignMessage, SocketRequest,
-};
+use tezos_encoding::signer_messages::{decode_reply, SignMessage, SocketRequest};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
 
@@ -72,6 +71,7 @@ fn keys(delay: Duration) -> Keys {
 
 struct Running {
     api: SocketAddr,
+    utility: SocketAddr,
     tcp: SocketAddr,
     unix: PathBuf,
     stop: tokio::sync::oneshot::Sender<()>,
@@ -83,12 +83,14 @@ async fn start(cfg: ServerConfig, service: Arc<SignService>) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let unix = dir.path().join("signer.sock");
     let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let utility = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let utility_addr = utility.local_addr().unwrap();
     let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tcp_addr = tcp.local_addr().unwrap();
     let api_addr = api.local_addr().unwrap();
     let listeners = Listeners {
         api,
-        utility: None,
+        utility: Some(utility),
         octez: vec![
             SocketListener::Tcp(tcp),
             SocketListener::Unix(UnixSocket::bind(&unix).unwrap()),
@@ -100,6 +102,7 @@ async fn start(cfg: ServerConfig, service: Arc<SignService>) -> Running {
     }));
     Running {
         api: api_addr,
+        utility: utility_addr,
         tcp: tcp_addr,
         unix,
         stop,
@@ -112,14 +115,8 @@ fn cfg() -> ServerConfig {
     ServerConfig::new(([127, 0, 0, 1], 0).into())
 }
 
-/// Send one framed payload and read the framed reply's payload.
 async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, payload: &[u8]) -> Vec<u8> {
-    stream.write_all(&frame(payload).unwrap()).await.unwrap();
-    let mut len = [0u8; 2];
-    stream.read_exact(&mut len).await.unwrap();
-    let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    stream.read_exact(&mut reply).await.unwrap();
-    reply
+    socket::exchange(stream, payload).await.unwrap()
 }
 
 /// The value of a successful reply, or the messages of an error.
@@ -127,8 +124,15 @@ async fn call<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     request: &SocketRequest,
 ) -> Result<Vec<u8>, Vec<String>> {
-    let reply = exchange(stream, &encode_request(request)).await;
-    decode_reply(&reply).unwrap().map(<[u8]>::to_vec)
+    socket::call(stream, request).await.unwrap()
+}
+
+/// The messages of an error reply.
+fn error_of(reply: Result<Vec<u8>, Vec<String>>) -> String {
+    match reply {
+        Ok(value) => panic!("expected an error, got {}", hex::encode(value)),
+        Err(messages) => messages.join("; "),
+    }
 }
 
 fn sign(pkh: PublicKeyHash, data: Vec<u8>) -> SocketRequest {
@@ -249,7 +253,8 @@ async fn public_keys_nonces_and_known_keys() {
         Ok(vec![0x00])
     );
     let nonce = SocketRequest::DeterministicNonce { hash: true, pkh };
-    assert!(call(&mut conn, &nonce).await.is_err());
+    let refused = error_of(call(&mut conn, &nonce).await);
+    assert!(refused.contains("deterministic nonces"), "{refused}");
     // Listing the keys is off unless the configuration allows it.
     let refused = call(&mut conn, &SocketRequest::KnownKeys).await;
     assert!(
@@ -371,7 +376,8 @@ async fn tz4_signs_with_the_clients_version_and_proves_possession() {
         pkh: k.baker.public_key().hash(),
         override_pk: None,
     };
-    assert!(call(&mut conn, &not_bls).await.is_err());
+    let refused = error_of(call(&mut conn, &not_bls).await);
+    assert!(refused.contains("only for tz4"), "{refused}");
     running.stop.send(()).unwrap();
     running.server.await.unwrap().unwrap();
 }
@@ -471,22 +477,43 @@ async fn connections_beyond_the_limit_wait_for_one_to_close() {
         call(&mut first, &SocketRequest::AuthorizedKeys).await,
         Ok(vec![0x00])
     );
-    // Each listener has its own limit: the Unix socket still answers.
-    let mut unix = UnixStream::connect(&running.unix).await.unwrap();
-    assert_eq!(
-        call(&mut unix, &SocketRequest::AuthorizedKeys).await,
-        Ok(vec![0x00])
-    );
+    // The signing listeners share the limit: neither another TCP connection, nor one on
+    // the Unix socket, nor one to the HTTP API is served while the first stays open.
     let addr = running.tcp;
     let second = tokio::spawn(async move {
         let mut conn = TcpStream::connect(addr).await.unwrap();
         call(&mut conn, &SocketRequest::AuthorizedKeys).await
     });
+    let path = running.unix.clone();
+    let third = tokio::spawn(async move {
+        let mut conn = UnixStream::connect(path).await.unwrap();
+        call(&mut conn, &SocketRequest::AuthorizedKeys).await
+    });
+    let api = running.api;
+    let fourth = tokio::spawn(async move {
+        let mut conn = TcpStream::connect(api).await.unwrap();
+        let request = b"GET /authorized_keys HTTP/1.1\r\nHost: s\r\nConnection: close\r\n\r\n";
+        conn.write_all(request).await.unwrap();
+        let mut response = String::new();
+        conn.read_to_string(&mut response).await.unwrap();
+        response
+    });
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!second.is_finished(), "a second connection was served");
+    assert!(!third.is_finished(), "a Unix connection was served");
+    assert!(!fourth.is_finished(), "an HTTP connection was served");
     drop(first);
-    let served = tokio::time::timeout(Duration::from_secs(5), second).await;
-    assert_eq!(served.unwrap().unwrap(), Ok(vec![0x00]));
+    let wait = Duration::from_secs(5);
+    assert_eq!(
+        tokio::time::timeout(wait, second).await.unwrap().unwrap(),
+        Ok(vec![0x00])
+    );
+    assert_eq!(
+        tokio::time::timeout(wait, third).await.unwrap().unwrap(),
+        Ok(vec![0x00])
+    );
+    let response = tokio::time::timeout(wait, fourth).await.unwrap().unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     running.stop.send(()).unwrap();
     running.server.await.unwrap().unwrap();
 }
@@ -508,14 +535,78 @@ async fn a_request_not_answered_in_time_is_still_recorded() {
     // The pipeline went on: once it is done, the same bytes get the recorded signature and
     // another payload at that level is refused.
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let conflict = call(&mut conn, &sign(pkh, octez_preattestation(60, 2))).await;
-    assert!(conflict.is_err(), "{conflict:?}");
+    let conflict = error_of(call(&mut conn, &sign(pkh, octez_preattestation(60, 2))).await);
+    assert!(
+        conflict.contains("already signed with different data"),
+        "{conflict}"
+    );
     let k2 = k.baker.public_key();
     let resent = call(&mut conn, &sign(pkh, data.clone())).await;
     let raw = resent.unwrap_or_else(|e| panic!("resend refused: {e:?}"));
     let signature = Signature::from_bytes(Curve::Ed25519, &raw).unwrap();
     k2.verify(&data, &signature, SigningVersion::default())
         .unwrap();
+    running.stop.send(()).unwrap();
+    running.server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_and_do_not_hold_up_shutdown() {
+    let k = keys(Duration::ZERO);
+    let mut c = cfg();
+    c.header_read_timeout = Duration::from_millis(300);
+    let running = start(c, k.service.clone()).await;
+    // A client that connects and sends nothing is cut off after the header-read timeout.
+    let mut idle = TcpStream::connect(running.tcp).await.unwrap();
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "an idle connection was kept open");
+    assert!(buf.is_empty());
+    running.stop.send(()).unwrap();
+    running.server.await.unwrap().unwrap();
+
+    // With no such limit, an idle connection does not keep the signer from stopping.
+    let mut c = cfg();
+    c.header_read_timeout = Duration::ZERO;
+    let running = start(c, k.service.clone()).await;
+    let mut idle = UnixStream::connect(&running.unix).await.unwrap();
+    assert_eq!(
+        call(&mut idle, &SocketRequest::AuthorizedKeys).await,
+        Ok(vec![0x00])
+    );
+    running.stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), running.server)
+        .await
+        .expect("an idle connection held up the shutdown")
+        .unwrap()
+        .unwrap();
+    let mut buf = Vec::new();
+    idle.read_to_end(&mut buf).await.unwrap();
+    assert!(buf.is_empty());
+}
+
+#[tokio::test]
+async fn socket_requests_are_counted_as_http_requests_are() {
+    let k = keys(Duration::ZERO);
+    let running = start(cfg(), k.service.clone()).await;
+    let pkh = k.baker.public_key().hash();
+    let mut conn = TcpStream::connect(running.tcp).await.unwrap();
+    call(&mut conn, &sign(pkh, octez_preattestation(70, 1)))
+        .await
+        .unwrap();
+    let refused = error_of(call(&mut conn, &sign(pkh, octez_preattestation(70, 2))).await);
+    assert!(refused.contains("different data"), "{refused}");
+    let mut utility = TcpStream::connect(running.utility).await.unwrap();
+    let request = b"GET /metrics HTTP/1.1\r\nHost: s\r\nConnection: close\r\n\r\n";
+    utility.write_all(request).await.unwrap();
+    let mut metrics = String::new();
+    utility.read_to_string(&mut metrics).await.unwrap();
+    for line in [
+        format!("sign_handler_requests_total{{address=\"{pkh}\",status=\"200\"}} 1"),
+        format!("sign_handler_requests_total{{address=\"{pkh}\",status=\"409\"}} 1"),
+    ] {
+        assert!(metrics.contains(&line), "missing `{line}` in:\n{metrics}");
+    }
     running.stop.send(()).unwrap();
     running.server.await.unwrap().unwrap();
 }

@@ -5,89 +5,24 @@
 //! A client opens a connection per operation (Authorized_keys, then Sign) and may send
 //! several requests on it; each gets one reply, in order.
 
+mod unix;
+
+pub use unix::UnixSocket;
+
 use crate::api::{self, AppState, SignAttempt};
 use crate::error::ApiError;
 use crate::listener::{Admission, ConnectionLimits};
-use crate::ServerError;
+use axum::http::StatusCode;
+use std::future::Future;
 use std::io::ErrorKind;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tezos_crypto::SigningVersion;
+use tezos_crypto::{PublicKey, PublicKeyHash, SigningVersion};
 use tezos_encoding::signer_messages::{self as wire, SignMessage, SocketRequest};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-
-/// A bound Unix socket; its file is removed when the listener is dropped, unless another
-/// file has taken its place.
-#[derive(Debug)]
-pub struct UnixSocket {
-    listener: UnixListener,
-    path: PathBuf,
-    /// Device and inode of the socket file this listener created.
-    file_id: (u64, u64),
-}
-
-impl UnixSocket {
-    /// Owner and group may connect: put the baker's user in the signer's group, or run both
-    /// as one user. Others may not ask for signatures.
-    const MODE: u32 = 0o660;
-
-    /// Bind `path`. A socket file left by a signer that died is replaced; one that a
-    /// running process still answers on, or a file that is not a socket, is an error.
-    pub fn bind(path: &Path) -> Result<Self, ServerError> {
-        use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-        let fail = |source| ServerError::BindUnix {
-            path: path.to_owned(),
-            source,
-        };
-        match std::fs::symlink_metadata(path) {
-            Ok(meta) if !meta.file_type().is_socket() => {
-                return Err(ServerError::NotASocket(path.to_owned()))
-            }
-            Ok(_) => match std::os::unix::net::UnixStream::connect(path) {
-                Ok(_) => return Err(ServerError::SocketInUse(path.to_owned())),
-                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
-                    tracing::info!(path = %path.display(), "removing a stale socket file");
-                    std::fs::remove_file(path).map_err(fail)?;
-                }
-                Err(e) => return Err(fail(e)),
-            },
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(fail(e)),
-        }
-        let listener = UnixListener::bind(path).map_err(fail)?;
-        let meta = std::fs::symlink_metadata(path).map_err(fail)?;
-        let socket = UnixSocket {
-            listener,
-            path: path.to_owned(),
-            file_id: (meta.dev(), meta.ino()),
-        };
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(Self::MODE))
-            .map_err(fail)?;
-        Ok(socket)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for UnixSocket {
-    fn drop(&mut self) {
-        use std::os::unix::fs::MetadataExt;
-        let ours = std::fs::symlink_metadata(&self.path)
-            .is_ok_and(|meta| (meta.dev(), meta.ino()) == self.file_id);
-        if !ours {
-            return;
-        }
-        if let Err(e) = std::fs::remove_file(&self.path) {
-            tracing::debug!(path = %self.path.display(), error = %e, "cannot remove the socket file");
-        }
-    }
-}
 
 /// A listener of the socket protocol.
 #[derive(Debug)]
@@ -103,9 +38,9 @@ pub(crate) async fn run(
     listener: SocketListener,
     state: AppState,
     limits: ConnectionLimits,
+    mut admission: Admission,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut admission = Admission::new(name, limits.max_connections);
     let mut connections = JoinSet::new();
     while let Some((slot, (stream, peer))) = admission.next(&mut stop, || accept(&listener)).await {
         while connections.try_join_next().is_some() {}
@@ -172,16 +107,7 @@ async fn serve_connection(
         let Some(payload) = payload else {
             return Ok(());
         };
-        // As over HTTP (408): a signing pipeline already under way still finishes and is
-        // recorded; a resent request then gets the recorded signature.
-        let reply = tokio::time::timeout(limits.request_timeout, answer(state, &payload, peer))
-            .await
-            .unwrap_or_else(|_| {
-                wire::error_reply(&format!(
-                    "the request was not answered within {} ms",
-                    limits.request_timeout.as_millis()
-                ))
-            });
+        let reply = answer(state, &payload, peer, limits.request_timeout).await;
         let framed = wire::frame(&reply).unwrap_or_else(|| {
             tracing::error!(bytes = reply.len(), "a reply does not fit a frame");
             let error = wire::error_reply("the reply is too large for the socket protocol");
@@ -197,7 +123,7 @@ async fn serve_connection(
 
 async fn with_timeout<T>(
     limit: Option<Duration>,
-    io: impl std::future::Future<Output = std::io::Result<T>>,
+    io: impl Future<Output = std::io::Result<T>>,
 ) -> std::io::Result<T> {
     match limit {
         None => io.await,
@@ -220,8 +146,15 @@ async fn read_frame(stream: &mut Box<dyn Stream>) -> std::io::Result<Option<Vec<
     Ok(Some(payload))
 }
 
-/// The reply to one request payload.
-async fn answer(state: &AppState, payload: &[u8], peer: Option<IpAddr>) -> Vec<u8> {
+/// The reply to one request payload. Signing and proofs get `request_timeout`: as over
+/// HTTP (408), a pipeline already under way still finishes and is recorded, and the same
+/// bytes sent again get the recorded signature.
+async fn answer(
+    state: &AppState,
+    payload: &[u8],
+    peer: Option<IpAddr>,
+    request_timeout: Duration,
+) -> Vec<u8> {
     let request = match wire::decode_request(payload) {
         Ok(request) => request,
         Err(e) => {
@@ -230,7 +163,7 @@ async fn answer(state: &AppState, payload: &[u8], peer: Option<IpAddr>) -> Vec<u
         }
     };
     match request {
-        SocketRequest::Sign(message) => sign(state, message, peer).await,
+        SocketRequest::Sign(message) => sign(state, message, peer, request_timeout).await,
         SocketRequest::PublicKey(pkh) => match state.service.public_key(&pkh) {
             Ok(key) => wire::public_key_reply(key),
             Err(e) => wire::error_reply(&ApiError::from(&e).message),
@@ -238,34 +171,14 @@ async fn answer(state: &AppState, payload: &[u8], peer: Option<IpAddr>) -> Vec<u
         SocketRequest::AuthorizedKeys => {
             wire::authorized_keys_reply(state.auth.authorized_key_hashes())
         }
-        SocketRequest::DeterministicNonce { .. } => wire::error_reply(
-            "this signer does not give deterministic nonces (its keys may live where their \
-             secret cannot be read); the baker makes its own nonces",
-        ),
+        SocketRequest::DeterministicNonce { .. } => wire::error_reply(NO_DETERMINISTIC_NONCES),
         SocketRequest::SupportsDeterministicNonces(_) => wire::bool_reply(false),
         SocketRequest::KnownKeys => match state.known_keys() {
             Some(keys) => wire::known_keys_reply(keys),
             None => wire::error_reply(api::KNOWN_KEYS_REFUSED),
         },
         SocketRequest::ProvePossession { pkh, override_pk } => {
-            // The protocol carries no authentication for this request.
-            let result =
-                match state
-                    .auth
-                    .authenticate_signature(&pkh, &[], None, SigningVersion::default())
-                {
-                    Ok(client) => state
-                        .service
-                        .prove_possession(&pkh, override_pk.as_ref(), client.pkh())
-                        .await
-                        .map_err(|e| ApiError::from(&e)),
-                    Err(e) => Err(ApiError::new(
-                        e.status,
-                        "this signer requires authentication, which the socket protocol cannot \
-                         carry for a proof of possession; ask over HTTP \
-                         (GET /bls_prove_possession/<tz4>?authentication=…)",
-                    )),
-                };
+            let result = prove(state, &pkh, override_pk.as_ref(), peer, request_timeout).await;
             api::log_proof(&pkh, &result);
             match result {
                 Ok(proof) => wire::signature_reply(&proof),
@@ -275,7 +188,50 @@ async fn answer(state: &AppState, payload: &[u8], peer: Option<IpAddr>) -> Vec<u
     }
 }
 
-async fn sign(state: &AppState, message: SignMessage, peer: Option<IpAddr>) -> Vec<u8> {
+const NO_DETERMINISTIC_NONCES: &str = "this signer does not give deterministic \
+     nonces (its keys may live where their secret cannot be read); the baker makes its own";
+
+fn timed_out(limit: Duration) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        format!(
+            "the request was not answered within {} ms",
+            limit.as_millis()
+        ),
+    )
+}
+
+async fn prove(
+    state: &AppState,
+    pkh: &PublicKeyHash,
+    override_pk: Option<&PublicKey>,
+    peer: Option<IpAddr>,
+    request_timeout: Duration,
+) -> Result<tezos_crypto::Signature, ApiError> {
+    // The protocol carries no authentication for this request.
+    let authenticated = state
+        .auth
+        .authenticate_signature(pkh, &[], None, SigningVersion::default())
+        .map_err(|e| {
+            ApiError::new(
+                e.status,
+                "this signer requires authentication, which the socket protocol cannot carry \
+                 for a proof of possession; ask over HTTP \
+                 (GET /bls_prove_possession/<tz4>?authentication=…)",
+            )
+        });
+    let proving = api::prove_authenticated(state, pkh, override_pk, authenticated, peer);
+    tokio::time::timeout(request_timeout, proving)
+        .await
+        .unwrap_or_else(|_| Err(timed_out(request_timeout)))
+}
+
+async fn sign(
+    state: &AppState,
+    message: SignMessage,
+    peer: Option<IpAddr>,
+    request_timeout: Duration,
+) -> Vec<u8> {
     let started = Instant::now();
     let SignMessage {
         pkh,
@@ -290,14 +246,19 @@ async fn sign(state: &AppState, message: SignMessage, peer: Option<IpAddr>) -> V
             .auth
             .authenticate_signature(&pkh, attempt.bytes(), authentication.as_ref(), version);
     let result = match authenticated {
-        Ok(client) => api::sign_authenticated(state, pkh, version, client, &mut attempt).await,
+        Ok(client) => {
+            let signing = api::sign_authenticated(state, pkh, version, client, &mut attempt);
+            tokio::time::timeout(request_timeout, signing)
+                .await
+                .unwrap_or_else(|_| Err(timed_out(request_timeout)))
+        }
         Err(e) => {
             api::count_authentication_failure(state, peer, e.status);
             Err(e)
         }
     };
     let text = pkh.to_b58check();
-    api::finish_sign(
+    api::record_sign_outcome(
         state,
         Some((&pkh, &text)),
         &attempt,
