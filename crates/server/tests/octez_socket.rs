@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::SlowVault;
+use common::{http, SlowVault};
 use signatory_e2e::requests::{authentication_message, octez_preattestation, Consensus};
 use signatory_e2e::socket;
 use signatory_server::UnixSocket;
@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tezos_crypto::{Curve, PublicKeyHash, SecretKey, Signature, SigningVersion};
 use tezos_encoding::signer_messages::{decode_reply, SignMessage, SocketRequest};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
 
 struct Keys {
@@ -180,31 +180,12 @@ async fn octez_client_flow_signs_replays_and_refuses_below_the_watermark() {
         "{conflict:?}"
     );
     // HTTP and the socket share one watermark.
-    let (status, response) = http_sign(&running, &pkh, &octez_preattestation(10, 3)).await;
+    let body = format!("\"{}\"", hex::encode(octez_preattestation(10, 3)));
+    let (status, response) = http(running.api, "POST", &format!("/keys/{pkh}"), &body).await;
     assert_eq!(status, 409, "{response}");
 
     running.stop.send(()).unwrap();
     running.server.await.unwrap().unwrap();
-}
-
-/// `POST /keys/{pkh}` on the HTTP API of `running`: the status and the body.
-async fn http_sign(running: &Running, pkh: &PublicKeyHash, bytes: &[u8]) -> (u16, String) {
-    let mut stream = TcpStream::connect(running.api).await.unwrap();
-    let body = format!("\"{}\"", hex::encode(bytes));
-    let request = format!(
-        "POST /keys/{pkh} HTTP/1.1\r\nHost: signer\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, response)
 }
 
 #[tokio::test]
@@ -490,14 +471,7 @@ async fn connections_beyond_the_limit_wait_for_one_to_close() {
         call(&mut conn, &SocketRequest::AuthorizedKeys).await
     });
     let api = running.api;
-    let fourth = tokio::spawn(async move {
-        let mut conn = TcpStream::connect(api).await.unwrap();
-        let request = b"GET /authorized_keys HTTP/1.1\r\nHost: s\r\nConnection: close\r\n\r\n";
-        conn.write_all(request).await.unwrap();
-        let mut response = String::new();
-        conn.read_to_string(&mut response).await.unwrap();
-        response
-    });
+    let fourth = tokio::spawn(async move { http(api, "GET", "/authorized_keys", "").await });
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!second.is_finished(), "a second connection was served");
     assert!(!third.is_finished(), "a Unix connection was served");
@@ -512,8 +486,8 @@ async fn connections_beyond_the_limit_wait_for_one_to_close() {
         tokio::time::timeout(wait, third).await.unwrap().unwrap(),
         Ok(vec![0x00])
     );
-    let response = tokio::time::timeout(wait, fourth).await.unwrap().unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let (status, body) = tokio::time::timeout(wait, fourth).await.unwrap().unwrap();
+    assert_eq!(status, 200, "{body}");
     running.stop.send(()).unwrap();
     running.server.await.unwrap().unwrap();
 }
@@ -596,11 +570,8 @@ async fn socket_requests_are_counted_as_http_requests_are() {
         .unwrap();
     let refused = error_of(call(&mut conn, &sign(pkh, octez_preattestation(70, 2))).await);
     assert!(refused.contains("different data"), "{refused}");
-    let mut utility = TcpStream::connect(running.utility).await.unwrap();
-    let request = b"GET /metrics HTTP/1.1\r\nHost: s\r\nConnection: close\r\n\r\n";
-    utility.write_all(request).await.unwrap();
-    let mut metrics = String::new();
-    utility.read_to_string(&mut metrics).await.unwrap();
+    let (status, metrics) = http(running.utility, "GET", "/metrics", "").await;
+    assert_eq!(status, 200);
     for line in [
         format!("sign_handler_requests_total{{address=\"{pkh}\",status=\"200\"}} 1"),
         format!("sign_handler_requests_total{{address=\"{pkh}\",status=\"409\"}} 1"),

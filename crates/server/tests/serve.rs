@@ -11,7 +11,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::SlowVault;
+use common::{http, SlowVault};
 use http_body_util::BodyExt;
 use signatory_e2e::requests::octez_preattestation as preattestation;
 use signatory_server::{api_app, app_state, serve_listeners, Listeners, ServerConfig};
@@ -48,29 +48,6 @@ fn slow_service(delay: Duration) -> (SecretKey, Arc<SignService>) {
         key,
         Arc::new(SignService::new(keys, Arc::new(MemStore::new()))),
     )
-}
-
-/// One HTTP/1.1 request on a fresh connection; the status and the body.
-async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: signer\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
 }
 
 struct Running {

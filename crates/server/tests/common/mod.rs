@@ -3,8 +3,11 @@
 use async_trait::async_trait;
 use signatory_signer::vault::{Vault, VaultError, VaultKey};
 use signatory_vaults::MemVault;
+use std::net::SocketAddr;
 use std::time::Duration;
 use tezos_crypto::{PublicKey, PublicKeyHash, Signature, SigningVersion};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// A vault that takes its time to sign.
 #[derive(Debug)]
@@ -40,4 +43,27 @@ impl Vault for SlowVault {
     ) -> Result<Signature, VaultError> {
         self.inner.prove_possession(pkh, override_pk).await
     }
+}
+
+/// One HTTP/1.1 request on a fresh connection; the status and the body.
+pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: signer\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
 }
