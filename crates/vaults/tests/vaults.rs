@@ -143,6 +143,19 @@ fn open_file(path: &Path, password: PasswordSource) -> Result<Arc<dyn Vault>, Op
 
 /// Sign through the trait and check the result against the public key, and against the
 /// published signature where the scheme is deterministic.
+/// The key hashes a vault lists, sorted (duplicates kept).
+async fn listed_keys(vault: &dyn Vault) -> Vec<PublicKeyHash> {
+    let mut listed: Vec<_> = vault
+        .list_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.pkh)
+        .collect();
+    listed.sort();
+    listed
+}
+
 async fn check_signing(vault: &dyn Vault, v: &Vector) {
     let pk = PublicKey::from_b58check(&v.public).unwrap();
     let message = v
@@ -235,13 +248,7 @@ async fn encrypted_keys_of_every_curve_load_with_their_password() {
     let file = key_file(&entries);
 
     let vault = open_file(&file.path, given("test1234")).unwrap();
-    let listed: BTreeSet<PublicKeyHash> = vault
-        .list_keys()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|k| k.pkh)
-        .collect();
+    let listed: BTreeSet<PublicKeyHash> = listed_keys(&*vault).await.into_iter().collect();
     assert_eq!(listed.len(), vectors.len() + 1);
     assert!(listed.contains(&decrypted_pkh));
     for v in &vectors {
@@ -440,17 +447,9 @@ async fn octez_aggregate_schemes_load_bls_keys() {
         ),
     ]);
     let vault = open_file(&file.path, given("pw")).unwrap();
-    let mut listed: Vec<_> = vault
-        .list_keys()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|k| k.pkh)
-        .collect();
-    listed.sort();
     let mut expected = vec![plain.public_key().hash(), sealed.public_key().hash()];
     expected.sort();
-    assert_eq!(listed, expected);
+    assert_eq!(listed_keys(&*vault).await, expected);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -797,13 +796,7 @@ async fn the_example_key_file_holds_every_key_the_example_config_lists() {
     let vault = signatory_vaults::open_configured(vault_config)
         .await
         .unwrap();
-    let held: BTreeSet<PublicKeyHash> = vault
-        .list_keys()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|k| k.pkh)
-        .collect();
+    let held: BTreeSet<PublicKeyHash> = listed_keys(&*vault).await.into_iter().collect();
     let listed: BTreeSet<PublicKeyHash> = config.tezos.keys().copied().collect();
     assert_eq!(held, listed);
     // They are the published test keys, nothing else.

@@ -191,14 +191,21 @@ async fn answer(
 const NO_DETERMINISTIC_NONCES: &str = "this signer does not give deterministic \
      nonces (its keys may live where their secret cannot be read); the baker makes its own";
 
-fn timed_out(limit: Duration) -> ApiError {
-    ApiError::new(
-        StatusCode::REQUEST_TIMEOUT,
-        format!(
-            "the request was not answered within {} ms",
-            limit.as_millis()
-        ),
-    )
+/// `work`'s result, or a 408 once `limit` has passed (the work is then dropped; a signing
+/// pipeline runs in its own task and still finishes).
+async fn within<T>(
+    limit: Duration,
+    work: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+        Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request was not answered within {} ms",
+                limit.as_millis()
+            ),
+        ))
+    })
 }
 
 async fn prove(
@@ -221,9 +228,7 @@ async fn prove(
             )
         });
     let proving = api::prove_authenticated(state, pkh, override_pk, authenticated, peer);
-    tokio::time::timeout(request_timeout, proving)
-        .await
-        .unwrap_or_else(|_| Err(timed_out(request_timeout)))
+    within(request_timeout, proving).await
 }
 
 async fn sign(
@@ -248,9 +253,7 @@ async fn sign(
     let result = match authenticated {
         Ok(client) => {
             let signing = api::sign_authenticated(state, pkh, version, client, &mut attempt);
-            tokio::time::timeout(request_timeout, signing)
-                .await
-                .unwrap_or_else(|_| Err(timed_out(request_timeout)))
+            within(request_timeout, signing).await
         }
         Err(e) => {
             api::count_authentication_failure(state, peer, e.status);

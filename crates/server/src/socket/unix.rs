@@ -28,10 +28,7 @@ impl UnixSocket {
     /// then linked into place: whatever the umask, no other user can connect before the
     /// mode is set, and an existing file at `path` is never replaced.
     pub fn bind(path: &Path) -> Result<Self, ServerError> {
-        let fail = |source| ServerError::BindUnix {
-            path: path.to_owned(),
-            source,
-        };
+        let fail = bind_error(path);
         remove_stale(path)?;
         let parent = match path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -67,12 +64,16 @@ impl UnixSocket {
     }
 }
 
-/// Remove a socket file nobody answers on; refuse a live one or a file of another kind.
-fn remove_stale(path: &Path) -> Result<(), ServerError> {
-    let fail = |source| ServerError::BindUnix {
+fn bind_error(path: &Path) -> impl Fn(std::io::Error) -> ServerError + Copy + '_ {
+    move |source| ServerError::BindUnix {
         path: path.to_owned(),
         source,
-    };
+    }
+}
+
+/// Remove a socket file nobody answers on; refuse a live one or a file of another kind.
+fn remove_stale(path: &Path) -> Result<(), ServerError> {
+    let fail = bind_error(path);
     match std::fs::symlink_metadata(path) {
         Ok(meta) if !meta.file_type().is_socket() => Err(ServerError::NotASocket(path.to_owned())),
         Ok(_) => match std::os::unix::net::UnixStream::connect(path) {
