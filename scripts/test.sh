@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine. It installs what the tests need
 # (system packages, node packages, cargo-fuzz), then runs:
+#   0. the code gates: formatting, clippy with warnings as errors, rustdoc with warnings as
+#      errors (the workspace lints in Cargo.toml are enforced here and nowhere else);
 #   1. the Rust suite (unit, property, integration and end-to-end tests: cargo test);
 #   2. the interop tests against real clients from npm (Taquito's forger and remote signer);
 #   3. a short fuzz run of each fuzz target.
@@ -43,6 +45,16 @@ if ((free_gb < NEED_GB)); then
   echo "error: not enough free disk for the build; free some space and run again" >&2
   exit 1
 fi
+
+# --- 0. code gates --------------------------------------------------------------------------
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy (workspace, all targets, warnings are errors)"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+step "cargo doc (workspace, warnings are errors)"
+RUSTDOCFLAGS=-Dwarnings cargo doc --locked --workspace --no-deps
 
 # --- 1. the Rust suite ----------------------------------------------------------------------
 step "building the signatory binary (used by the end-to-end and interop tests)"

@@ -13,7 +13,7 @@ use tezos_crypto::SecretKey;
 
 #[derive(Debug, Args)]
 pub struct WriteConfigArgs {
-    /// The file vault (JSON list of {"name", "value": "unencrypted:<secret key>"}).
+    /// The file vault (JSON list of {"name", "value": `"unencrypted:<secret key>"`}).
     #[arg(long)]
     vault_file: PathBuf,
     /// The signer's base directory (file watermarks live under it).

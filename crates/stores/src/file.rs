@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //!
-//! Everything lives in `<base_dir>/watermarks/` (see [`crate::codec`] for the encodings):
+//! Everything lives in `<base_dir>/watermarks/` (the encodings are in the `codec` module):
 //!
 //! - `snapshot`: every record as of the start of one log generation, written to
 //!   `snapshot.tmp`, fsynced, renamed into place, then the directory fsynced;
