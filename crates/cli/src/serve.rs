@@ -137,6 +137,9 @@ pub async fn server_config(config: &Config) -> Result<ServerConfig, CliError> {
     server.per_key_authorized_keys = per_key;
     server.base_path.clone_from(&config.server.base_path);
     server.allow_list_known_keys = config.server.allow_list_known_keys;
+    server
+        .allowed_origins
+        .clone_from(&config.server.allowed_origins);
     let limits = &config.server.limits;
     if let Some(bytes) = limits.max_body_bytes {
         server.body_limit = bytes;

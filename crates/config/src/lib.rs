@@ -94,6 +94,8 @@ pub struct ServerConfig {
     pub base_path: String,
     /// Whether `GET /known_keys` lists the keys (off unless asked for, as in Octez).
     pub allow_list_known_keys: bool,
+    /// `server.allowed_origins`: web origins whose pages may call the API (none by default).
+    pub allowed_origins: Vec<String>,
     pub limits: ServerLimits,
     /// `server.tcp_address`: Octez's socket protocol over TCP (`None`: off).
     pub tcp_address: Option<ListenAddress>,

@@ -35,7 +35,8 @@ pub(crate) struct RawConfig {
 #[serde(
     deny_unknown_fields,
     expecting = "a mapping of server settings (address, utility_address, tcp_address, \
-                 unix_socket, authorized_keys, base_path, allow_list_known_keys, limits)"
+                 unix_socket, authorized_keys, base_path, allow_list_known_keys, \
+                 allowed_origins, limits)"
 )]
 pub(crate) struct RawServer {
     /// Serve the API under this path prefix (an extension of ECAD's schema).
@@ -54,6 +55,9 @@ pub(crate) struct RawServer {
     /// Serve `GET /known_keys` (an extension; Octez's signer has `--allow-list-known-keys`).
     #[serde(default, deserialize_with = "yaml_bool")]
     pub allow_list_known_keys: Option<bool>,
+    /// Web origins whose pages may call the API (an extension; none unless listed).
+    #[serde(default)]
+    pub allowed_origins: Option<Vec<String>>,
     /// Limits of the HTTP listeners (an extension of ECAD's schema).
     #[serde(default)]
     pub limits: Option<RawLimits>,

@@ -134,9 +134,10 @@ impl Authenticator {
     }
 
     /// Check the `authentication` parameter of a request for `pkh` over `data`.
-    /// Missing where the global list requires it: 401; present but malformed: 400;
-    /// present and verified by no key authorized for `pkh`: 403. Where no key is
-    /// authorized for `pkh` at all, the parameter is ignored, as Octez does.
+    /// Missing where the global list requires it: 401; present but malformed: 400, even
+    /// where no key is authorized for `pkh`; present and verified by no key authorized
+    /// for `pkh`: 403. Where no key is authorized for `pkh` at all, a well-formed signature
+    /// is not checked, as Octez does.
     pub fn authenticate(
         &self,
         pkh: &PublicKeyHash,
@@ -192,10 +193,12 @@ impl Authenticator {
             // A key policy that names clients refuses this later (401) in the service.
             return Ok(ClientIdentity::Anonymous);
         };
+        // Decoded first: a malformed parameter is the client's mistake and is answered
+        // (400) whether or not any key would check it, rather than silently ignored.
+        let signature = decode()?;
         if candidates.is_empty() {
             return Ok(ClientIdentity::Anonymous);
         }
-        let signature = decode()?;
         let signed = authenticated_bytes(pkh, data);
         candidates
             .iter()
@@ -276,6 +279,17 @@ mod tests {
         assert_eq!(empty.unwrap_err().status, StatusCode::UNAUTHORIZED);
         let garbage = global.authenticate(&pkh(), b"x", Some("edsigXYZ"), v);
         assert_eq!(garbage.unwrap_err().status, StatusCode::BAD_REQUEST);
+
+        // With no authentication configured at all, a malformed parameter is still 400 …
+        let open = Authenticator::new(None, &[], []);
+        let garbage = open.authenticate(&pkh(), b"x", Some("garbage"), v);
+        assert_eq!(garbage.unwrap_err().status, StatusCode::BAD_REQUEST);
+        // … and a well-formed one is not checked.
+        let signed = auth_sig(&client, &pkh(), b"x");
+        assert_eq!(
+            open.authenticate(&pkh(), b"x", Some(&signed), v),
+            Ok(ClientIdentity::Anonymous)
+        );
 
         let clients: BTreeSet<_> = [client.public_key().hash()].into();
         let per_key = Authenticator::new(None, &[client.public_key()], [(pkh(), Some(&clients))]);

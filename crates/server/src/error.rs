@@ -68,6 +68,7 @@ impl ApiError {
             408 => "timeout",
             409 => "conflict",
             413 => "too_large",
+            415 => "unsupported_media_type",
             503 => "unavailable",
             _ => "internal",
         }
@@ -97,6 +98,17 @@ impl IntoResponse for ApiError {
         }];
         (self.status, axum::Json(body)).into_response()
     }
+}
+
+/// The Octez error body for `message`, as bytes (for replies written below axum).
+pub(crate) fn octez_error_body(message: &str) -> Vec<u8> {
+    let body = [OctezError {
+        kind: "temporary",
+        id: "failure",
+        msg: message,
+    }];
+    // Serialising a struct of strings cannot fail; an empty array is still JSON.
+    serde_json::to_vec(&body).unwrap_or_else(|_| b"[]".to_vec())
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+mod guard;
 mod listener;
 pub mod metrics;
 mod names;
@@ -14,6 +15,7 @@ pub mod utility;
 use crate::api::AppState;
 use crate::auth::Authenticator;
 use crate::error::ApiError;
+use crate::guard::Guard;
 use crate::listener::{Admission, ConnectionLimits};
 use crate::metrics::{Metrics, MetricsError};
 use axum::extract::{DefaultBodyLimit, State};
@@ -74,6 +76,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Whether `GET /known_keys` lists the keys (403 otherwise).
     pub allow_list_known_keys: bool,
+    /// `server.allowed_origins`: the web origins (`https://wallet.example`) whose pages may
+    /// call the API. Empty by default: a request carrying any `Origin` is refused (403).
+    pub allowed_origins: Vec<String>,
 }
 
 impl ServerConfig {
@@ -99,6 +104,7 @@ impl ServerConfig {
             write_timeout: Self::DEFAULT_WRITE_TIMEOUT,
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             allow_list_known_keys: false,
+            allowed_origins: Vec::new(),
         }
     }
 
@@ -183,7 +189,8 @@ pub fn app_state(cfg: &ServerConfig, service: Arc<SignService>) -> Result<AppSta
     })
 }
 
-/// The API routes, under `cfg.base_path`, with the body limit and the request timeout.
+/// The API routes, under `cfg.base_path`, with the request guard (origin, content type,
+/// declared length), the body limit and the request timeout.
 /// Trailing slashes are handled by [`api_app`].
 pub fn api_router(cfg: &ServerConfig, state: AppState) -> Router {
     let routes = Router::new()
@@ -200,13 +207,19 @@ pub fn api_router(cfg: &ServerConfig, state: AppState) -> Router {
         ))
         .with_state(state);
     let prefix = cfg.base_path.trim_matches('/');
-    if prefix.is_empty() {
+    let router = if prefix.is_empty() {
         routes
     } else {
         Router::new()
             .nest(&format!("/{prefix}"), routes)
             .fallback(api::not_found)
-    }
+    };
+    // Outermost, so that it sees every request (any path, any method) before anything
+    // reads a body.
+    router.layer(axum::middleware::from_fn_with_state(
+        Guard::new(&cfg.allowed_origins, cfg.body_limit),
+        guard::guard,
+    ))
 }
 
 /// Answer 408 (in the Octez error shape) when reading the body and answering take longer

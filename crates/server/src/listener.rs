@@ -1,6 +1,6 @@
 //! A TCP listener serving HTTP/1.1 with hyper: header-read and write timeouts,
-//! `TCP_NODELAY`, the client address for handlers, and graceful shutdown (requests in flight
-//! finish).
+//! `TCP_NODELAY`, the client address for handlers, graceful shutdown (requests in flight
+//! finish), and JSON bodies on the replies hyper writes itself for requests it cannot parse.
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
@@ -13,8 +13,11 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_io_timeout::TimeoutStream;
@@ -75,8 +78,8 @@ pub(crate) async fn run<S>(
         });
         let mut stream = TimeoutStream::new(stream);
         stream.set_write_timeout(limits.write_timeout);
-        let conn =
-            graceful.watch(builder.serve_connection(TokioIo::new(Box::pin(stream)), service));
+        let stream = JsonParseErrors::new(Box::pin(stream));
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(listener = name, client = %remote, error = %e, "connection ended with an error");
@@ -186,4 +189,160 @@ fn is_connection_error(e: &std::io::Error) -> bool {
         e.kind(),
         ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
     )
+}
+
+/// The replies hyper writes on its own, before any service sees the request, when it cannot
+/// parse one (400), its target is too long (414) or its header too large (431). hyper has no
+/// option to give them a body; they are recognised on the way out (a status line of these
+/// codes, `content-length: 0`, nothing after the head: the API never answers an error
+/// without a body) and replaced by the same reply with the JSON error body every other
+/// error has. hyper closes the connection after them.
+const AUTOMATIC_REPLIES: [(&[u8], u16, &str); 3] = [
+    (
+        b" 400 ",
+        400,
+        "malformed HTTP request: its request line or a header could not be parsed",
+    ),
+    (
+        b" 414 ",
+        414,
+        "the request target (path and query) is too long",
+    ),
+    (
+        b" 431 ",
+        431,
+        "the request header is too large or has too many fields",
+    ),
+];
+
+/// The JSON reply replacing hyper's bodiless one in `head`, if `head` is one.
+fn json_parse_error_reply(head: &[u8]) -> Option<Vec<u8>> {
+    let rest = head
+        .strip_prefix(b"HTTP/1.1")
+        .or_else(|| head.strip_prefix(b"HTTP/1.0"))?;
+    let (_, code, message) = AUTOMATIC_REPLIES
+        .iter()
+        .find(|(prefix, _, _)| rest.starts_with(prefix))?;
+    // The whole write is one head and nothing else, with no body.
+    let end = head.windows(4).position(|w| w == b"\r\n\r\n")?;
+    if end + 4 != head.len() {
+        return None;
+    }
+    let lowercase = head.to_ascii_lowercase();
+    if !lowercase
+        .windows(21)
+        .any(|w| w == b"\r\ncontent-length: 0\r\n")
+    {
+        return None;
+    }
+    let status = axum::http::StatusCode::from_u16(*code).ok()?;
+    let body = crate::error::octez_error_body(message);
+    let mut reply = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n",
+        status.as_str(),
+        status.canonical_reason().unwrap_or_default(),
+        body.len()
+    )
+    .into_bytes();
+    reply.extend_from_slice(&body);
+    Some(reply)
+}
+
+/// A connection's stream, with [`json_parse_error_reply`] applied to what hyper writes.
+struct JsonParseErrors<S> {
+    inner: S,
+    /// A replacement reply being written, and how much of it is out.
+    replacing: Option<(Vec<u8>, usize)>,
+}
+
+impl<S> JsonParseErrors<S> {
+    fn new(inner: S) -> Self {
+        JsonParseErrors {
+            inner,
+            replacing: None,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for JsonParseErrors<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for JsonParseErrors<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if this.replacing.is_none() {
+            this.replacing = json_parse_error_reply(buf).map(|reply| (reply, 0));
+        }
+        let Some((reply, sent)) = &mut this.replacing else {
+            return Pin::new(&mut this.inner).poll_write(cx, buf);
+        };
+        // hyper offers the same bytes again after `Pending`; they count as written once
+        // the whole replacement is.
+        while let Some(unsent) = reply.get(*sent..).filter(|rest| !rest.is_empty()) {
+            let n = ready!(Pin::new(&mut this.inner).poll_write(cx, unsent))?;
+            if n == 0 {
+                return Poll::Ready(Err(ErrorKind::WriteZero.into()));
+            }
+            *sent += n;
+        }
+        this.replacing = None;
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_hypers_bodiless_parse_error_replies_are_replaced() {
+        let hyper_431 =
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
+        let reply = json_parse_error_reply(hyper_431).unwrap();
+        let text = String::from_utf8(reply).unwrap();
+        assert!(text.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json[0]["id"], "failure");
+        assert!(
+            json_parse_error_reply(b"HTTP/1.1 414 URI Too Long\r\ncontent-length: 0\r\n\r\n")
+                .is_some()
+        );
+        assert!(
+            json_parse_error_reply(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                .is_some()
+        );
+        // The API's own replies are left alone: other codes, a body, a length.
+        for ours in [
+            &b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"[..],
+            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 2\r\n\r\n[]",
+            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 20\r\n\r\n",
+            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n",
+            b"[{\"kind\":\"temporary\"}]",
+        ] {
+            assert_eq!(json_parse_error_reply(ours), None);
+        }
+    }
 }

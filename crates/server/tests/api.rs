@@ -291,6 +291,29 @@ async fn bad_input_is_400_and_nothing_is_recorded() {
     assert_eq!(s, StatusCode::OK);
 }
 
+/// Every refusal that needs no signature comes before the watermark store: a tz4 request
+/// with version 0 (no BLS scheme) is refused and the same height then signs.
+#[tokio::test]
+async fn a_tz4_request_refused_for_its_version_leaves_the_height_free() {
+    let f = fixture(None);
+    let (api, _) = routers(&cfg(), &f);
+    let tz4 = f.bls.public_key().hash();
+    // Another payload at the same level and round than the baker's real request: had
+    // the refused one reserved the height, the real one would be refused (409).
+    let refused = signatory_e2e::requests::Consensus::new(12, 0, 3).bls_attestation();
+    let (s, body) = sign(&api, &tz4, &refused, "?version=0").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert_octez_error(&body, "signing version 0");
+    let bytes = signatory_e2e::requests::Consensus::new(12, 0, 4).bls_attestation();
+    let (s, body) = sign(&api, &tz4, &bytes, "?version=3").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let signature = Signature::from_b58check(body["signature"].as_str().unwrap()).unwrap();
+    f.bls
+        .public_key()
+        .verify(&bytes, &signature, SigningVersion::V3)
+        .unwrap();
+}
+
 #[tokio::test]
 async fn policy_refusals_are_403_and_unknown_key_404() {
     let f = fixture(None);
@@ -340,6 +363,11 @@ async fn backend_failure_is_5xx_and_blocks_a_second_payload() {
     // is refused even though nothing was signed.
     let (s, _) = sign(&api, &f.broken, &preattestation(10, 2), "").await;
     assert_eq!(s, StatusCode::CONFLICT);
+    // The same bytes again are not refused: they reach the backend again (a retry after a
+    // transient failure signs).
+    let (s, body) = sign(&api, &f.broken, &preattestation(10, 1), "").await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_octez_error(&body, "signing backend failed");
 }
 
 #[tokio::test]
@@ -603,6 +631,7 @@ async fn chain_and_client_labels_are_bounded() {
     for i in 0..70u32 {
         let from = std::net::SocketAddr::from((std::net::Ipv4Addr::from(0x0a00_0000 + i), 4000));
         let req = Request::post(format!("/keys/{pkh}"))
+            .header("content-type", "application/json")
             .extension(axum::extract::ConnectInfo(from))
             .body(Body::from(format!(
                 "\"{}\"",
@@ -844,4 +873,134 @@ async fn a_signature_that_does_not_verify_is_never_released() {
             pk.verify(&bytes, &sig, SigningVersion::default()).unwrap();
         }
     }
+}
+
+/// One request with exactly `headers`; the status, the answer's headers and its JSON body.
+async fn call_with(
+    app: &Api,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Option<String>,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let req = req
+        .body(body.map(Body::from).unwrap_or_else(Body::empty))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let (parts, body) = resp.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (parts.status, parts.headers, value)
+}
+
+#[tokio::test]
+async fn malformed_authentication_is_400_even_without_authentication() {
+    let f = fixture(None);
+    let (api, _) = routers(&cfg(), &f);
+    let pkh = f.baker.public_key().hash();
+    let (s, body) = sign(&api, &pkh, &preattestation(6, 1), "?authentication=garbage").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert_octez_error(&body, "malformed `authentication`");
+    // Nothing was recorded.
+    let (s, body) = sign(&api, &pkh, &preattestation(6, 1), "").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn requests_from_web_pages_and_non_json_bodies_are_refused() {
+    let f = fixture(None);
+    let (api, _) = routers(&cfg(), &f);
+    let pkh = f.baker.public_key().hash();
+    let uri = format!("/keys/{pkh}");
+    let body = || Some(format!("\"{}\"", hex::encode(preattestation(8, 1))));
+    let json = ("content-type", "application/json");
+    // Any origin, by default, on every route.
+    for (method, path) in [
+        ("POST", uri.as_str()),
+        ("GET", uri.as_str()),
+        ("GET", "/authorized_keys"),
+    ] {
+        let headers = [json, ("origin", "http://localhost:3000")];
+        let (s, _, resp) = call_with(&api, method, path, &headers, body()).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{method} {path}: {resp}");
+        assert_octez_error(&resp, "Origin: http://localhost:3000");
+    }
+    let (s, _, resp) = call_with(&api, "POST", &uri, &[], body()).await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{resp}");
+    assert_octez_error(&resp, "Content-Type: application/json");
+    for bad in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ] {
+        let (s, _, resp) = call_with(&api, "POST", &uri, &[("content-type", bad)], body()).await;
+        assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{bad}: {resp}");
+    }
+    // A preflight from a page is refused like the request it announces.
+    let preflight = [
+        ("origin", "https://evil.example"),
+        ("access-control-request-method", "POST"),
+    ];
+    let (s, headers, _) = call_with(&api, "OPTIONS", &uri, &preflight, None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(headers.get("access-control-allow-origin").is_none());
+    // None of the above took the height; a charset is fine.
+    let utf8 = [("content-type", "application/json; charset=utf-8")];
+    let (s, _, resp) = call_with(&api, "POST", &uri, &utf8, body()).await;
+    assert_eq!(s, StatusCode::OK, "{resp}");
+}
+
+#[tokio::test]
+async fn listed_origins_may_call_the_api() {
+    let f = fixture(None);
+    let mut c = cfg();
+    c.allowed_origins = vec!["https://Wallet.example/".into()];
+    let (api, _) = routers(&c, &f);
+    let pkh = f.baker.public_key().hash();
+    let uri = format!("/keys/{pkh}");
+    let preflight = [
+        ("origin", "https://wallet.example"),
+        ("access-control-request-method", "POST"),
+        ("access-control-request-headers", "content-type"),
+    ];
+    let (s, headers, _) = call_with(&api, "OPTIONS", &uri, &preflight, None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://wallet.example"
+    );
+    assert!(headers["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
+    assert_eq!(headers["access-control-allow-headers"], "content-type");
+    let request = [
+        ("origin", "https://wallet.example"),
+        ("content-type", "application/json"),
+    ];
+    let body = Some(format!("\"{}\"", hex::encode(preattestation(9, 1))));
+    let (s, headers, resp) = call_with(&api, "POST", &uri, &request, body.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{resp}");
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://wallet.example"
+    );
+    assert_eq!(headers["vary"], "origin");
+    // Still JSON only, and other origins still refused.
+    let text = [
+        ("origin", "https://wallet.example"),
+        ("content-type", "text/plain"),
+    ];
+    let (s, _, _) = call_with(&api, "POST", &uri, &text, body.clone()).await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let other = [
+        ("origin", "https://other.example"),
+        ("content-type", "application/json"),
+    ];
+    let (s, _, _) = call_with(&api, "POST", &uri, &other, body).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
 }

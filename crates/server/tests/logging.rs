@@ -78,6 +78,7 @@ async fn one_line_per_request_and_payload_only_when_configured() {
 
     let post = |pkh: String, body: &str| {
         Request::post(format!("/keys/{pkh}"))
+            .header("content-type", "application/json")
             .body(Body::from(body.to_string()))
             .unwrap()
     };

@@ -363,6 +363,39 @@ async fn tz4_signs_with_the_clients_version_and_proves_possession() {
     running.server.await.unwrap().unwrap();
 }
 
+/// A request refused without signing (here tz4 with version 0, which has no BLS scheme)
+/// must not take the height: the client's real request there is signed.
+#[tokio::test]
+async fn a_tz4_request_refused_for_its_version_leaves_the_height_free() {
+    let k = keys(Duration::ZERO);
+    let running = start(cfg(), k.service.clone()).await;
+    let tz4 = k.bls.public_key().hash();
+    let mut conn = TcpStream::connect(running.tcp).await.unwrap();
+    let with_version = |version, data: &Vec<u8>| {
+        SocketRequest::Sign(SignMessage {
+            pkh: tz4,
+            version: Some(version),
+            data: data.clone(),
+            authentication: None,
+        })
+    };
+    // Another payload at the same level and round than the real request.
+    let other = Consensus::new(40, 0, 1).bls_attestation();
+    let refused = error_of(call(&mut conn, &with_version(SigningVersion::V0, &other)).await);
+    assert!(refused.contains("signing version 0"), "{refused}");
+    let data = Consensus::new(40, 0, 2).bls_attestation();
+    let raw = call(&mut conn, &with_version(SigningVersion::V3, &data))
+        .await
+        .unwrap();
+    let signature = Signature::from_bytes(Curve::Bls12_381, &raw).unwrap();
+    k.bls
+        .public_key()
+        .verify(&data, &signature, SigningVersion::V3)
+        .unwrap();
+    running.stop.send(()).unwrap();
+    running.server.await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn a_malformed_request_gets_an_error_and_the_connection_goes_on() {
     let k = keys(Duration::ZERO);

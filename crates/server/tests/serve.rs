@@ -301,6 +301,7 @@ async fn a_timed_out_request_is_still_recorded() {
     let bytes = preattestation(20, 1);
     let post = |bytes: &[u8]| {
         Request::post(format!("/keys/{pkh}"))
+            .header("content-type", "application/json")
             .body(Body::from(format!("\"{}\"", hex::encode(bytes))))
             .unwrap()
     };
@@ -328,4 +329,143 @@ async fn a_timed_out_request_is_still_recorded() {
         .unwrap();
     let other = api.oneshot(post(&preattestation(20, 2))).await.unwrap();
     assert_eq!(other.status(), StatusCode::CONFLICT);
+}
+
+/// Send `head` (and nothing more) on a fresh connection; the reply once the server closes
+/// the connection, or whatever arrived within `wait`.
+async fn raw_exchange(addr: SocketAddr, head: &[u8], wait: Duration) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head).await.unwrap();
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(wait, stream.read_to_end(&mut reply)).await;
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+/// The status and the Octez error message of a raw reply; panics unless its body is the
+/// JSON error body every error has.
+fn json_error(reply: &str) -> (u16, String) {
+    let (head, body) = reply
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no complete reply: {reply:?}"));
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+    assert_eq!(json[0]["kind"], "temporary", "{body}");
+    assert_eq!(json[0]["id"], "failure", "{body}");
+    (status, json[0]["msg"].as_str().unwrap().to_string())
+}
+
+/// A declared body over the limit is refused when the header arrives: the body is never
+/// sent, and the request timeout (an hour here) would otherwise end it in 408.
+#[tokio::test]
+async fn a_body_declared_too_large_is_refused_before_it_is_sent() {
+    let (key, service) = slow_service(Duration::ZERO);
+    let mut c = cfg();
+    c.body_limit = 1024;
+    c.request_timeout = Duration::from_secs(3600);
+    c.header_read_timeout = Duration::from_secs(3600);
+    let running = start(c, service).await;
+    let pkh = key.public_key().hash();
+    let head = format!(
+        "POST /keys/{pkh} HTTP/1.1\r\nHost: signer\r\nContent-Type: application/json\r\n\
+         Content-Length: 1025\r\n\r\n"
+    );
+    let reply = raw_exchange(running.api, head.as_bytes(), Duration::from_secs(60)).await;
+    let (status, msg) = json_error(&reply);
+    assert_eq!(status, 413, "{reply}");
+    assert!(msg.contains("1025 bytes declared"), "{msg}");
+
+    // Chunked: refused once the chunks sent exceed the limit, though the chunk declared
+    // (64 KiB) is not finished and the request never ends.
+    let mut stream = TcpStream::connect(running.api).await.unwrap();
+    let head = format!(
+        "POST /keys/{pkh} HTTP/1.1\r\nHost: signer\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n10000\r\n\"{}",
+        "0".repeat(2048)
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut reply = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut reply))
+        .await
+        .expect("no reply before the body ended")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply[..n]).into_owned();
+    assert!(reply.starts_with("HTTP/1.1 413 "), "{reply}");
+    running.stop.send(()).unwrap();
+    running.server.await.unwrap().unwrap();
+}
+
+/// The replies hyper writes itself for requests it cannot parse carry the JSON error body.
+#[tokio::test]
+async fn unparsable_requests_get_the_json_error_body() {
+    let (_, service) = slow_service(Duration::ZERO);
+    let running = start(cfg(), service).await;
+    let wait = Duration::from_secs(30);
+    let long_target = format!(
+        "GET /keys/{} HTTP/1.1\r\nHost: signer\r\n\r\n",
+        "a".repeat(70_000)
+    );
+    let reply = raw_exchange(running.api, long_target.as_bytes(), wait).await;
+    assert_eq!(json_error(&reply).0, 414, "{reply}");
+
+    let mut many_headers = String::from("GET /authorized_keys HTTP/1.1\r\nHost: signer\r\n");
+    for i in 0..200 {
+        many_headers.push_str(&format!("X-Field-{i}: {i}\r\n"));
+    }
+    many_headers.push_str("\r\n");
+    let reply = raw_exchange(running.api, many_headers.as_bytes(), wait).await;
+    assert_eq!(json_error(&reply).0, 431, "{reply}");
+
+    let reply = raw_exchange(running.api, b"GET /\x01 nonsense\r\n\r\n", wait).await;
+    assert_eq!(json_error(&reply).0, 400, "{reply}");
+    let reply = raw_exchange(
+        running.api,
+        b"GET /authorized_keys HTTP/1.1\r\nHost: signer\r\nBad Header: x\r\n\r\n",
+        wait,
+    )
+    .await;
+    assert_eq!(json_error(&reply).0, 400, "{reply}");
+
+    // The API's own answers are untouched.
+    let (status, body) = http(running.api, "GET", "/authorized_keys", "").await;
+    assert_eq!((status, body.as_str()), (200, "{}"));
+    running.stop.send(()).unwrap();
+    running.server.await.unwrap().unwrap();
+}
+
+/// What a page of another site can send from a browser without a preflight: a POST with
+/// `Content-Type: text/plain` and its `Origin`. Refused, and nothing is signed.
+#[tokio::test]
+async fn a_cross_site_browser_request_is_refused() {
+    let (key, service) = slow_service(Duration::ZERO);
+    let running = start(cfg(), service).await;
+    let pkh = key.public_key().hash();
+    let body = format!("\"{}\"", hex::encode(preattestation(7, 1)));
+    let request = |extra: &str| {
+        format!(
+            "POST /keys/{pkh} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{extra}\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let wait = Duration::from_secs(30);
+    let browser =
+        request("Origin: https://evil.example\r\nContent-Type: text/plain;charset=UTF-8\r\n");
+    let (status, msg) = json_error(&raw_exchange(running.api, browser.as_bytes(), wait).await);
+    assert_eq!(status, 403, "{msg}");
+    assert!(msg.contains("server.allowed_origins"), "{msg}");
+    let no_origin = request("Content-Type: text/plain\r\n");
+    let (status, msg) = json_error(&raw_exchange(running.api, no_origin.as_bytes(), wait).await);
+    assert_eq!(status, 415, "{msg}");
+    // As octez-client sends it: signed, at the height nothing above took.
+    let octez = request("Content-Type: application/json\r\n");
+    let reply = raw_exchange(running.api, octez.as_bytes(), wait).await;
+    assert!(reply.starts_with("HTTP/1.1 200 "), "{reply}");
+    running.stop.send(()).unwrap();
+    running.server.await.unwrap().unwrap();
 }

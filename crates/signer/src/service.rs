@@ -1,7 +1,10 @@
 //! One signing request, end to end: decode → policy → watermark → vault → verify → record.
 //!
 //! The order is the safety argument:
-//! 1. nothing is recorded or signed for bytes that do not decode or that the policy refuses;
+//! 1. nothing is recorded or signed for a request that can be refused without signing: bytes
+//!    that do not decode, a policy refusal, a signing version the key's curve cannot sign
+//!    with; every such check runs before the watermark store is touched, so a refused
+//!    request never takes a height that the client's next, valid request needs;
 //! 2. for watermarked requests (blocks, preattestations, attestations) the new high
 //!    watermark is taken in the store *before* the vault is asked to sign, so a backend
 //!    failure after that point can never let a second, different payload through at that
@@ -23,7 +26,9 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tezos_crypto::{ChainId, CryptoError, PublicKey, PublicKeyHash, Signature, SigningVersion};
+use tezos_crypto::{
+    ChainId, CryptoError, Curve, PublicKey, PublicKeyHash, Signature, SigningVersion,
+};
 use tezos_encoding::{DecodeError, SigningRequest, WatermarkKind};
 
 /// A key the service can sign with: where it lives and what it may sign.
@@ -116,6 +121,11 @@ pub enum SignError {
     NotBls,
     #[error("{0} request without chain id or level cannot be watermarked; refusing to sign")]
     NoWatermarkPosition(WatermarkKind),
+    #[error("{pkh} cannot sign with signing version {version}: tz4 (BLS) keys sign with versions 1 to 3")]
+    UnsupportedVersion {
+        pkh: PublicKeyHash,
+        version: SigningVersion,
+    },
 }
 
 /// How a transport should classify an error (maps to an HTTP status).
@@ -142,7 +152,9 @@ impl SignError {
         match self {
             SignError::UnknownKey(_) => ErrorClass::NotFound,
             SignError::KeyNotEnabled(_) | SignError::NotBls => ErrorClass::Forbidden,
-            SignError::Decode(_) | SignError::NoWatermarkPosition(_) => ErrorClass::BadRequest,
+            SignError::Decode(_)
+            | SignError::NoWatermarkPosition(_)
+            | SignError::UnsupportedVersion { .. } => ErrorClass::BadRequest,
             SignError::Policy(d) if d.is_authentication() => ErrorClass::Unauthenticated,
             SignError::Policy(_) => ErrorClass::Forbidden,
             SignError::Watermark(_) => ErrorClass::Conflict,
@@ -281,6 +293,15 @@ impl SignService {
                 return report;
             }
         };
+        // Checked here, not left to the vault: the vault signs after the watermark is
+        // reserved, and a refusal there would cost the key that height.
+        if !signs_with(key.public_key.curve(), req.version) {
+            report.result = Err(SignError::UnsupportedVersion {
+                pkh: *req.pkh,
+                version: req.version,
+            });
+            return report;
+        }
         report.result = match slot {
             Some((wkey, wreq)) => {
                 self.sign_watermarked(key, &req, &wkey, &wreq, &mut report.timings)
@@ -440,6 +461,19 @@ impl SignService {
                 .map_err(|e| format!("vault {name}: {e}"))?;
         }
         Ok(())
+    }
+}
+
+/// Whether a key of `curve` can sign with `version`: tz1–tz3 sign alike in every version;
+/// tz4 needs a version with a BLS scheme (version 0 has none). A version this code does not
+/// know is refused for tz4 (fail closed).
+fn signs_with(curve: Curve, version: SigningVersion) -> bool {
+    match curve {
+        Curve::Bls12_381 => matches!(
+            version,
+            SigningVersion::V1 | SigningVersion::V2 | SigningVersion::V3
+        ),
+        Curve::Ed25519 | Curve::Secp256k1 | Curve::P256 => true,
     }
 }
 
