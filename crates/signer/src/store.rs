@@ -111,8 +111,8 @@ pub enum StoreError {
     /// watermarks for as many chains as it may: nothing was recorded.
     #[error(
         "refusing a request for chain {chain}: the watermark store already holds watermarks \
-         for {max} chains, its limit (`watermark.max_chains`); list the chains each key may \
-         sign for in its `allowed_chains`, or raise the limit"
+         for {max} chains, as many as it takes; list the chains each key may sign for in its \
+         `allowed_chains` policy"
     )]
     TooManyChains { chain: String, max: usize },
 }

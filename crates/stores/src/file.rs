@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //!
-//! Everything lives in `<base_dir>/watermarks/` (see [`crate::codec`] for the encodings):
+//! Everything lives in `<base_dir>/watermarks/` (`codec.rs` beside this module gives the
+//! encodings):
 //!
 //! - `snapshot`: every record as of the start of one log generation, written to
 //!   `snapshot.tmp`, fsynced, renamed into place, then the directory fsynced;
@@ -49,7 +50,7 @@
 //! syncs again. On open, intact frames that end before that length mean acknowledged
 //! records are lost: [`StoreError::AcknowledgedLost`], and the store does not open. Bytes
 //! past it are the torn write of a commit nobody was answered for. The slots alternate, so
-//! a torn slot write leaves the previous length (see [`crate::codec`]). The cost is a
+//! a torn slot write leaves the previous length (see `codec.rs`). The cost is a
 //! second fdatasync per commit group, shared like the first by every request in the group.
 //!
 //! A log written by an earlier version (format 1, no slots) is replayed as before, with a
