@@ -79,8 +79,18 @@ impl StoreChoice {
                     tracing::warn!(
                         dir = %store.dir().display(),
                         bytes,
-                        "dropped the torn end of the watermark log (a write interrupted by a \
-                         crash, never acknowledged)"
+                        "dropped the torn end of the watermark log, past what it records as \
+                         acknowledged (a write interrupted by a crash)"
+                    );
+                }
+                if let Some(version) = report.migrated_from_log_version {
+                    tracing::warn!(
+                        dir = %store.dir().display(),
+                        from = version,
+                        "migrated the watermark log to the format that records what was \
+                         acknowledged; records lost before this start cannot be detected, so \
+                         if the store was restored or damaged, fence the keys (see \
+                         `signatory watermark set` and `import`)"
                     );
                 }
                 tracing::info!(
@@ -229,6 +239,54 @@ mod tests {
         );
         FileStore::init(dir.path()).unwrap();
         assert!(open_file_store(dir.path(), "unused").is_ok());
+    }
+
+    #[test]
+    fn a_file_store_that_lost_acknowledged_watermarks_does_not_start() {
+        let dir = tempfile::tempdir().unwrap();
+        FileStore::init(dir.path()).unwrap();
+        let choice = StoreChoice::File {
+            base_dir: dir.path().to_path_buf(),
+        };
+        let store = choice.open("").unwrap();
+        drop(advance_once(store));
+        // The log cut back to its header: the acknowledged reservation is gone.
+        let log = FileStore::store_dir(dir.path()).join("log-1");
+        let bytes = std::fs::read(&log).unwrap();
+        assert!(bytes.len() > header_len());
+        std::fs::write(&log, &bytes[..header_len()]).unwrap();
+        let text = choice.open("").unwrap_err().to_string();
+        assert!(text.contains("lost acknowledged watermarks"), "{text}");
+        assert!(text.contains("signatory watermark set"), "{text}");
+        // Nothing was changed: the next start refuses again.
+        assert!(choice.open("").is_err());
+    }
+
+    /// Reserve one block watermark and wait for it to be durable.
+    fn advance_once(store: Arc<dyn WatermarkStore>) -> Arc<dyn WatermarkStore> {
+        use signatory_signer::watermark::{WatermarkKey, WatermarkRequest};
+        use tezos_crypto::{ChainId, Curve, PublicKeyHash};
+        let key = WatermarkKey::new(
+            ChainId([1, 2, 3, 4]),
+            PublicKeyHash::new(Curve::Ed25519, [7; 20]),
+            tezos_encoding::WatermarkKind::Block,
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(store.check_and_advance(key, WatermarkRequest::new(5, 0, [1; 32])))
+            .unwrap();
+        store
+    }
+
+    /// The length of a log holding its header alone, as `init` writes it.
+    fn header_len() -> usize {
+        let fresh = tempfile::tempdir().unwrap();
+        FileStore::init(fresh.path()).unwrap();
+        let log = FileStore::store_dir(fresh.path()).join("log-1");
+        usize::try_from(std::fs::metadata(log).unwrap().len()).unwrap()
     }
 
     #[test]

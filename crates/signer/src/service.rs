@@ -161,6 +161,7 @@ impl SignError {
             SignError::Vault(e) if e.is_transient() => ErrorClass::Unavailable,
             SignError::Vault(e) if e.is_bad_request() => ErrorClass::BadRequest,
             SignError::Store(e) if e.is_transient() => ErrorClass::Unavailable,
+            SignError::Store(e) if e.is_request_refused() => ErrorClass::Forbidden,
             SignError::Store(_)
             | SignError::Vault(_)
             | SignError::BadSignature { .. }

@@ -86,6 +86,35 @@ pub enum StoreError {
     /// A value the store will not record (for example an oversized signature string).
     #[error("refusing to record an invalid watermark value: {0}")]
     InvalidRecord(String),
+    /// Records the store had acknowledged (so signatures may rest on them) are gone: its
+    /// log is shorter than, or damaged before, the length it recorded as acknowledged.
+    /// Starting on it would let a key sign again at heights it already signed.
+    #[error(
+        "watermark store at {} lost acknowledged watermarks: {detail}. Signatures may have been \
+         released at heights it no longer records, so it is not opened. Restore the whole \
+         store directory from a backup taken after the signer stopped, or move it aside, \
+         create a new store and fence every key at or above the last level and round it \
+         signed (`signatory watermark import --from …` from the baker's or another signer's \
+         watermarks, or `signatory watermark set`) before starting the signer",
+        path.display()
+    )]
+    AcknowledgedLost { path: PathBuf, detail: String },
+    /// The store directory does not take new files, which the store needs (a compaction
+    /// writes a new log and snapshot there).
+    #[error(
+        "watermark store at {} is not writable ({detail}); the signer must be able to create, \
+         sync and remove files in it: fix its permissions, ownership or mount",
+        path.display()
+    )]
+    NotWritable { path: PathBuf, detail: String },
+    /// A request names a chain the store holds nothing for, and the store already holds
+    /// watermarks for as many chains as it may: nothing was recorded.
+    #[error(
+        "refusing a request for chain {chain}: the watermark store already holds watermarks \
+         for {max} chains, as many as it takes; list the chains each key may sign for in its \
+         `allowed_chains` policy"
+    )]
+    TooManyChains { chain: String, max: usize },
 }
 
 impl StoreError {
@@ -100,6 +129,12 @@ impl StoreError {
     /// Whether retrying the same call later may succeed.
     pub const fn is_transient(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
+    }
+
+    /// Whether the store refused the request itself (not a failure of the store): the
+    /// client's fault, answered with a 4xx.
+    pub const fn is_request_refused(&self) -> bool {
+        matches!(self, StoreError::TooManyChains { .. })
     }
 }
 
@@ -267,5 +302,20 @@ mod tests {
             found: None,
         };
         assert!(e.to_string().contains("(now nothing)"), "{e}");
+    }
+
+    #[test]
+    fn only_the_chain_limit_is_the_requests_fault() {
+        assert!(StoreError::TooManyChains {
+            chain: "NetXdQprcVkpaWU".into(),
+            max: 16
+        }
+        .is_request_refused());
+        assert!(!StoreError::Failed("fsync".into()).is_request_refused());
+        assert!(!StoreError::AcknowledgedLost {
+            path: PathBuf::from("/x"),
+            detail: "d".into()
+        }
+        .is_request_refused());
     }
 }

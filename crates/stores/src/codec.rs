@@ -6,19 +6,38 @@
 //! record   = 0x01 ‖ chain_id(4) ‖ pkh_bin(21) ‖ kind u8 ‖ level i32 ‖ round i32 ‖ hash(32)
 //!            ‖ has_signature u8 ‖ [len u16 ‖ signature (ASCII base58check)]
 //! frame    = body_len u32 ‖ crc32c(body_len ‖ body) u32 ‖ body        (body = records)
-//! log      = "SIGWMLOG" ‖ version u32 ‖ generation u64 ‖ crc32c(previous 20 bytes) u32 ‖ frame*
+//! log      = "SIGWMLOG" ‖ version u32 ‖ generation u64 ‖ crc32c(previous 20 bytes) u32
+//!            ‖ ack_slot ‖ ack_slot ‖ frame*                            (version 2)
+//! ack_slot = acknowledged_len u64 ‖ crc32c(generation ‖ acknowledged_len) u32
 //! snapshot = "SIGWMSNP" ‖ version u32 ‖ log_generation u64 ‖ body_len u32 ‖ body
 //!            ‖ crc32c(everything before) u32
 //! ```
+//!
+//! `acknowledged_len` is how many bytes of the log (header included) were durable when the
+//! store last answered a commit: every acknowledged frame lies below it. The two slots are
+//! written in turn, each overwritten in place and synced after the frames it counts, so a
+//! torn slot write leaves the other one, which counts everything acknowledged before it;
+//! the valid slot with the larger length is the current one. Version 1 logs (24-byte
+//! header, no slots) are still read, and migrated at the next open.
 
 use signatory_signer::watermark::{Watermark, WatermarkKey};
 use tezos_crypto::{ChainId, PublicKeyHash};
 use tezos_encoding::WatermarkKind;
 
+/// The snapshot's format version.
 pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The log's format version: 2 added the acknowledged-length slots.
+pub(crate) const LOG_VERSION: u32 = 2;
+/// The log format before the acknowledged-length slots, read for migration.
+pub(crate) const LOG_VERSION_UNCOUNTED: u32 = 1;
 pub(crate) const LOG_MAGIC: &[u8; 8] = b"SIGWMLOG";
 pub(crate) const SNAPSHOT_MAGIC: &[u8; 8] = b"SIGWMSNP";
-pub(crate) const LOG_HEADER_LEN: usize = 24;
+/// Magic, version, generation and their checksum.
+const LOG_FIXED_LEN: usize = 24;
+const ACK_SLOT_LEN: usize = 12;
+const ACK_SLOTS: usize = 2;
+/// Length of a version 2 log header, slots included.
+pub(crate) const LOG_HEADER_LEN: usize = LOG_FIXED_LEN + ACK_SLOTS * ACK_SLOT_LEN;
 pub(crate) const FRAME_HEADER_LEN: usize = 8;
 /// No commit group is this large; a longer length field is damage, not a torn write.
 pub(crate) const MAX_FRAME_BODY: usize = 256 << 20;
@@ -202,21 +221,53 @@ pub(crate) fn frame_at(data: &[u8], at: usize) -> Option<&[u8]> {
     (crc32c(&[len_bytes, body]) == crc).then_some(body)
 }
 
+/// A new log's header: its first slot acknowledges the header alone, its second is empty.
 pub(crate) fn encode_log_header(generation: u64) -> [u8; LOG_HEADER_LEN] {
-    let mut out = [0u8; LOG_HEADER_LEN];
-    let mut head = Vec::with_capacity(20);
+    let mut head = Vec::with_capacity(LOG_HEADER_LEN);
     head.extend_from_slice(LOG_MAGIC);
-    head.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
+    head.extend_from_slice(&LOG_VERSION.to_be_bytes());
     head.extend_from_slice(&generation.to_be_bytes());
-    head.extend_from_slice(&crc32c(&[&head]).to_be_bytes());
+    let crc = crc32c(&[&head]);
+    head.extend_from_slice(&crc.to_be_bytes());
+    head.extend_from_slice(&encode_ack_slot(generation, LOG_HEADER_LEN as u64));
+    head.resize(LOG_HEADER_LEN, 0);
+    let mut out = [0u8; LOG_HEADER_LEN];
     out.copy_from_slice(&head);
     out
 }
 
-/// The generation a log header names.
-pub(crate) fn decode_log_header(data: &[u8]) -> Result<u64, String> {
+/// The bytes of an acknowledgement slot saying `len` bytes of log `generation` are durable.
+pub(crate) fn encode_ack_slot(generation: u64, len: u64) -> [u8; ACK_SLOT_LEN] {
+    let len = len.to_be_bytes();
+    let crc = crc32c(&[&generation.to_be_bytes(), &len]).to_be_bytes();
+    let mut out = [0u8; ACK_SLOT_LEN];
+    for (slot, byte) in out.iter_mut().zip(len.iter().chain(crc.iter())) {
+        *slot = *byte;
+    }
+    out
+}
+
+/// Where acknowledgement slot `index` (0 or 1, taken modulo 2) sits in the log.
+pub(crate) fn ack_slot_offset(index: usize) -> u64 {
+    (LOG_FIXED_LEN + (index % ACK_SLOTS) * ACK_SLOT_LEN) as u64
+}
+
+/// What a log header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LogHeader {
+    pub generation: u64,
+    /// Where the first frame starts.
+    pub len: usize,
+    /// Bytes of the log acknowledged, `None` for a version 1 log (which does not say).
+    pub acknowledged: Option<u64>,
+    /// The slot the next acknowledgement overwrites: the one not holding `acknowledged`.
+    pub next_slot: usize,
+}
+
+/// Decode a log header (either version).
+pub(crate) fn decode_log_header(data: &[u8]) -> Result<LogHeader, String> {
     let head = data
-        .get(..LOG_HEADER_LEN)
+        .get(..LOG_FIXED_LEN)
         .ok_or_else(|| format!("log is {} bytes, shorter than its header", data.len()))?;
     if head.get(..8) != Some(LOG_MAGIC.as_slice()) {
         return Err("not a watermark log (bad magic)".into());
@@ -225,13 +276,54 @@ pub(crate) fn decode_log_header(data: &[u8]) -> Result<u64, String> {
     if crc32c(&[head.get(..20).unwrap_or_default()]) != crc {
         return Err("log header checksum does not match".into());
     }
-    let version = be_u32(head, 8).unwrap_or(0);
-    if version != FORMAT_VERSION {
-        return Err(format!(
-            "log format version {version}, this signer reads {FORMAT_VERSION}"
-        ));
+    let generation = be_u64(head, 12).ok_or_else(|| "log header truncated".to_string())?;
+    match be_u32(head, 8).unwrap_or(0) {
+        LOG_VERSION_UNCOUNTED => Ok(LogHeader {
+            generation,
+            len: LOG_FIXED_LEN,
+            acknowledged: None,
+            next_slot: 0,
+        }),
+        LOG_VERSION => {
+            let mut best: Option<(u64, usize)> = None;
+            for index in 0..ACK_SLOTS {
+                let at = LOG_FIXED_LEN + index * ACK_SLOT_LEN;
+                let Some(slot) = data.get(at..at + ACK_SLOT_LEN) else {
+                    return Err(format!(
+                        "log is {} bytes, shorter than its header",
+                        data.len()
+                    ));
+                };
+                let valid = be_u64(slot, 0)
+                    .filter(|len| slot == encode_ack_slot(generation, *len).as_slice());
+                if let Some(len) = valid {
+                    if best.is_none_or(|(b, _)| len > b) {
+                        best = Some((len, index));
+                    }
+                }
+            }
+            // Slots are written one at a time after the header was synced whole, so one of
+            // them is always intact; none means the header itself was damaged.
+            let (acknowledged, index) = best.ok_or_else(|| {
+                "neither acknowledged-length slot of the log header is intact".to_string()
+            })?;
+            if acknowledged < LOG_HEADER_LEN as u64 {
+                return Err(format!(
+                    "the log header acknowledges {acknowledged} bytes, less than the header"
+                ));
+            }
+            Ok(LogHeader {
+                generation,
+                len: LOG_HEADER_LEN,
+                acknowledged: Some(acknowledged),
+                next_slot: (index + 1) % ACK_SLOTS,
+            })
+        }
+        version => Err(format!(
+            "log format version {version}, this signer reads {LOG_VERSION_UNCOUNTED} and \
+             {LOG_VERSION}"
+        )),
     }
-    be_u64(head, 12).ok_or_else(|| "log header truncated".to_string())
 }
 
 pub(crate) fn encode_snapshot<'a>(
@@ -352,9 +444,66 @@ mod tests {
         let mut bad = snap.clone();
         bad[30] ^= 1;
         assert!(decode_snapshot(&bad).is_err());
-        assert_eq!(decode_log_header(&encode_log_header(7)).unwrap(), 7);
+        let header = decode_log_header(&encode_log_header(7)).unwrap();
+        assert_eq!(
+            header,
+            LogHeader {
+                generation: 7,
+                len: LOG_HEADER_LEN,
+                acknowledged: Some(LOG_HEADER_LEN as u64),
+                next_slot: 1,
+            }
+        );
         let mut bad = encode_log_header(7);
         bad[15] ^= 1;
         assert!(decode_log_header(&bad).is_err());
+    }
+
+    fn with_slot(mut header: [u8; LOG_HEADER_LEN], index: usize, len: u64) -> Vec<u8> {
+        let at = usize::try_from(ack_slot_offset(index)).unwrap();
+        header[at..at + ACK_SLOT_LEN].copy_from_slice(&encode_ack_slot(7, len));
+        header.to_vec()
+    }
+
+    #[test]
+    fn the_larger_intact_slot_is_the_acknowledged_length() {
+        let header = with_slot(encode_log_header(7), 1, 500);
+        let decoded = decode_log_header(&header).unwrap();
+        assert_eq!((decoded.acknowledged, decoded.next_slot), (Some(500), 0));
+        let header = with_slot(header.try_into().unwrap(), 0, 900);
+        let decoded = decode_log_header(&header).unwrap();
+        assert_eq!((decoded.acknowledged, decoded.next_slot), (Some(900), 1));
+        // A torn write of slot 0 leaves slot 1, which counts what was acknowledged before.
+        let mut torn = header.clone();
+        torn[usize::try_from(ack_slot_offset(0)).unwrap() + 3] ^= 0xff;
+        let decoded = decode_log_header(&torn).unwrap();
+        assert_eq!((decoded.acknowledged, decoded.next_slot), (Some(500), 0));
+        // A slot of another generation does not count.
+        let mut foreign = encode_log_header(7);
+        let at = usize::try_from(ack_slot_offset(1)).unwrap();
+        foreign[at..at + ACK_SLOT_LEN].copy_from_slice(&encode_ack_slot(8, 900));
+        assert_eq!(
+            decode_log_header(&foreign).unwrap().acknowledged,
+            Some(LOG_HEADER_LEN as u64)
+        );
+        // Neither slot intact: damage, not a length to trust.
+        let mut both = torn;
+        both[usize::try_from(ack_slot_offset(1)).unwrap()] ^= 0xff;
+        assert!(decode_log_header(&both).is_err());
+        // A header cut short is refused, not read as unacknowledged.
+        assert!(decode_log_header(&encode_log_header(7)[..30]).is_err());
+    }
+
+    #[test]
+    fn version_1_headers_are_read_without_an_acknowledged_length() {
+        let mut head = Vec::new();
+        head.extend_from_slice(LOG_MAGIC);
+        head.extend_from_slice(&1u32.to_be_bytes());
+        head.extend_from_slice(&3u64.to_be_bytes());
+        let crc = crc32c(&[&head]);
+        head.extend_from_slice(&crc.to_be_bytes());
+        let decoded = decode_log_header(&head).unwrap();
+        assert_eq!((decoded.generation, decoded.len), (3, 24));
+        assert_eq!(decoded.acknowledged, None);
     }
 }

@@ -2,13 +2,15 @@
 //!
 //! # Layout
 //!
-//! Everything lives in `<base_dir>/watermarks/` (the encodings are in the `codec` module):
+//! Everything lives in `<base_dir>/watermarks/` (`codec.rs` beside this module gives the
+//! encodings):
 //!
 //! - `snapshot`: every record as of the start of one log generation, written to
 //!   `snapshot.tmp`, fsynced, renamed into place, then the directory fsynced;
 //! - `log-<generation>`: the append-only log that follows that snapshot. Each commit group
 //!   is one checksummed frame of records, and is fdatasynced before any caller waiting on it
-//!   is answered;
+//!   is answered. The log's header also records how many of its bytes were acknowledged
+//!   (see "Acknowledged length" below);
 //! - `lock`: held with an exclusive lock (`File::try_lock`) while the store is open, so two
 //!   processes never write one store.
 //!
@@ -38,16 +40,41 @@
 //! open reads (or another process could take the lock), so the store stops as after a
 //! failed write ([`StoreError::Displaced`], then [`StoreError::Failed`]).
 //!
+//! # Acknowledged length
+//!
+//! The frames alone cannot tell a torn write (never acknowledged, safe to drop) from
+//! acknowledged frames that went missing (the log cut at a frame boundary, or an older copy
+//! put in its place): both end cleanly at a frame boundary or in a damaged frame. So after
+//! a commit group's frame is synced, and before anyone waiting on it is answered, the
+//! writer overwrites one of two slots in the log header with the log's new length and
+//! syncs again. On open, intact frames that end before that length mean acknowledged
+//! records are lost: [`StoreError::AcknowledgedLost`], and the store does not open. Bytes
+//! past it are the torn write of a commit nobody was answered for. The slots alternate, so
+//! a torn slot write leaves the previous length (see `codec.rs`). The cost is a
+//! second fdatasync per commit group, shared like the first by every request in the group.
+//!
+//! A log written by an earlier version (format 1, no slots) is replayed as before, with a
+//! warning that its end could not be checked, and migrated at once to a new log generation
+//! that has them. A whole store directory put back from an older backup is consistent in
+//! itself and cannot be detected; the operations guide says how to fence keys then.
+//!
 //! # Recovery and compaction
 //!
-//! Opening replays the snapshot, then the log. A damaged frame at the end of the log,
-//! with no intact frame after it, is a torn write from a crash: it was never acknowledged,
-//! so it is truncated with a warning. A damaged frame followed by intact data is
-//! corruption and opening fails. (Media damage confined to the very last frame cannot be
-//! told apart from a torn write.) When the log passes a size threshold, the writer creates
-//! the next log, writes a snapshot that names it, then deletes the old log; a crash at any
-//! point leaves either the old pair or the new pair complete, and leftovers are removed at
-//! the next open.
+//! Opening replays the snapshot, then the log. A damaged frame followed by intact data is
+//! corruption and opening fails. Bytes after the acknowledged length that do not form
+//! intact frames are a torn write from a crash, truncated with a warning; intact frames
+//! after it (synced, but the crash came before the slot) are kept. When the log passes a
+//! size threshold, the writer creates the next log, writes a snapshot that names it, then
+//! deletes the old log; a crash at any point leaves either the old pair or the new pair
+//! complete, and leftovers are removed at the next open.
+//!
+//! # Writability and the chain limit
+//!
+//! Opening, and every health check, creates, syncs and removes a probe file in the
+//! directory: a store whose directory takes no new files would otherwise fail only at its
+//! next compaction ([`StoreError::NotWritable`]). A reservation for a chain the store holds
+//! nothing for is refused once it holds [`FileStoreOptions::max_chains`] chains
+//! ([`StoreError::TooManyChains`]), before anything is queued.
 
 use crate::codec;
 use crate::rules::{self, Attach};
@@ -57,7 +84,7 @@ use signatory_signer::store::{
     DurabilityTicket, Recorded, Reserved, StoreError, StoreIo, StoreIoObserver, WatermarkStore,
 };
 use signatory_signer::watermark::{Decision, Watermark, WatermarkKey, WatermarkRequest};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -65,6 +92,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use tezos_crypto::ChainId;
 use tokio::sync::watch;
 
 /// The directory under the signer's base directory that holds the store.
@@ -78,6 +106,8 @@ const SNAPSHOT: &str = "snapshot";
 const SNAPSHOT_TMP: &str = "snapshot.tmp";
 const LOCK: &str = "lock";
 const LOG_PREFIX: &str = "log-";
+/// Files created and removed to check that the directory takes writes.
+const PROBE_PREFIX: &str = "write-probe-";
 /// How long a record nobody waits for may stay queued before it is written on its own.
 const LAZY_FLUSH: Duration = Duration::from_millis(20);
 
@@ -87,12 +117,16 @@ const LAZY_FLUSH: Duration = Duration::from_millis(20);
 pub struct FileStoreOptions {
     /// Compact (snapshot and start a new log) once the log holds this many bytes.
     pub compact_after_bytes: u64,
+    /// Distinct chains the store takes requests for; a request for one more is refused
+    /// ([`StoreError::TooManyChains`]). Operator `set` and import are not limited.
+    pub max_chains: usize,
 }
 
 impl Default for FileStoreOptions {
     fn default() -> Self {
         FileStoreOptions {
             compact_after_bytes: 8 << 20,
+            max_chains: rules::DEFAULT_MAX_CHAINS,
         }
     }
 }
@@ -100,6 +134,11 @@ impl Default for FileStoreOptions {
 impl FileStoreOptions {
     pub fn compact_after_bytes(mut self, bytes: u64) -> Self {
         self.compact_after_bytes = bytes;
+        self
+    }
+
+    pub fn max_chains(mut self, chains: usize) -> Self {
+        self.max_chains = chains;
         self
     }
 }
@@ -129,6 +168,9 @@ pub struct OpenReport {
     /// Logs left over by a compaction interrupted by a crash, removed.
     pub stale_logs_removed: usize,
     pub log_generation: u64,
+    /// The log was in this older format (without an acknowledged length, so its end could
+    /// not be checked) and was migrated to the current one.
+    pub migrated_from_log_version: Option<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -150,6 +192,8 @@ struct Entry {
 #[derive(Debug, Default)]
 struct State {
     marks: HashMap<WatermarkKey, Entry>,
+    /// Every chain `marks` holds a record for (records are never removed).
+    chains: HashSet<ChainId>,
     pending: Vec<(WatermarkKey, Watermark)>,
     /// Some pending record has a caller waiting for it: commit now. Otherwise the pending
     /// records are reproducible signatures, which may wait for company (see `LAZY_FLUSH`).
@@ -170,6 +214,7 @@ impl State {
     fn enqueue_lazy(&mut self, key: WatermarkKey, mark: Watermark) -> u64 {
         self.last_seq += 1;
         let seq = self.last_seq;
+        self.chains.insert(key.chain_id);
         self.pending.push((key, mark.clone()));
         self.marks.insert(key, Entry { mark, seq });
         seq
@@ -269,6 +314,8 @@ struct Shared {
     commits: watch::Sender<CommitState>,
     counters: Counters,
     io_observer: OnceLock<Arc<dyn StoreIoObserver>>,
+    /// Numbers the probe files, so that concurrent checks never share one.
+    probes: AtomicU64,
     #[cfg(test)]
     fail_next_sync: std::sync::atomic::AtomicBool,
 }
@@ -284,6 +331,7 @@ impl Shared {
             commits,
             counters: Counters::default(),
             io_observer: OnceLock::new(),
+            probes: AtomicU64::new(0),
             #[cfg(test)]
             fail_next_sync: Default::default(),
         }
@@ -339,6 +387,35 @@ impl Shared {
             .map_err(|e| StoreError::io(format!("could not open {}", dir.display()), e))?;
         self.sync(&handle, false, dir)
     }
+
+    /// Create, write, sync and remove a probe file in the store directory. Permissions
+    /// alone would not tell: root ignores them, and a read-only mount or an immutable
+    /// directory refuses root too. Not counted in the stats (it is no commit's work).
+    fn probe_writable(&self) -> Result<(), StoreError> {
+        let n = self.probes.fetch_add(1, Ordering::Relaxed);
+        let path = self
+            .dir
+            .join(format!("{PROBE_PREFIX}{}-{n}", std::process::id()));
+        let probe = || -> std::io::Result<()> {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)?;
+            file.write_all(b"probe")?;
+            file.sync_all()?;
+            fs::remove_file(&path)
+        };
+        probe().map_err(|e| {
+            let _leftover_removed_at_next_open = fs::remove_file(&path);
+            StoreError::NotWritable {
+                path: self.dir.clone(),
+                detail: format!(
+                    "creating, syncing and removing {} failed: {e}",
+                    path.display()
+                ),
+            }
+        })
+    }
 }
 
 /// The durable file store. See the module documentation for its layout and guarantees.
@@ -347,6 +424,7 @@ pub struct FileStore {
     placement: Arc<Placement>,
     writer: Option<JoinHandle<()>>,
     report: OpenReport,
+    max_chains: usize,
     // Dropped after the writer thread is joined (see Drop), so the lock outlives every write.
     _lock: File,
 }
@@ -399,6 +477,7 @@ fn write_snapshot(shared: &Shared, dir: &Path, data: &[u8]) -> Result<(), StoreE
     shared.sync_dir(dir)
 }
 
+/// A new, synced log for `generation`: its header acknowledges the header alone.
 fn create_log(shared: &Shared, dir: &Path, generation: u64) -> Result<File, StoreError> {
     let path = dir.join(log_name(generation));
     let mut file = OpenOptions::new()
@@ -411,6 +490,24 @@ fn create_log(shared: &Shared, dir: &Path, generation: u64) -> Result<File, Stor
         .map_err(io_err("could not write", &path))?;
     shared.sync(&file, false, &path)?;
     shared.sync_dir(dir)?;
+    Ok(file)
+}
+
+/// Create log `next` and a snapshot of `durable` that names it. Until the snapshot is in
+/// place the previous pair is the store; after, the new one is (the old log is left for the
+/// caller to remove).
+fn start_generation(
+    shared: &Shared,
+    dir: &Path,
+    next: u64,
+    durable: &HashMap<WatermarkKey, Watermark>,
+) -> Result<File, StoreError> {
+    let next_path = dir.join(log_name(next));
+    if fs::symlink_metadata(&next_path).is_ok() {
+        fs::remove_file(&next_path).map_err(io_err("could not remove stale", &next_path))?;
+    }
+    let file = create_log(shared, dir, next)?;
+    write_snapshot(shared, dir, &codec::encode_snapshot(next, durable.iter()))?;
     Ok(file)
 }
 
@@ -483,6 +580,10 @@ impl FileStore {
             Err(e) => return Err(io_err("could not read", &dir)(e)),
         }
 
+        let shared = Shared::new(dir.clone());
+        // Before the lock file (created at the first open) and before recovery, which may
+        // have to truncate, migrate or clean up: say what is wrong, not which step failed.
+        shared.probe_writable()?;
         let lock_path = dir.join(LOCK);
         let lock = OpenOptions::new()
             .read(true)
@@ -502,7 +603,12 @@ impl FileStore {
         }
 
         let shared = Shared::new(dir.clone());
-        let (file, durable, report) = recover(&shared, &dir)?;
+        let Recovered {
+            file,
+            durable,
+            report,
+            next_slot,
+        } = recover(&shared, &dir)?;
         let log_meta = file
             .metadata()
             .map_err(io_err("could not stat the log in", &dir))?;
@@ -526,6 +632,7 @@ impl FileStore {
             .store(log_bytes, Ordering::Relaxed);
         {
             let mut state = shared.state.lock();
+            state.chains = durable.keys().map(|k| k.chain_id).collect();
             state.marks = durable
                 .iter()
                 .map(|(k, m)| {
@@ -546,6 +653,7 @@ impl FileStore {
             file,
             generation: report.log_generation,
             log_bytes,
+            next_slot,
             durable,
             compact_after: options.compact_after_bytes,
             frame: Vec::new(),
@@ -560,6 +668,7 @@ impl FileStore {
             placement,
             writer: Some(handle),
             report,
+            max_chains: options.max_chains,
             _lock: lock,
         })
     }
@@ -702,28 +811,34 @@ struct Replayed {
     end: usize,
     /// Bytes after `end`: a torn final commit group, never acknowledged.
     torn: Option<u64>,
+    header: codec::LogHeader,
 }
 
 /// Apply the commit groups of the log `data` (read from `log_path`, generation `generation`)
-/// to `durable`. A damaged frame with intact data after it is corruption; a damaged final
-/// frame is a torn write and is left out. Changes nothing on disk.
+/// to `durable`. A damaged frame with intact data after it is corruption; intact frames
+/// ending before the acknowledged length are lost acknowledged records; damaged bytes after
+/// it are a torn write and are left out. Changes nothing on disk.
 fn replay_log(
     log_path: &Path,
     data: &[u8],
     generation: u64,
     durable: &mut HashMap<WatermarkKey, Watermark>,
 ) -> Result<Replayed, StoreError> {
-    let header_generation = codec::decode_log_header(data).map_err(|d| corrupt(log_path, d))?;
-    if header_generation != generation {
+    let header = codec::decode_log_header(data).map_err(|d| corrupt(log_path, d))?;
+    if header.generation != generation {
         return Err(corrupt(
             log_path,
-            format!("log header says generation {header_generation}, expected {generation}"),
+            format!(
+                "log header says generation {}, expected {generation}",
+                header.generation
+            ),
         ));
     }
     let mut replayed = Replayed {
         records: 0,
-        end: codec::LOG_HEADER_LEN,
+        end: header.len,
         torn: None,
+        header,
     };
     while replayed.end < data.len() {
         let pos = replayed.end;
@@ -751,15 +866,44 @@ fn replay_log(
             }
         }
     }
+    if let Some(acknowledged) = header.acknowledged {
+        if (replayed.end as u64) < acknowledged {
+            let detail = if data.len() as u64 >= acknowledged {
+                format!(
+                    "{} records {acknowledged} bytes as acknowledged, but its commit groups \
+                     are intact only up to byte {} (damaged after it)",
+                    log_path.display(),
+                    replayed.end
+                )
+            } else {
+                format!(
+                    "{} records {acknowledged} bytes as acknowledged, but it holds only {} \
+                     (cut short, or replaced by an older copy)",
+                    log_path.display(),
+                    data.len()
+                )
+            };
+            return Err(StoreError::AcknowledgedLost {
+                path: log_path.parent().unwrap_or(log_path).to_path_buf(),
+                detail,
+            });
+        }
+    }
     Ok(replayed)
 }
 
-/// Read the snapshot and log; returns the log opened for appending, the durable state and
-/// what was found.
-fn recover(
-    shared: &Shared,
-    dir: &Path,
-) -> Result<(File, HashMap<WatermarkKey, Watermark>, OpenReport), StoreError> {
+/// What opening found and set up.
+struct Recovered {
+    /// The current log, positioned at its end.
+    file: File,
+    durable: HashMap<WatermarkKey, Watermark>,
+    report: OpenReport,
+    /// The acknowledgement slot the next commit overwrites.
+    next_slot: usize,
+}
+
+/// Read the snapshot and log, drop a torn tail, migrate an older log format.
+fn recover(shared: &Shared, dir: &Path) -> Result<Recovered, StoreError> {
     let (generation, mut durable) = read_snapshot(dir)?;
     let mut report = OpenReport {
         log_generation: generation,
@@ -774,10 +918,15 @@ fn recover(
     for entry in entries {
         let entry = entry.map_err(io_err("could not list", dir))?;
         let name = entry.file_name();
+        let path = entry.path();
+        if name.to_str().is_some_and(|n| n.starts_with(PROBE_PREFIX)) {
+            // A probe a crash left behind.
+            fs::remove_file(&path).map_err(io_err("could not remove leftover", &path))?;
+            continue;
+        }
         let Some(other) = name.to_str().and_then(parse_log_name) else {
             continue;
         };
-        let path = entry.path();
         if other > generation {
             // Created by a compaction whose snapshot never landed: nothing was ever
             // appended to it, so anything beyond its header is not ours to discard.
@@ -805,11 +954,14 @@ fn recover(
     let data = match fs::read(&log_path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Err(corrupt(
-                &log_path,
-                "the log named by the snapshot is missing; recent watermarks may be lost, \
-                 restore from a backup or import watermarks into a new store",
-            ))
+            return Err(StoreError::AcknowledgedLost {
+                path: dir.to_path_buf(),
+                detail: format!(
+                    "the log {} named by the snapshot is missing, and with it every \
+                     watermark recorded since the snapshot",
+                    log_path.display()
+                ),
+            })
         }
         Err(e) => return Err(io_err("could not read", &log_path)(e)),
     };
@@ -823,21 +975,60 @@ fn recover(
         .open(&log_path)
         .map_err(io_err("could not open", &log_path))?;
     if let Some(dropped) = replayed.torn {
-        tracing::warn!(
-            path = %log_path.display(),
-            offset = replayed.end,
-            dropped_bytes = dropped,
-            "dropping a torn commit group at the end of the watermark log (a crash \
-             during a write); it was never acknowledged, so no signature depends on it"
-        );
+        if replayed.header.acknowledged.is_some() {
+            tracing::warn!(
+                path = %log_path.display(),
+                offset = replayed.end,
+                dropped_bytes = dropped,
+                "dropping a torn commit group at the end of the watermark log (a crash \
+                 during a write): it lies past the length the log records as acknowledged, \
+                 so no caller was answered for it and no signature depends on it"
+            );
+        } else {
+            tracing::warn!(
+                path = %log_path.display(),
+                offset = replayed.end,
+                dropped_bytes = dropped,
+                "dropping damaged bytes at the end of a watermark log written by an earlier \
+                 version, which does not record what was acknowledged: a crash during a \
+                 write leaves such bytes, but so would damage to acknowledged records, and \
+                 the two cannot be told apart in this format"
+            );
+        }
         file.set_len(replayed.end as u64)
             .map_err(io_err("could not truncate", &log_path))?;
         shared.sync(&file, false, &log_path)?;
     }
     file.seek(SeekFrom::End(0))
         .map_err(io_err("could not seek", &log_path))?;
+    let mut next_slot = replayed.header.next_slot;
+    if replayed.header.acknowledged.is_none() {
+        // Move to a log that records what it acknowledged, before anything is appended.
+        let next = generation + 1;
+        tracing::warn!(
+            path = %log_path.display(),
+            records = replayed.records,
+            "migrating a watermark log written by an earlier version (format 1) to format 2, \
+             which records how much of it was acknowledged; whether acknowledged records were \
+             lost from it before this start cannot be checked"
+        );
+        file = start_generation(shared, dir, next, &durable)?;
+        file.seek(SeekFrom::End(0))
+            .map_err(io_err("could not seek", &dir.join(log_name(next))))?;
+        if let Err(e) = fs::remove_file(&log_path) {
+            tracing::warn!(path = %log_path.display(), error = %e, "could not remove the migrated watermark log; it will be removed at the next open");
+        }
+        report.log_generation = next;
+        report.migrated_from_log_version = Some(codec::LOG_VERSION_UNCOUNTED);
+        next_slot = 1;
+    }
     report.keys = durable.len();
-    Ok((file, durable, report))
+    Ok(Recovered {
+        file,
+        durable,
+        report,
+        next_slot,
+    })
 }
 
 /// The single thread that writes the log: one frame and one fdatasync per commit group.
@@ -847,6 +1038,8 @@ struct Writer {
     file: File,
     generation: u64,
     log_bytes: u64,
+    /// The acknowledgement slot of the log header the next commit overwrites.
+    next_slot: usize,
     /// Exactly what the log and snapshot hold: the content of the next snapshot.
     durable: HashMap<WatermarkKey, Watermark>,
     compact_after: u64,
@@ -936,7 +1129,6 @@ impl Writer {
         self.shared
             .observe_io("write", started, written.as_ref().err());
         written?;
-        self.log_bytes += self.frame.len() as u64;
 
         let counters = &self.shared.counters;
         counters.commits.fetch_add(1, Ordering::Relaxed);
@@ -957,13 +1149,29 @@ impl Writer {
         Ok(())
     }
 
-    /// Append the encoded frame and sync it.
+    /// Append the encoded frame and sync it, then record the log's new length as
+    /// acknowledged and sync that: from then on, a log shorter than that is refused.
     fn write_frame(&mut self) -> Result<(), StoreError> {
         let path = self.log_path();
         self.file
             .write_all(&self.frame)
             .map_err(io_err("could not append to", &path))?;
         self.shared.sync(&self.file, true, &path)?;
+        self.log_bytes += self.frame.len() as u64;
+        // Only after the frame is durable: a length on disk ahead of its frames would make
+        // a plain crash look like lost records.
+        let slot = codec::encode_ack_slot(self.generation, self.log_bytes);
+        self.file
+            .seek(SeekFrom::Start(codec::ack_slot_offset(self.next_slot)))
+            .map_err(io_err("could not seek in", &path))?;
+        self.file
+            .write_all(&slot)
+            .map_err(io_err("could not write the acknowledged length to", &path))?;
+        self.file
+            .seek(SeekFrom::Start(self.log_bytes))
+            .map_err(io_err("could not seek in", &path))?;
+        self.shared.sync(&self.file, true, &path)?;
+        self.next_slot = (self.next_slot + 1) % 2;
         // Durable, but acknowledged only if it is durable where the next open reads.
         self.placement.check()
     }
@@ -973,15 +1181,7 @@ impl Writer {
         let dir = self.shared.dir.clone();
         let next = self.generation + 1;
         let next_path = dir.join(log_name(next));
-        if fs::symlink_metadata(&next_path).is_ok() {
-            fs::remove_file(&next_path).map_err(io_err("could not remove stale", &next_path))?;
-        }
-        let file = create_log(&self.shared, &dir, next)?;
-        write_snapshot(
-            &self.shared,
-            &dir,
-            &codec::encode_snapshot(next, self.durable.iter()),
-        )?;
+        let file = start_generation(&self.shared, &dir, next, &self.durable)?;
         // The new pair is complete on disk; the old log is now redundant. Checks follow the
         // new log before the old one goes.
         let next_id = FileId::of(
@@ -994,6 +1194,8 @@ impl Writer {
         self.file = file;
         self.generation = next;
         self.log_bytes = codec::LOG_HEADER_LEN as u64;
+        // A new log's header fills slot 0.
+        self.next_slot = 1;
         if let Err(e) = fs::remove_file(&old_path) {
             tracing::warn!(path = %old_path.display(), error = %e, "could not remove the old watermark log; it will be removed at the next open");
         }
@@ -1032,7 +1234,10 @@ impl WatermarkStore for FileStore {
         key: WatermarkKey,
         req: WatermarkRequest,
     ) -> Result<Reserved, StoreError> {
+        let max_chains = self.max_chains;
         let (decision, seq) = self.with_state(|state| {
+            // Before anything is queued: a refused chain leaves no trace.
+            rules::admit_chain(&state.chains, &key, max_chains)?;
             let current_seq = state.marks.get(&key).map_or(0, |e| e.seq);
             let (decision, record) = rules::check(state.marks.get(&key).map(|e| &e.mark), &req);
             let seq = match record {
@@ -1136,15 +1341,25 @@ impl WatermarkStore for FileStore {
         // Off the async workers: a hung file system must not stall them (the caller's
         // timeout then reports it).
         let placement = Arc::clone(&self.placement);
-        let checked = tokio::task::spawn_blocking(move || placement.check())
-            .await
-            .map_err(|e| StoreError::Failed(format!("the health check task failed: {e}")))?;
-        if let Err(e) = checked {
+        let shared = Arc::clone(&self.shared);
+        let (placed, writable) = tokio::task::spawn_blocking(move || {
+            let placed = placement.check();
+            let writable = match placed {
+                Ok(()) => shared.probe_writable(),
+                Err(_) => Ok(()),
+            };
+            (placed, writable)
+        })
+        .await
+        .map_err(|e| StoreError::Failed(format!("the health check task failed: {e}")))?;
+        if let Err(e) = placed {
             // Found between commits: stop now rather than at the next write.
             self.shared.fail(e.to_string());
             return Err(e);
         }
-        Ok(())
+        // Unhealthy, but not stopped: appends to the open log still work and are durable;
+        // the next compaction would fail, and stops the store then.
+        writable
     }
 
     fn name(&self) -> &'static str {
@@ -1268,6 +1483,63 @@ mod tests {
             seen,
             [("write", None), ("compact", None), ("write", Some("io"))]
         );
+    }
+
+    /// Rewrite `log` as the previous version wrote it: a 24-byte header, no slots.
+    fn as_version_1(log: &[u8], generation: u64) -> Vec<u8> {
+        let mut head = Vec::new();
+        head.extend_from_slice(codec::LOG_MAGIC);
+        head.extend_from_slice(&codec::LOG_VERSION_UNCOUNTED.to_be_bytes());
+        head.extend_from_slice(&generation.to_be_bytes());
+        let crc = codec::crc32c(&[&head]);
+        head.extend_from_slice(&crc.to_be_bytes());
+        head.extend_from_slice(&log[codec::LOG_HEADER_LEN..]);
+        head
+    }
+
+    #[tokio::test]
+    async fn a_store_of_the_previous_version_is_migrated_and_then_checked() {
+        let (base, store) = new_store();
+        for level in 1..=3 {
+            store
+                .check_and_advance(key(1), req(level, 0, 1))
+                .await
+                .unwrap();
+        }
+        drop(store);
+        let dir = FileStore::store_dir(base.path());
+        let log = fs::read(dir.join(log_name(1))).unwrap();
+        // A torn tail, which that format cannot tell from lost records.
+        let mut old = as_version_1(&log, 1);
+        old.extend_from_slice(&[0xAB; 5]);
+        fs::write(dir.join(log_name(1)), &old).unwrap();
+        // `watermark show` reads it as it is.
+        assert_eq!(FileStore::read_committed(base.path()).unwrap().len(), 1);
+
+        let store = FileStore::open(base.path()).unwrap();
+        let report = store.open_report().clone();
+        assert_eq!(report.migrated_from_log_version, Some(1));
+        assert_eq!(
+            (report.log_generation, report.torn_tail_bytes),
+            (2, Some(5))
+        );
+        assert!(!dir.join(log_name(1)).exists());
+        assert_eq!(store.get(key(1)).await.unwrap().unwrap().level, 3);
+        store.check_and_advance(key(1), req(4, 0, 1)).await.unwrap();
+        drop(store);
+
+        // From now on a cut log is refused.
+        let store = FileStore::open(base.path()).unwrap();
+        assert_eq!(store.open_report().migrated_from_log_version, None);
+        assert_eq!(store.get(key(1)).await.unwrap().unwrap().level, 4);
+        drop(store);
+        let path = dir.join(log_name(2));
+        let log = fs::read(&path).unwrap();
+        fs::write(&path, &log[..codec::LOG_HEADER_LEN]).unwrap();
+        assert!(matches!(
+            FileStore::open(base.path()),
+            Err(StoreError::AcknowledgedLost { .. })
+        ));
     }
 
     #[test]

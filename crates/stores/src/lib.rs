@@ -11,6 +11,7 @@ mod rules;
 
 pub use file::{FileStore, FileStoreOptions, FileStoreStats, OpenReport};
 pub use mem::MemStore;
+pub use rules::DEFAULT_MAX_CHAINS;
 
 #[cfg(test)]
 pub(crate) mod test_support {

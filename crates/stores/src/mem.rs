@@ -7,16 +7,47 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use signatory_signer::store::{Recorded, StoreError, WatermarkStore};
 use signatory_signer::watermark::{Decision, Watermark, WatermarkKey, WatermarkRequest};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use tezos_crypto::ChainId;
+
+#[derive(Debug)]
+pub struct MemStore {
+    state: Mutex<MemState>,
+    max_chains: usize,
+}
 
 #[derive(Debug, Default)]
-pub struct MemStore {
-    marks: Mutex<BTreeMap<WatermarkKey, Watermark>>,
+struct MemState {
+    marks: BTreeMap<WatermarkKey, Watermark>,
+    /// Every chain `marks` holds a record for (never removed, as records are not).
+    chains: HashSet<ChainId>,
+}
+
+impl MemState {
+    fn insert(&mut self, key: WatermarkKey, mark: Watermark) {
+        self.chains.insert(key.chain_id);
+        self.marks.insert(key, mark);
+    }
+}
+
+impl Default for MemStore {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl MemStore {
     pub fn new() -> Self {
-        Self::default()
+        Self::with_max_chains(rules::DEFAULT_MAX_CHAINS)
+    }
+
+    /// A store that refuses requests for a new chain once it holds records for
+    /// `max_chains` chains ([`StoreError::TooManyChains`]).
+    pub fn with_max_chains(max_chains: usize) -> Self {
+        MemStore {
+            state: Mutex::new(MemState::default()),
+            max_chains,
+        }
     }
 }
 
@@ -27,10 +58,12 @@ impl WatermarkStore for MemStore {
         key: WatermarkKey,
         req: WatermarkRequest,
     ) -> Result<Decision, StoreError> {
-        let mut marks = self.marks.lock();
-        let (decision, record) = rules::check(marks.get(&key), &req);
+        let mut state = self.state.lock();
+        // Before anything is recorded: a refused chain leaves no trace.
+        rules::admit_chain(&state.chains, &key, self.max_chains)?;
+        let (decision, record) = rules::check(state.marks.get(&key), &req);
         if let Some(record) = record {
-            marks.insert(key, record);
+            state.insert(key, record);
         }
         Ok(decision)
     }
@@ -41,10 +74,10 @@ impl WatermarkStore for MemStore {
         req: WatermarkRequest,
         signature_b58: &str,
     ) -> Result<Recorded, StoreError> {
-        let mut marks = self.marks.lock();
-        match rules::attach_signature(&key, marks.get(&key), &req, signature_b58)? {
+        let mut state = self.state.lock();
+        match rules::attach_signature(&key, state.marks.get(&key), &req, signature_b58)? {
             Attach::Record(record) => {
-                marks.insert(key, record);
+                state.insert(key, record);
                 Ok(Recorded::Ours)
             }
             Attach::Existing(stored) => Ok(Recorded::Existing(stored)),
@@ -52,13 +85,14 @@ impl WatermarkStore for MemStore {
     }
 
     async fn get(&self, key: WatermarkKey) -> Result<Option<Watermark>, StoreError> {
-        Ok(self.marks.lock().get(&key).cloned())
+        Ok(self.state.lock().marks.get(&key).cloned())
     }
 
     async fn export(&self) -> Result<Vec<(WatermarkKey, Watermark)>, StoreError> {
         Ok(self
-            .marks
+            .state
             .lock()
+            .marks
             .iter()
             .map(|(k, v)| (*k, v.clone()))
             .collect())
@@ -70,9 +104,11 @@ impl WatermarkStore for MemStore {
         watermark: Watermark,
         force: bool,
     ) -> Result<(), StoreError> {
-        let mut marks = self.marks.lock();
-        if let Some(record) = rules::checked_set(&key, marks.get(&key), watermark, force)? {
-            marks.insert(key, record);
+        // An operator's `set` (or import) is not limited to `max_chains`: the limit is
+        // against requests, and the operator names each chain on purpose.
+        let mut state = self.state.lock();
+        if let Some(record) = rules::checked_set(&key, state.marks.get(&key), watermark, force)? {
+            state.insert(key, record);
         }
         Ok(())
     }

@@ -3,9 +3,32 @@
 
 use signatory_signer::store::StoreError;
 use signatory_signer::watermark::{decide, Decision, Watermark, WatermarkKey, WatermarkRequest};
+use std::collections::HashSet;
+use tezos_crypto::ChainId;
 
 /// Longest signature string accepted (a BLS signature is 142 characters in base58check).
 pub(crate) const MAX_SIGNATURE_LEN: usize = 512;
+
+/// Distinct chains a store holds watermarks for unless configured otherwise. A signer
+/// serves one network, or a handful (mainnet and a few test networks); without a cap, and
+/// without `allowed_chains`, every request naming a new chain id would add state for good.
+pub const DEFAULT_MAX_CHAINS: usize = 16;
+
+/// Whether a request for `key` may add state: a chain the store holds nothing for is
+/// refused once `chains` already holds `max` of them. Called before anything is recorded.
+pub(crate) fn admit_chain(
+    chains: &HashSet<ChainId>,
+    key: &WatermarkKey,
+    max: usize,
+) -> Result<(), StoreError> {
+    if chains.contains(&key.chain_id) || chains.len() < max {
+        return Ok(());
+    }
+    Err(StoreError::TooManyChains {
+        chain: key.chain_id.to_string(),
+        max,
+    })
+}
 
 /// The decision for `req`, and the record to persist when it reserves a new height.
 pub(crate) fn check(
@@ -139,6 +162,24 @@ mod tests {
             checked_set(&k, Some(&cur), mark(1, 0, 3, None), true).unwrap(),
             Some(mark(1, 0, 3, None))
         );
+    }
+
+    #[test]
+    fn a_new_chain_beyond_the_limit_is_refused_and_known_ones_are_not() {
+        let chain = |n: u8| ChainId([n, 0, 0, 0]);
+        let on = |n: u8| WatermarkKey {
+            chain_id: chain(n),
+            ..key(0)
+        };
+        let chains: HashSet<ChainId> = [chain(1), chain(2)].into_iter().collect();
+        assert!(admit_chain(&chains, &on(3), 3).is_ok());
+        assert!(matches!(
+            admit_chain(&chains, &on(3), 2),
+            Err(StoreError::TooManyChains { max: 2, .. })
+        ));
+        assert!(admit_chain(&chains, &on(1), 2).is_ok());
+        assert!(admit_chain(&chains, &on(2), 0).is_ok());
+        assert!(admit_chain(&HashSet::new(), &on(1), 0).is_err());
     }
 
     #[test]

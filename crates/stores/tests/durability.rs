@@ -101,37 +101,178 @@ async fn acknowledged_records_are_present_after_reopen() {
     }
 }
 
-#[tokio::test]
-async fn a_torn_final_commit_is_dropped_with_a_warning() {
-    let (base, store) = new_file_store();
-    store.check_and_advance(key(0), req(1, 0, 1)).await.unwrap();
-    store.check_and_advance(key(0), req(2, 0, 1)).await.unwrap();
-    drop(store);
-    // A crash in the middle of the last write leaves only part of its frame.
-    let log = log_path(base.path(), 1);
-    let len = fs::metadata(&log).unwrap().len();
-    OpenOptions::new()
-        .write(true)
-        .open(&log)
-        .unwrap()
-        .set_len(len - 20)
-        .unwrap();
+/// Length of a log that holds its header alone, as `init` writes it.
+fn log_header_len() -> usize {
+    let base = tempfile::tempdir().unwrap();
+    FileStore::init(base.path()).unwrap();
+    usize::try_from(fs::metadata(log_path(base.path(), 1)).unwrap().len()).unwrap()
+}
 
-    let (store, logs) = with_captured_logs(|| FileStore::open(base.path()));
-    let store = store.unwrap();
-    assert!(
-        logs.contains("WARN") && logs.contains("torn commit group"),
-        "{logs}"
-    );
-    assert!(store.open_report().torn_tail_bytes.is_some_and(|n| n > 0));
-    assert_eq!(store.get(key(0)).await.unwrap().unwrap().level, 1);
-    // The log was cut back to the last intact commit, and writing goes on from there.
-    store.check_and_advance(key(0), req(3, 0, 1)).await.unwrap();
+/// Offsets where the log's frames start, and its end (`len u32 ‖ crc u32 ‖ body` each).
+fn frame_boundaries(log: &[u8]) -> Vec<usize> {
+    let mut at = log_header_len();
+    let mut out = vec![at];
+    while at < log.len() {
+        let len = u32::from_be_bytes(log[at..at + 4].try_into().unwrap());
+        at += 8 + usize::try_from(len).unwrap();
+        out.push(at);
+    }
+    assert_eq!(at, log.len(), "the log does not end at a frame boundary");
+    out
+}
+
+/// A stopped store whose key 0 advanced to levels 1..=5 and signed level 5, one commit
+/// group each; returns the log's bytes.
+async fn five_commits() -> (tempfile::TempDir, Vec<u8>) {
+    let (base, store) = new_file_store();
+    for level in 1..=5 {
+        store
+            .check_and_advance(key(0), req(level, 0, 1))
+            .await
+            .unwrap();
+    }
+    store
+        .record_signature(key(0), req(5, 0, 1), "sig5")
+        .await
+        .unwrap();
+    drop(store);
+    let log = fs::read(log_path(base.path(), 1)).unwrap();
+    (base, log)
+}
+
+fn assert_acknowledged_lost(result: Result<FileStore, StoreError>, what: &str) {
+    match result {
+        Err(e @ StoreError::AcknowledgedLost { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("lost acknowledged watermarks"),
+                "{what}: {text}"
+            );
+            assert!(
+                text.contains("signatory watermark import")
+                    && text.contains("signatory watermark set"),
+                "{what}: the message says how to fence the keys: {text}"
+            );
+        }
+        other => panic!("{what}: expected AcknowledgedLost, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_log_cut_at_any_frame_boundary_or_to_its_header_is_refused() {
+    let (base, log) = five_commits().await;
+    let path = log_path(base.path(), 1);
+    let boundaries = frame_boundaries(&log);
+    assert_eq!(boundaries.len(), 7, "header, then six commit groups");
+    for &cut in &boundaries[..boundaries.len() - 1] {
+        fs::write(&path, &log[..cut]).unwrap();
+        assert_acknowledged_lost(FileStore::open(base.path()), &format!("cut at {cut}"));
+        // Reading beside a signer refuses it too, rather than listing rolled-back marks.
+        assert!(
+            matches!(
+                FileStore::read_committed(base.path()),
+                Err(StoreError::AcknowledgedLost { .. })
+            ),
+            "cut at {cut}"
+        );
+        // Refusing changed nothing on disk.
+        assert_eq!(fs::read(&path).unwrap(), &log[..cut]);
+    }
+    fs::write(&path, &log).unwrap();
+    let store = FileStore::open(base.path()).unwrap();
+    let mark = store.get(key(0)).await.unwrap().unwrap();
+    assert_eq!((mark.level, mark.signature.as_deref()), (5, Some("sig5")));
+}
+
+#[tokio::test]
+async fn a_log_cut_anywhere_inside_acknowledged_commits_is_refused() {
+    let (base, log) = five_commits().await;
+    let path = log_path(base.path(), 1);
+    let header = log_header_len();
+    for cut in 0..log.len() {
+        fs::write(&path, &log[..cut]).unwrap();
+        let opened = FileStore::open(base.path());
+        if cut < header {
+            // Not even a header: damage of another kind, refused all the same.
+            assert!(
+                matches!(opened, Err(StoreError::Corrupt { .. })),
+                "cut at {cut}: {opened:?}"
+            );
+        } else {
+            assert_acknowledged_lost(opened, &format!("cut at {cut}"));
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_log_is_refused_as_lost_watermarks() {
+    let (base, _log) = five_commits().await;
+    fs::remove_file(log_path(base.path(), 1)).unwrap();
+    assert_acknowledged_lost(FileStore::open(base.path()), "deleted log");
+}
+
+#[tokio::test]
+async fn a_torn_write_after_the_acknowledged_end_is_dropped_with_a_warning() {
+    let (base, log) = five_commits().await;
+    let path = log_path(base.path(), 1);
+    let boundaries = frame_boundaries(&log);
+    let last = boundaries[boundaries.len() - 2];
+    let frame = &log[last..];
+    // A crash in the middle of writing the next commit group leaves any prefix of it.
+    for torn in 1..frame.len() {
+        let mut bytes = log.clone();
+        bytes.extend_from_slice(&frame[..torn]);
+        fs::write(&path, &bytes).unwrap();
+        let (store, logs) = with_captured_logs(|| FileStore::open(base.path()));
+        let store = store.unwrap_or_else(|e| panic!("torn {torn}: {e}"));
+        assert_eq!(store.open_report().torn_tail_bytes, Some(torn as u64));
+        assert!(
+            logs.contains("WARN")
+                && logs.contains("torn commit group")
+                && logs.contains("past the length the log records as acknowledged"),
+            "{logs}"
+        );
+        assert_eq!(store.get(key(0)).await.unwrap().unwrap().level, 5);
+        drop(store);
+        // Cut back to the acknowledged end.
+        assert_eq!(fs::read(&path).unwrap(), log);
+    }
+    // Writing goes on from there, and the next open finds nothing to drop.
+    let store = FileStore::open(base.path()).unwrap();
+    store.check_and_advance(key(0), req(6, 0, 1)).await.unwrap();
     drop(store);
     let (store, logs) = with_captured_logs(|| FileStore::open(base.path()));
     let store = store.unwrap();
     assert_eq!(store.open_report().torn_tail_bytes, None, "{logs}");
-    assert_eq!(store.get(key(0)).await.unwrap().unwrap().level, 3);
+    assert_eq!(store.get(key(0)).await.unwrap().unwrap().level, 6);
+}
+
+#[tokio::test]
+async fn a_commit_synced_but_not_yet_acknowledged_is_kept() {
+    // A crash between a frame's fdatasync and the one of its acknowledged length leaves an
+    // intact frame past that length: the caller was not answered, keeping it is safe.
+    let (base, store) = new_file_store();
+    store.check_and_advance(key(0), req(1, 0, 1)).await.unwrap();
+    drop(store);
+    let path = log_path(base.path(), 1);
+    let one = fs::read(&path).unwrap();
+    let store = FileStore::open(base.path()).unwrap();
+    store.check_and_advance(key(0), req(2, 0, 1)).await.unwrap();
+    drop(store);
+    let two = fs::read(&path).unwrap();
+    let header = log_header_len();
+    let mut crashed = one[..header].to_vec();
+    crashed.extend_from_slice(&two[header..]);
+    fs::write(&path, &crashed).unwrap();
+    let store = FileStore::open(base.path()).unwrap();
+    assert_eq!(store.open_report().torn_tail_bytes, None);
+    assert_eq!(store.get(key(0)).await.unwrap().unwrap().level, 2);
+    // Later commits acknowledge past it, so it is protected from then on.
+    store.check_and_advance(key(0), req(3, 0, 1)).await.unwrap();
+    drop(store);
+    let three = fs::read(&path).unwrap();
+    fs::write(&path, &three[..two.len()]).unwrap();
+    assert_acknowledged_lost(FileStore::open(base.path()), "cut after a later commit");
 }
 
 #[tokio::test]
@@ -160,8 +301,8 @@ async fn a_damaged_commit_followed_by_intact_ones_is_corruption() {
     drop(store);
     let log = log_path(base.path(), 1);
     let mut bytes = fs::read(&log).unwrap();
-    // Inside the first frame's body (24-byte header, 8-byte frame header).
-    bytes[24 + 8 + 40] ^= 0x01;
+    // Inside the first frame's body (after the log header and the 8-byte frame header).
+    bytes[log_header_len() + 8 + 40] ^= 0x01;
     fs::write(&log, &bytes).unwrap();
     match FileStore::open(base.path()) {
         Err(StoreError::Corrupt { path, detail }) => {
@@ -220,16 +361,18 @@ fn init_refuses_an_existing_store() {
 }
 
 #[test]
-fn missing_snapshot_or_log_is_corruption_not_a_reset() {
+fn missing_snapshot_or_log_is_refused_not_a_reset() {
     for victim in ["snapshot", "log-1"] {
         let (base, store) = new_file_store();
         drop(store);
         fs::remove_file(base.path().join("watermarks").join(victim)).unwrap();
         match FileStore::open(base.path()) {
-            Err(StoreError::Corrupt { detail, .. }) => {
+            Err(
+                StoreError::Corrupt { detail, .. } | StoreError::AcknowledgedLost { detail, .. },
+            ) => {
                 assert!(detail.contains("missing"), "{victim}: {detail}")
             }
-            other => panic!("{victim}: expected Corrupt, got {other:?}"),
+            other => panic!("{victim}: expected a refusal, got {other:?}"),
         }
     }
 }
