@@ -176,7 +176,10 @@ fn scrub_initial_environment(name: &str) {
     let Ok(block) = std::fs::read("/proc/self/environ") else {
         return;
     };
-    let Ok(mut memory) = std::fs::OpenOptions::new().write(true).open("/proc/self/mem") else {
+    let Ok(mut memory) = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/self/mem")
+    else {
         return;
     };
     let prefix = format!("{name}=");
