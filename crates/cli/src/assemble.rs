@@ -7,6 +7,7 @@ use signatory_config::{Config, KeyPolicyConfig};
 use signatory_signer::policy::KeyPolicy;
 use signatory_signer::service::KeyEntry;
 use signatory_signer::vault::{Vault, VaultKey};
+use signatory_vaults::EnvPasswords;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tezos_crypto::PublicKeyHash;
@@ -26,15 +27,72 @@ pub fn key_policy(config: &KeyPolicyConfig) -> KeyPolicy {
 /// Open every configured vault, in name order. Opening may ask for passwords on the
 /// terminal and read key files.
 pub async fn open_vaults(config: &Config) -> Result<Vec<Arc<dyn Vault>>, CliError> {
+    open_vaults_with(config, &EnvPasswords::default()).await
+}
+
+/// [`open_vaults`] with the passwords taken from the environment at start.
+pub async fn open_vaults_with(
+    config: &Config,
+    passwords: &EnvPasswords,
+) -> Result<Vec<Arc<dyn Vault>>, CliError> {
     let mut vaults = Vec::with_capacity(config.vaults.len());
     for vault in config.vaults.values() {
-        let opened = signatory_vaults::open_configured(vault)
+        let opened = signatory_vaults::open_configured_with(vault, passwords)
             .await
             .map_err(CliError::vault_open(&config.origin))?;
         tracing::info!(vault = %vault.name, driver = %vault.driver, "vault opened");
         vaults.push(opened);
     }
     Ok(vaults)
+}
+
+/// The vault checks `serve` makes before it starts, and `config check` makes the same way:
+/// some vault is configured, every vault opens, and every key under `tezos:` is held by one.
+/// Returns the service's keys.
+pub async fn open_and_check_vaults(
+    config: &Config,
+    passwords: &EnvPasswords,
+) -> Result<HashMap<PublicKeyHash, KeyEntry>, CliError> {
+    // Without a vault nothing can sign: a configuration mistake, not a signer to run.
+    if config.vaults.is_empty() {
+        return Err(CliError::NoVaults {
+            config: config.origin.clone(),
+        });
+    }
+    let vaults = open_vaults_with(config, passwords).await?;
+    let found = list_vault_keys(&vaults).await?;
+    require_all_enabled(config, &found)
+}
+
+/// Request kinds a baker signs for consensus: a key allowed any of them should be bound to
+/// its chain, or it signs for whichever chain asks (a test network's node, say).
+const CONSENSUS_KINDS: [&str; 4] = [
+    "block",
+    "preattestation",
+    "attestation",
+    "attestation_with_dal",
+];
+
+/// Start-up warnings `serve` logs and `config check` prints: keys that may sign consensus
+/// operations with no `allowed_chains`.
+pub fn start_warnings(config: &Config) -> Vec<String> {
+    config
+        .tezos
+        .iter()
+        .filter(|(_, policy)| {
+            policy.allowed_chains.is_none()
+                && CONSENSUS_KINDS
+                    .iter()
+                    .any(|kind| policy.allowed_requests.contains(*kind))
+        })
+        .map(|(pkh, _)| {
+            format!(
+                "`tezos.{pkh}`: may sign blocks or (pre)attestations but has no \
+                 `allowed_chains`: it signs them for any chain; list its chain (e.g. \
+                 `allowed_chains: [NetXdQprcVkpaWU]` for mainnet)"
+            )
+        })
+        .collect()
 }
 
 /// A key found in a vault.

@@ -4,7 +4,7 @@ use crate::error::CliError;
 use crate::options::GlobalOptions;
 use crate::watermark_store::StoreChoice;
 use signatory_config::Config;
-use signatory_vaults::{FileVault, FileVaultOptions};
+use signatory_vaults::{EnvPasswords, FileVault, FileVaultOptions};
 use std::fmt::Write as _;
 
 #[derive(Debug, clap::Subcommand)]
@@ -15,22 +15,36 @@ pub enum ConfigCommand {
         summary: listeners, authentication, the watermark store, the vaults and every key's \
         policy. Then check what `serve` needs on disk before it asks for any password: the \
         watermark store (read without its lock, so a running signer is not disturbed) and \
-        each file vault's key file (present, private to its owner). Keys are not decrypted \
-        (no password is asked); `signatory list` opens the vaults. Exits non-zero, naming the \
-        file and what is wrong, if the configuration is invalid or `serve` would not start.\n\n\
+        each file vault's key file (present, private to its owner). Then open the vaults as \
+        `serve` does (a password may be asked, as `serve` would) and make the same checks: \
+        some vault is configured, and every key under `tezos:` is held by one. Exits \
+        non-zero, naming the file and what is wrong, if the configuration is invalid or \
+        `serve` would not start.\n\n\
         Example:\n  signatory config check -c /etc/signatory.yaml"
     )]
     Check,
 }
 
-pub fn run(command: &ConfigCommand, opts: &GlobalOptions) -> Result<(), CliError> {
+pub fn run(
+    command: &ConfigCommand,
+    opts: &GlobalOptions,
+    config: Config,
+    passwords: &EnvPasswords,
+) -> Result<(), CliError> {
     match command {
         ConfigCommand::Check => {
-            let config = opts.load_config()?;
             check_drivers(&config)?;
             let readiness = Readiness::check(&config, &opts.store_flags());
             print!("{}", summary(&config, &readiness));
-            readiness.into_result(&config)
+            readiness.into_result(&config)?;
+            // The vaults are opened as `serve` opens them, through the same checks.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(CliError::Runtime)?;
+            runtime
+                .block_on(crate::assemble::open_and_check_vaults(&config, passwords))
+                .map(drop)
         }
     }
 }
@@ -122,6 +136,9 @@ pub fn summary(config: &Config, readiness: &Readiness) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}: OK", config.origin);
     for warning in &config.warnings {
+        let _ = writeln!(out, "warning: {warning}");
+    }
+    for warning in crate::assemble::start_warnings(config) {
         let _ = writeln!(out, "warning: {warning}");
     }
     let _ = writeln!(out, "base_dir: {}", config.base_dir.display());

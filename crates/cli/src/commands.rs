@@ -6,6 +6,7 @@ use crate::keys::{self, GenerateArgs, ImportArgs, ListArgs};
 use crate::options::GlobalOptions;
 use crate::serve::{self, ServeArgs};
 use crate::watermark::{self, WatermarkCommand};
+use signatory_vaults::EnvPasswords;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Subcommand)]
@@ -87,6 +88,18 @@ impl Command {
 }
 
 pub fn run(command: &Command, opts: &GlobalOptions) -> ExitCode {
+    // Commands that open every vault take the `password_env` passwords out of the
+    // environment first, while this is the only thread (logging starts one).
+    let loaded = match command {
+        Command::Serve(_) | Command::Config(_) => match opts.load_config() {
+            Ok(config) => {
+                let passwords = EnvPasswords::take(config.vaults.values());
+                Some((config, passwords))
+            }
+            Err(e) => return report(&e),
+        },
+        _ => None,
+    };
     let filter = opts
         .log
         .clone()
@@ -95,23 +108,41 @@ pub fn run(command: &Command, opts: &GlobalOptions) -> ExitCode {
         Ok(guard) => guard,
         Err(e) => return report(&e),
     };
-    let result = match command {
-        Command::Serve(args) => serve::run(args, opts),
-        Command::List(_) => keys::list(opts),
-        Command::Generate(args) => keys::generate(args, opts),
-        Command::Import(args) => keys::import(args, opts),
-        Command::Watermark(command) => watermark::run(command, opts),
-        Command::Config(command) => check::run(command, opts),
-        Command::Version => {
-            print!("{}", version());
-            Ok(())
+    let result = match (command, loaded) {
+        (Command::Serve(args), Some((config, passwords))) => {
+            serve::run(args, opts, config, passwords)
         }
+        (Command::Config(command), Some((config, passwords))) => {
+            check::run(command, opts, config, &passwords)
+        }
+        (Command::Serve(_) | Command::Config(_), None) => Err(CliError::Server(
+            "the configuration was not loaded".to_owned(),
+        )),
+        (command, _) => run_other(command, opts),
     };
     // The error is printed straight to stderr; log lines queued before it go out first.
     drop(log_guard);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => report(&e),
+    }
+}
+
+/// The commands that load the configuration themselves (or need none).
+fn run_other(command: &Command, opts: &GlobalOptions) -> Result<(), CliError> {
+    match command {
+        Command::List(_) => keys::list(opts),
+        Command::Generate(args) => keys::generate(args, opts),
+        Command::Import(args) => keys::import(args, opts),
+        Command::Watermark(command) => watermark::run(command, opts),
+        Command::Version => {
+            print!("{}", version());
+            Ok(())
+        }
+        // Loaded before logging starts, in `run`.
+        Command::Serve(_) | Command::Config(_) => Err(CliError::Server(
+            "the configuration was not loaded".to_owned(),
+        )),
     }
 }
 

@@ -63,6 +63,11 @@ pub enum CliError {
         config: String,
         vaults: String,
     },
+    #[error(
+        "{config} configures no vault: no key could sign; add one under `vaults:` (e.g. \
+         `driver: file`)"
+    )]
+    NoVaults { config: String },
     #[error("no vault named `{name}` in {config}; configured vaults: {known}")]
     UnknownVault {
         name: String,

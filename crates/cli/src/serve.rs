@@ -6,13 +6,14 @@
 //! mistake, and it must be reported before any password is asked) → vaults → their keys
 //! (public keys fetched once) → policies → service → listeners.
 
-use crate::assemble::{list_vault_keys, open_vaults, require_all_enabled};
+use crate::assemble::open_and_check_vaults;
 use crate::error::CliError;
 use crate::options::GlobalOptions;
 use crate::watermark_store::StoreChoice;
 use signatory_config::{Config, ListenAddress, ListenHost};
 use signatory_server::ServerConfig;
 use signatory_signer::service::SignService;
+use signatory_vaults::EnvPasswords;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tezos_crypto::PublicKey;
@@ -27,8 +28,14 @@ pub struct ServeArgs {
     pub utility_address: Option<ListenAddress>,
 }
 
-pub fn run(args: &ServeArgs, opts: &GlobalOptions) -> Result<(), CliError> {
-    let mut config = opts.load_config()?;
+/// Run the signer with the configuration loaded and the passwords taken from the
+/// environment before any thread started.
+pub fn run(
+    args: &ServeArgs,
+    opts: &GlobalOptions,
+    mut config: Config,
+    passwords: EnvPasswords,
+) -> Result<(), CliError> {
     if let Some(address) = &args.address {
         config.server.address.clone_from(address);
     }
@@ -36,6 +43,9 @@ pub fn run(args: &ServeArgs, opts: &GlobalOptions) -> Result<(), CliError> {
         config.server.utility_address.clone_from(address);
     }
     for warning in &config.warnings {
+        tracing::warn!("{}: {warning}", config.origin);
+    }
+    for warning in crate::assemble::start_warnings(&config) {
         tracing::warn!("{}: {warning}", config.origin);
     }
     tracing::info!(
@@ -51,22 +61,24 @@ pub fn run(args: &ServeArgs, opts: &GlobalOptions) -> Result<(), CliError> {
         .map_err(CliError::Runtime)?;
     let store_flags = opts.store_flags();
     runtime.block_on(async move {
-        let service = Arc::new(assemble(&config, &store_flags).await?);
+        let service = Arc::new(assemble(&config, &store_flags, &passwords).await?);
         run_server(&config, service).await
     })
 }
 
 /// Build the signing service the configuration describes. `store_flags` are the `-c` and
 /// `--base-dir` flags to repeat in a command suggested when the store is missing.
-pub async fn assemble(config: &Config, store_flags: &str) -> Result<SignService, CliError> {
+pub async fn assemble(
+    config: &Config,
+    store_flags: &str,
+    passwords: &EnvPasswords,
+) -> Result<SignService, CliError> {
     let choice = StoreChoice::from_config(config)?;
     let store_flags = store_flags.to_owned();
     let store = tokio::task::spawn_blocking(move || choice.open(&store_flags))
         .await
         .map_err(|e| CliError::Server(format!("opening the watermark store: {e}")))??;
-    let vaults = open_vaults(config).await?;
-    let found = list_vault_keys(&vaults).await?;
-    let keys = require_all_enabled(config, &found)?;
+    let keys = open_and_check_vaults(config, passwords).await?;
     let service = SignService::new(keys, store);
     for (pkh, key) in service.keys() {
         match &key.policy {

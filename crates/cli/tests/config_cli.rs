@@ -10,17 +10,182 @@ mod common;
 
 use common::{stderr, write_private, Home, BIN};
 use std::process::Command;
+use std::time::{Duration, Instant};
+use tezos_crypto::{Curve, SecretKey};
+
+fn key(curve: Curve) -> SecretKey {
+    SecretKey::generate(curve)
+}
+
+fn pkh(key: &SecretKey) -> String {
+    key.public_key().hash().to_b58check()
+}
+
+/// The error line `signatory` printed.
+fn error_line(output: &str) -> String {
+    output
+        .lines()
+        .find(|line| line.starts_with("signatory: error: "))
+        .unwrap_or_else(|| panic!("no error in:\n{output}"))
+        .to_owned()
+}
+
+/// `serve` run until it exits on its own (it must: these configurations are refused).
+fn serve_error(home: &Home) -> String {
+    let mut child = home.spawn_serve();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(!status.success(), "{}", home.serve_log());
+            return error_line(&home.serve_log());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve kept running:\n{}", home.serve_log());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `config check`, which must fail: its error line.
+fn check_error(home: &Home) -> String {
+    let out = home.run(&["config", "check"]);
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    error_line(&stderr(&out))
+}
+
+/// A key under `tezos:` that no vault holds: `config check` refuses it as `serve` does.
+#[test]
+fn check_and_serve_refuse_a_key_no_vault_holds_alike() {
+    let mut home = Home::new();
+    let held = key(Curve::Ed25519);
+    let absent = pkh(&key(Curve::P256));
+    home.enable(&pkh(&held));
+    home.enable(&absent);
+    home.write_config();
+    home.write_keys(&[&held]);
+    home.ok(&["watermark", "init"]);
+    let check = check_error(&home);
+    assert!(
+        check.contains(&absent) && check.contains("no vault holds it"),
+        "{check}"
+    );
+    assert_eq!(check, serve_error(&home));
+}
+
+/// No vault at all: `config check` refuses it as `serve` does.
+#[test]
+fn check_and_serve_refuse_a_configuration_without_vaults_alike() {
+    let home = Home::new();
+    let baker = pkh(&key(Curve::Ed25519));
+    for tezos in [format!("tezos:\n  {baker}:\n"), String::new()] {
+        write_private(
+            &home.config_path(),
+            &format!(
+                "base_dir: \"{}\"\nserver:\n  address: \"{}\"\n  utility_address: \"{}\"\n\
+                 watermark:\n  driver: mem\n{tezos}",
+                home.base_dir().display(),
+                home.api,
+                home.utility
+            ),
+        );
+        let check = check_error(&home);
+        assert!(check.contains("configures no vault"), "{check}");
+        assert_eq!(check, serve_error(&home));
+    }
+}
+
+/// A key that may sign consensus operations for any chain is pointed out; one bound to
+/// its chain, or one that signs only other requests, is not.
+#[test]
+fn keys_without_allowed_chains_are_pointed_out() {
+    let mut home = Home::new();
+    let (open, bound, wallet) = (key(Curve::Ed25519), key(Curve::P256), key(Curve::Secp256k1));
+    home.enable(&pkh(&open));
+    home.enable_with(
+        &pkh(&bound),
+        &[
+            "allowed_chains: [NetXdQprcVkpaWU]",
+            "allow:",
+            "  block:",
+            "  attestation:",
+        ],
+    );
+    home.enable_with(&pkh(&wallet), &["allow:", "  generic: [transaction]"]);
+    home.write_config();
+    home.write_keys(&[&open, &bound, &wallet]);
+    home.ok(&["watermark", "init"]);
+    let out = home.ok(&["config", "check"]);
+    let warned: Vec<&str> = out
+        .lines()
+        .filter(|line| line.starts_with("warning: ") && line.contains("allowed_chains"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{out}");
+    assert!(warned[0].contains(&pkh(&open)), "{out}");
+}
+
+/// A password from `password_env` is gone from the signer's environment once it started,
+/// and the encrypted key it unlocks signs.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_password_from_the_environment_leaves_it() {
+    const PASSWORD: &str = "correct horse battery staple";
+    let mut home = Home::new();
+    home.write_config();
+    let config = std::fs::read_to_string(home.config_path()).unwrap();
+    let file_line = format!("      file: \"{}\"\n", home.secret_path().display());
+    assert!(config.contains(&file_line));
+    let with_password = config.replace(
+        &file_line,
+        &format!("{file_line}      password_env: KEY_PASSWORD\n"),
+    );
+    write_private(&home.config_path(), &with_password);
+    // `generate` encrypts the new key with the vault's password.
+    let out = home.run_with(
+        &["generate", "-t", "tz1", "--vault", "local"],
+        &[("KEY_PASSWORD", PASSWORD)],
+        None,
+    );
+    common::assert_success(&out, &["generate"]);
+    let generated = common::pkhs(&String::from_utf8(out.stdout).unwrap());
+    let baker = generated.first().unwrap().clone();
+    let secrets = std::fs::read_to_string(home.secret_path()).unwrap();
+    assert!(secrets.contains("encrypted:"), "{secrets}");
+    home.enable(&baker);
+    home.write_config();
+    let config = std::fs::read_to_string(home.config_path()).unwrap();
+    write_private(
+        &home.config_path(),
+        &config.replace(
+            &file_line,
+            &format!("{file_line}      password_env: KEY_PASSWORD\n"),
+        ),
+    );
+    home.ok(&["watermark", "init"]);
+
+    let server = home.start_with(&[("KEY_PASSWORD", PASSWORD)]);
+    let environ = std::fs::read(format!("/proc/{}/environ", server.child.id())).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(!environ.contains("KEY_PASSWORD"), "{environ}");
+    assert!(!environ.contains(PASSWORD), "{environ}");
+    // The key was unlocked with it.
+    let (status, body) = server.get(&format!("/keys/{baker}"));
+    assert_eq!(status, 200, "{body}");
+}
 
 #[test]
 fn a_good_configuration_is_summarised() {
     let mut home = Home::new();
-    home.enable("tz1b9kV41KV9N3sp69ycLdSoZ2Ak8jXwtNPv");
-    home.enable_with(
-        "tz2Ch1abG7FNiibmV26Uzgdsnfni9XGrk5wD",
-        &["allow:", "  generic: [transaction, reveal]"],
-    );
+    let (baker, wallet) = (key(Curve::Ed25519), key(Curve::Secp256k1));
+    let (baker_pkh, wallet_pkh) = (pkh(&baker), pkh(&wallet));
+    home.enable(&baker_pkh);
+    home.enable_with(&wallet_pkh, &["allow:", "  generic: [transaction, reveal]"]);
     home.write_config();
-    home.write_keys(&[]);
+    home.write_keys(&[&baker, &wallet]);
     home.ok(&["watermark", "init"]);
     let out = home.ok(&["config", "check"]);
     let config = home.config_path().display().to_string();
@@ -28,11 +193,13 @@ fn a_good_configuration_is_summarised() {
     assert!(out.contains("vaults (1):\n  local: driver file"), "{out}");
     assert!(out.contains("keys (2):"), "{out}");
     assert!(
-        out.contains("tz1b9kV41KV9N3sp69ycLdSoZ2Ak8jXwtNPv: attestation,block,preattestation"),
+        out.contains(&format!("{baker_pkh}: attestation,block,preattestation")),
         "{out}"
     );
     assert!(
-        out.contains("tz2Ch1abG7FNiibmV26Uzgdsnfni9XGrk5wD: generic generic=[reveal,transaction]"),
+        out.contains(&format!(
+            "{wallet_pkh}: generic generic=[reveal,transaction]"
+        )),
         "{out}"
     );
     assert!(out.contains(&format!("API on {}", home.api)), "{out}");
@@ -57,9 +224,10 @@ fn a_good_configuration_is_summarised() {
 #[test]
 fn the_check_fails_where_serve_would_not_start() {
     let mut home = Home::new();
-    home.enable("tz1b9kV41KV9N3sp69ycLdSoZ2Ak8jXwtNPv");
+    let baker = key(Curve::Ed25519);
+    home.enable(&pkh(&baker));
     home.write_config();
-    home.write_keys(&[]);
+    home.write_keys(&[&baker]);
     let out = home.run(&["config", "check"]);
     assert!(!out.status.success());
     let err = stderr(&out);
@@ -90,19 +258,17 @@ fn the_check_fails_where_serve_would_not_start() {
         "{err}"
     );
 
-    home.write_keys(&[]);
+    home.write_keys(&[&baker]);
     home.ok(&["config", "check"]);
 }
 
 #[test]
 fn deprecated_names_are_accepted_with_a_warning() {
     let mut home = Home::new();
-    home.enable_with(
-        "tz1b9kV41KV9N3sp69ycLdSoZ2Ak8jXwtNPv",
-        &["allowed_operations: [block, endorsement]"],
-    );
+    let baker = key(Curve::Ed25519);
+    home.enable_with(&pkh(&baker), &["allowed_operations: [block, endorsement]"]);
     home.write_config();
-    home.write_keys(&[]);
+    home.write_keys(&[&baker]);
     home.ok(&["watermark", "init"]);
     let out = home.ok(&["config", "check"]);
     assert!(out.contains("warning: "), "{out}");

@@ -60,6 +60,36 @@ impl ConfigError {
     }
 }
 
+impl ConfigError {
+    /// The error with values taken from the environment shown as they were written.
+    pub(crate) fn redacted(self, sources: &[(String, String)]) -> ConfigError {
+        if sources.is_empty() {
+            return self;
+        }
+        match self {
+            ConfigError::Schema {
+                origin,
+                key_path,
+                message,
+            } => ConfigError::Schema {
+                origin,
+                key_path: crate::env::redact_path(&key_path, sources),
+                message: crate::env::redact(&message, sources),
+            },
+            ConfigError::Invalid {
+                origin,
+                key_path,
+                message,
+            } => ConfigError::Invalid {
+                origin,
+                key_path: crate::env::redact_path(&key_path, sources),
+                message: crate::env::redact(&message, sources),
+            },
+            other => other,
+        }
+    }
+}
+
 fn display_path(key_path: &str) -> String {
     if key_path.is_empty() || key_path == "." {
         "top level".to_owned()

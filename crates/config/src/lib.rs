@@ -30,8 +30,11 @@
 //!       generic: [transaction, reveal, stake]
 //! ```
 //!
-//! `${VAR}`, `$VAR` and `${VAR:-default}` are expanded from the environment before parsing;
-//! an unset variable is an error. Unknown keys, wrong types and bad values fail with the
+//! `${VAR}`, `$VAR` and `${VAR:-default}` in strings are expanded from the environment after
+//! parsing, so a value is always text inside one string and never YAML (a newline or a `#`
+//! in it changes no other setting); an unset variable is an error. An expanded value is a
+//! string: numeric settings also accept digits written as a string. Error messages show a
+//! value taken from the environment as it was written (`${VAR}`), not as expanded. Unknown keys, wrong types and bad values fail with the
 //! file, the key path and what was expected. Deprecated names (`endorsement`,
 //! `allowed_operations` …) still work and add a [`ConfigWarning`] for the caller to log.
 //! Loading reads the one file and nothing else: drivers check their own settings.
@@ -43,6 +46,7 @@ mod env;
 mod error;
 pub mod kinds;
 mod raw;
+mod scalars;
 mod validate;
 
 pub use address::{ListenAddress, ListenHost};
@@ -232,20 +236,12 @@ impl Config {
         origin: &str,
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let expanded = env::expand(text, lookup).map_err(|e| match e {
-            env::EnvError::Unset { line, variable } => ConfigError::UnsetVariable {
-                origin: origin.to_owned(),
-                line,
-                variable,
-            },
-            env::EnvError::Malformed { line, reason } => ConfigError::BadSubstitution {
-                origin: origin.to_owned(),
-                line,
-                reason,
-            },
-        })?;
-        let raw = validate::parse_raw(&expanded, origin)?;
-        validate::validate(raw, origin)
+        let (raw, sources) = validate::parse_raw(text, origin, lookup)?;
+        let mut config = validate::validate(raw, origin).map_err(|e| e.redacted(&sources))?;
+        for warning in &mut config.warnings {
+            warning.message = env::redact(&warning.message, &sources);
+        }
+        Ok(config)
     }
 
     /// The vault instances' names, for messages.

@@ -79,9 +79,9 @@ pub(crate) struct RawServer {
                  header_read_timeout, write_timeout)"
 )]
 pub(crate) struct RawLimits {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::scalars::u64_or_digits")]
     pub max_body_bytes: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::scalars::u64_or_digits")]
     pub max_connections: Option<u64>,
     /// Durations as Go writes them (`30s`, `1m30s`, `500ms`), as in ECAD's other settings.
     #[serde(default)]

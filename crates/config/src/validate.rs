@@ -2,6 +2,7 @@
 
 use crate::address::ListenAddress;
 use crate::duration;
+use crate::env;
 use crate::error::{ConfigError, ConfigWarning};
 use crate::kinds;
 use crate::raw::{RawConfig, RawDriver, RawLimits, RawPolicy, RawServer, UniqueMap};
@@ -14,31 +15,80 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tezos_crypto::{ChainId, Curve, PublicKey, PublicKeyHash};
 
-/// Parse the YAML into the raw schema; unknown keys and wrong types fail with their path.
-pub(crate) fn parse_raw(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
+/// Parse the YAML into the raw schema, expanding environment references in its strings;
+/// unknown keys and wrong types fail with their path. Also returns the strings expansion
+/// changed (as expanded, as written), for [`crate::env::redact`].
+pub(crate) fn parse_raw(
+    text: &str,
+    origin: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(RawConfig, Vec<(String, String)>), ConfigError> {
     if is_blank(text) {
         // An empty file is an empty mapping: every default applies.
-        return parse_raw("{}", origin);
+        return parse_raw("{}", origin, lookup);
     }
+    let expanded = match env::parse_expanded(text, lookup) {
+        Ok(expanded) => expanded,
+        Err(env::ParseError::Env(e)) => return Err(env_error(e, origin)),
+        // A file with merge keys that does not parse (a key given twice, say): the parser's
+        // own words, rather than "unknown field `<<`" from the schema.
+        Err(env::ParseError::Yaml(e)) if text.contains("<<") => {
+            return Err(ConfigError::Schema {
+                origin: origin.to_owned(),
+                key_path: String::new(),
+                message: e.to_string(),
+            })
+        }
+        // Not YAML, or a key given twice: the schema's reading of the text names the key
+        // path. Never accepted on that reading alone (it saw no expansion).
+        Err(env::ParseError::Yaml(e)) => {
+            return Err(
+                match deserialize_raw(serde_yaml_ng::Deserializer::from_str(text), origin) {
+                    Err(schema) => schema,
+                    Ok(_) => ConfigError::Schema {
+                        origin: origin.to_owned(),
+                        key_path: String::new(),
+                        message: e.to_string(),
+                    },
+                },
+            )
+        }
+    };
+    let env::Expanded { mut value, sources } = expanded;
+    let merges = has_merge_key(&value);
     // YAML merge keys (`<<: *policy`), which ECAD's YAML library applies, are applied
-    // first; other files are read straight from the text, so errors keep their line.
-    match serde_yaml_ng::from_str::<DriverSettings>(text) {
-        Ok(mut value) if has_merge_key(&value) => {
+    // first. A file with neither merge keys nor references is read straight from the text,
+    // so schema errors keep their line.
+    let raw = if merges || !sources.is_empty() {
+        if merges {
             value.apply_merge().map_err(|e| ConfigError::Schema {
                 origin: origin.to_owned(),
                 key_path: String::new(),
                 message: format!("a merge key (`<<`) cannot be applied: {e}"),
             })?;
-            deserialize_raw(value, origin)
         }
-        // A file with merge keys that does not parse (a key given twice, say): the parser's
-        // own words, rather than "unknown field `<<`" from the schema.
-        Err(e) if text.contains("<<") => Err(ConfigError::Schema {
+        deserialize_raw(value, origin)
+    } else {
+        deserialize_raw(serde_yaml_ng::Deserializer::from_str(text), origin)
+    };
+    match raw {
+        Ok(raw) => Ok((raw, sources)),
+        Err(e) => Err(e.redacted(&sources)),
+    }
+}
+
+fn env_error(e: env::EnvError, origin: &str) -> ConfigError {
+    match e {
+        env::EnvError::Unset { line, variable } => ConfigError::UnsetVariable {
             origin: origin.to_owned(),
-            key_path: String::new(),
-            message: e.to_string(),
-        }),
-        _ => deserialize_raw(serde_yaml_ng::Deserializer::from_str(text), origin),
+            line,
+            variable,
+        },
+        env::EnvError::Malformed { line, reason } => ConfigError::BadSubstitution {
+            origin: origin.to_owned(),
+            line,
+            reason,
+        },
     }
 }
 
@@ -73,6 +123,12 @@ where
             message,
         }
     })
+}
+
+/// A blank string as no value: what an empty variable used to give when it was expanded
+/// in the text, and still is now that an expanded value stays a string.
+fn non_blank(value: Option<String>) -> Option<String> {
+    value.filter(|text| !text.trim().is_empty())
 }
 
 fn is_blank(text: &str) -> bool {
@@ -278,7 +334,7 @@ fn server(c: &mut Checker<'_>, raw: Option<RawServer>) -> Result<ServerConfig, C
             format!("is the same as `server.address` ({address}); give them different ports"),
         ));
     }
-    let tcp_address = match raw.tcp_address {
+    let tcp_address = match raw.tcp_address.map(non_blank) {
         None => None,
         Some(None) => {
             return Err(c.invalid(
@@ -321,7 +377,7 @@ fn unix_socket(
     c: &Checker<'_>,
     raw: Option<Option<String>>,
 ) -> Result<Option<PathBuf>, ConfigError> {
-    let path = match raw {
+    let path = match raw.map(non_blank) {
         None => return Ok(None),
         Some(None) => return Err(c.invalid("server.unix_socket", "is empty; expected the socket's absolute path, such as `/run/signatory/signer.sock`, or remove it")),
         Some(Some(text)) => PathBuf::from(text),
@@ -425,6 +481,7 @@ fn listen_address(
     raw: Option<Option<String>>,
     default: &str,
 ) -> Result<ListenAddress, ConfigError> {
+    let raw = raw.map(non_blank);
     let text = match &raw {
         None => default,
         Some(None) => {

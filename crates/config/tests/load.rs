@@ -514,6 +514,97 @@ tezos:
     assert!(config.tezos.contains_key(&pkh(BAKER)));
 }
 
+/// A variable's value is text inside one string: a newline in it adds no setting, a ` #`
+/// in it cuts nothing off.
+#[test]
+fn a_variable_cannot_inject_configuration() {
+    let text = "vaults:\n  local:\n    driver: file\n    config:\n      file: ${KEYFILE}\n";
+    let vault_file = |keyfile: &str| {
+        let keyfile = keyfile.to_owned();
+        let env = move |name: &str| (name == "KEYFILE").then(|| keyfile.clone());
+        let config = Config::parse(text, "env.yaml", &env).unwrap();
+        let file = config
+            .vaults
+            .get("local")
+            .unwrap()
+            .config
+            .get("file")
+            .cloned();
+        (config, file)
+    };
+    let (config, file) = vault_file("/k.json\nserver:\n  address: 0.0.0.0:1");
+    assert_eq!(config.server.address.to_string(), ":6732");
+    assert_eq!(
+        file.as_ref().and_then(DriverSettings::as_str),
+        Some("/k.json\nserver:\n  address: 0.0.0.0:1")
+    );
+    let (_, file) = vault_file("/k.json #x");
+    assert_eq!(
+        file.as_ref().and_then(DriverSettings::as_str),
+        Some("/k.json #x")
+    );
+}
+
+/// An expanded value stays a string, and numeric settings still take it.
+#[test]
+fn numbers_from_variables_still_work() {
+    let env = |name: &str| match name {
+        "MAX" => Some("64".to_owned()),
+        "BODY" => Some("100000".to_owned()),
+        _ => None,
+    };
+    let config = Config::parse(
+        "server:\n  limits:\n    max_connections: ${MAX}\n    max_body_bytes: $BODY\n",
+        "env.yaml",
+        &env,
+    )
+    .unwrap();
+    assert_eq!(config.server.limits.max_connections, Some(64));
+    assert_eq!(config.server.limits.max_body_bytes, Some(100_000));
+    // A value that is not digits is refused; the whole value is not re-read as YAML.
+    let env = |name: &str| (name == "MAX").then(|| "64\nmax_body_bytes: 1".to_owned());
+    let err = Config::parse(
+        "server:\n  limits:\n    max_connections: ${MAX}\n",
+        "env.yaml",
+        &env,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.key_path(),
+        Some("server.limits.max_connections"),
+        "{err}"
+    );
+}
+
+/// Secrets will come from the environment: no error shows an expanded value.
+#[test]
+fn errors_never_show_a_value_from_the_environment() {
+    let secret = "hunter2-very-secret";
+    let env = |name: &str| (name == "TOKEN").then(|| secret.to_owned());
+    for text in [
+        "server:\n  address: ${TOKEN}\n",
+        "server:\n  limits:\n    max_connections: ${TOKEN}\n",
+        "server:\n  authorized_keys: [${TOKEN}]\n",
+        "tezos:\n  ${TOKEN}:\n",
+        "server:\n  allow_list_known_keys: ${TOKEN}\n",
+        "base_dir: [${TOKEN}]\n",
+    ] {
+        let err = Config::parse(text, "env.yaml", &env)
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2"), "{text}: {err}");
+        assert!(err.contains("env.yaml"), "{text}: {err}");
+    }
+}
+
+#[test]
+fn an_empty_variable_is_an_empty_address() {
+    let env = |name: &str| (name == "ADDR").then(String::new);
+    let err = Config::parse("server:\n  address: ${ADDR}\n", "env.yaml", &env).unwrap_err();
+    assert_eq!(err.key_path(), Some("server.address"));
+    assert!(err.to_string().contains("is empty"), "{err}");
+}
+
 #[test]
 fn an_unset_variable_is_an_error_naming_it_and_its_line() {
     let err = Config::parse(

@@ -19,7 +19,7 @@ mod secret_file;
 pub use error::OpenError;
 pub use file::{FileVault, FileVaultOptions};
 pub use mem::{parse_curve, MemVault};
-pub use password::PasswordSource;
+pub use password::{EnvPasswords, PasswordSource};
 
 use signatory_config::{DriverSettings, VaultConfig};
 use signatory_signer::vault::Vault;
@@ -37,9 +37,20 @@ pub async fn open(
     driver: &str,
     settings: &DriverSettings,
 ) -> Result<Arc<dyn Vault>, OpenError> {
+    open_with_passwords(name, driver, settings, &EnvPasswords::default()).await
+}
+
+/// [`open`], with the passwords [`EnvPasswords::take`] took from the environment.
+pub async fn open_with_passwords(
+    name: &str,
+    driver: &str,
+    settings: &DriverSettings,
+    passwords: &EnvPasswords,
+) -> Result<Arc<dyn Vault>, OpenError> {
     match driver {
         "file" => {
-            let options = FileVaultOptions::from_settings(name, settings)?;
+            let mut options = FileVaultOptions::from_settings(name, settings)?;
+            passwords.apply(&mut options);
             let owned_name = name.to_owned();
             let vault = tokio::task::spawn_blocking(move || FileVault::open(&owned_name, &options))
                 .await
@@ -61,4 +72,12 @@ pub async fn open(
 /// [`open`] for a configured instance.
 pub async fn open_configured(config: &VaultConfig) -> Result<Arc<dyn Vault>, OpenError> {
     open(&config.name, &config.driver, &config.config).await
+}
+
+/// [`open_with_passwords`] for a configured instance.
+pub async fn open_configured_with(
+    config: &VaultConfig,
+    passwords: &EnvPasswords,
+) -> Result<Arc<dyn Vault>, OpenError> {
+    open_with_passwords(&config.name, &config.driver, &config.config, passwords).await
 }

@@ -101,3 +101,113 @@ impl Prompter for NoPrompter {
         None
     }
 }
+
+/// Passwords read from `password_env` variables and removed from the environment, so that
+/// they cannot be read from it afterwards (child processes, `/proc/<pid>/environ`).
+#[derive(Default)]
+pub struct EnvPasswords {
+    values: std::collections::BTreeMap<String, Zeroizing<String>>,
+}
+
+impl fmt::Debug for EnvPasswords {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnvPasswords")
+            .field("variables", &self.values.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl EnvPasswords {
+    /// Take every variable a `file` vault of `vaults` names in `password_env`: read it,
+    /// then remove it from the environment and, on Linux, overwrite its text in the
+    /// environment block the kernel shows in `/proc/<pid>/environ`.
+    ///
+    /// Call it while the process has one thread: changing the environment while another
+    /// thread may read it is not sound.
+    pub fn take<'a>(vaults: impl IntoIterator<Item = &'a signatory_config::VaultConfig>) -> Self {
+        let mut values = std::collections::BTreeMap::new();
+        for vault in vaults {
+            if vault.driver != "file" {
+                continue;
+            }
+            // Settings errors are reported when the vault is opened.
+            let Ok(options) = crate::FileVaultOptions::from_settings(&vault.name, &vault.config)
+            else {
+                continue;
+            };
+            let PasswordSource::Env(name) = options.password else {
+                continue;
+            };
+            if values.contains_key(&name) {
+                continue;
+            }
+            let Some(value) = std::env::var_os(&name) else {
+                continue;
+            };
+            let value = Zeroizing::new(value.to_string_lossy().into_owned());
+            std::env::remove_var(&name);
+            scrub_initial_environment(&name);
+            values.insert(name, value);
+        }
+        EnvPasswords { values }
+    }
+
+    /// In `options`, a password to come from a variable taken here is the value taken.
+    pub(crate) fn apply(&self, options: &mut crate::FileVaultOptions) {
+        if let PasswordSource::Env(name) = &options.password {
+            if let Some(value) = self.values.get(name) {
+                options.password = PasswordSource::Given(value.clone());
+            }
+        }
+    }
+}
+
+/// `/proc/<pid>/environ` shows the environment block the process started with, which
+/// removing a variable leaves as it was: overwrite `NAME=value` there with NUL bytes,
+/// through `/proc/self/mem` (this process's own memory, no `unsafe`). Nothing refers to that
+/// text any more: the variable was removed from the environment list first. Best effort:
+/// a kernel that refuses the write leaves the text readable by the process's owner only.
+#[cfg(target_os = "linux")]
+fn scrub_initial_environment(name: &str) {
+    use std::io::{Seek, SeekFrom, Write};
+    let Some((start, end)) = initial_environment_range() else {
+        return;
+    };
+    let Ok(block) = std::fs::read("/proc/self/environ") else {
+        return;
+    };
+    let Ok(mut memory) = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/self/mem")
+    else {
+        return;
+    };
+    let prefix = format!("{name}=");
+    let mut offset = 0u64;
+    for entry in block.split(|b| *b == 0) {
+        let len = entry.len() as u64;
+        if entry.starts_with(prefix.as_bytes()) && start + offset + len <= end {
+            let zeros = Zeroizing::new(vec![0u8; entry.len()]);
+            let _ = memory
+                .seek(SeekFrom::Start(start + offset))
+                .and_then(|_| memory.write_all(&zeros));
+        }
+        offset += len + 1;
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn scrub_initial_environment(_name: &str) {}
+
+/// `env_start` and `env_end` of `/proc/self/stat` (fields 50 and 51).
+#[cfg(target_os = "linux")]
+fn initial_environment_range() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let (_, after_name) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // `after_name` starts at field 3.
+    let start = fields.get(50 - 3)?.parse().ok()?;
+    let end = fields.get(51 - 3)?.parse().ok()?;
+    (start < end).then_some((start, end))
+}

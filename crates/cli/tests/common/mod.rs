@@ -163,6 +163,11 @@ impl Home {
 
     /// Start `signatory serve`, its output captured in `serve.log`.
     pub fn spawn_serve(&self) -> Child {
+        self.spawn_serve_with(&[])
+    }
+
+    /// [`Home::spawn_serve`] with these environment variables set.
+    pub fn spawn_serve_with(&self, env: &[(&str, &str)]) -> Child {
         let log = std::fs::File::create(self.path("serve.log")).unwrap();
         Command::new(BIN)
             .args(["serve", "-c"])
@@ -170,6 +175,7 @@ impl Home {
             .env_remove("SIGNATORY_CONFIG")
             .env_remove("SIGNATORY_BASE_DIR")
             .env_remove("SIGNATORY_LOG")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -183,7 +189,12 @@ impl Home {
 
     /// Start the signer and wait until `GET /authorized_keys` answers.
     pub fn start(&self) -> Server<'_> {
-        let mut child = self.spawn_serve();
+        self.start_with(&[])
+    }
+
+    /// [`Home::start`] with these environment variables set.
+    pub fn start_with(&self, env: &[(&str, &str)]) -> Server<'_> {
+        let mut child = self.spawn_serve_with(env);
         let started = Instant::now();
         loop {
             if let Some(status) = child.try_wait().unwrap() {
