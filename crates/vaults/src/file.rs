@@ -70,7 +70,7 @@ impl FileVaultOptions {
             password_env: Option<String>,
             #[serde(default)]
             password_file: Option<PathBuf>,
-            #[serde(default)]
+            #[serde(default, deserialize_with = "bool_or_word")]
             prompt: Option<bool>,
         }
         let base = format!("vaults.{vault}.config");
@@ -397,6 +397,35 @@ impl Unlocker<'_> {
 
 crate::keyring::keyring_vault!(FileVault, "file");
 
+/// A YAML boolean, or the string `true`/`false`: a value taken from the environment
+/// (`prompt: ${PROMPT}`) arrives as a string and is never re-read as YAML.
+fn bool_or_word<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<bool>, D::Error> {
+    struct BoolOrWord;
+    impl serde::de::Visitor<'_> for BoolOrWord {
+        type Value = Option<bool>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a boolean (true or false)")
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            match v {
+                "true" => Ok(Some(true)),
+                "false" => Ok(Some(false)),
+                // The text is not echoed: it may have come from the environment.
+                _ => Err(E::custom("expected a boolean (true or false)")),
+            }
+        }
+    }
+    deserializer.deserialize_any(BoolOrWord)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -404,6 +433,21 @@ mod tests {
     use std::cell::RefCell;
     use std::io::Write;
     use tezos_crypto::{Curve, PublicKeyHash};
+
+    #[test]
+    fn prompt_is_read_from_a_boolean_or_the_words_true_and_false() {
+        let parse = |yaml: &str| {
+            let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(yaml).unwrap();
+            FileVaultOptions::from_settings("local", &value)
+        };
+        // A quoted word is what an expanded `${PROMPT}` is after parsing.
+        assert!(!parse("{file: /k.json, prompt: 'false'}").unwrap().prompt);
+        assert!(parse("{file: /k.json, prompt: 'true'}").unwrap().prompt);
+        assert!(!parse("{file: /k.json, prompt: false}").unwrap().prompt);
+        assert!(parse("{file: /k.json}").unwrap().prompt);
+        let refused = parse("{file: /k.json, prompt: 'secret-ish'}").unwrap_err();
+        assert!(!refused.to_string().contains("secret-ish"), "{refused}");
+    }
 
     /// Answers prompts from a script and counts them.
     struct Scripted(RefCell<Vec<&'static str>>, RefCell<usize>);
