@@ -67,7 +67,7 @@ pub async fn assemble(config: &Config, store_flags: &str) -> Result<SignService,
     let vaults = open_vaults(config).await?;
     let found = list_vault_keys(&vaults).await?;
     let keys = require_all_enabled(config, &found)?;
-    let service = SignService::new(keys, store);
+    let service = SignService::new(keys, store).with_protocol(config.tezos_protocol);
     for (pkh, key) in service.keys() {
         match &key.policy {
             Some(policy) => {
