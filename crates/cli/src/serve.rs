@@ -79,7 +79,7 @@ pub async fn assemble(
         .await
         .map_err(|e| CliError::Server(format!("opening the watermark store: {e}")))??;
     let keys = open_and_check_vaults(config, passwords).await?;
-    let service = SignService::new(keys, store);
+    let service = SignService::new(keys, store).with_protocol(config.tezos_protocol);
     for (pkh, key) in service.keys() {
         match &key.policy {
             Some(policy) => {

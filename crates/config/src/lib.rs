@@ -83,6 +83,8 @@ pub struct Config {
     pub watermark: WatermarkConfig,
     /// The keys this signer serves and what each may sign.
     pub tezos: BTreeMap<PublicKeyHash, KeyPolicyConfig>,
+    /// `tezos_protocol`: the protocol whose layouts requests are decoded with (default 025).
+    pub tezos_protocol: tezos_encoding::Protocol,
     /// Accepted but worth logging: deprecated names, policies that allow nothing, …
     pub warnings: Vec<ConfigWarning>,
 }

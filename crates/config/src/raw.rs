@@ -11,7 +11,8 @@ use std::marker::PhantomData;
 #[derive(Debug, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping of settings (base_dir, server, vaults, watermark, tezos)"
+    expecting = "a mapping of settings (base_dir, server, vaults, watermark, tezos, \
+                 tezos_protocol)"
 )]
 pub(crate) struct RawConfig {
     /// `Some(None)`: written with no value, which is refused rather than defaulted (an
@@ -26,6 +27,10 @@ pub(crate) struct RawConfig {
     pub watermark: Option<RawDriver>,
     #[serde(default)]
     pub tezos: Option<UniqueMap<Option<RawPolicy>>>,
+    /// The protocol the chain runs (`ushuaia`, `025`, …), for the request layouts the
+    /// bytes cannot tell apart. Not an ECAD key.
+    #[serde(default)]
+    pub tezos_protocol: Option<String>,
     /// Known to ECAD; refused here with an explanation rather than ignored.
     #[serde(default)]
     pub policy_hook: Option<Value>,

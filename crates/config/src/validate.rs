@@ -185,6 +185,11 @@ pub(crate) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErr
             )),
             Some(Some(dir)) => PathBuf::from(dir),
         };
+    let tezos_protocol = match raw.tezos_protocol {
+        None => tezos_encoding::Protocol::DEFAULT,
+        Some(name) => tezos_encoding::Protocol::parse(&name)
+            .map_err(|e| c.invalid("tezos_protocol", e.to_string()))?,
+    };
     let server = server(&mut c, raw.server)?;
     let vaults = vaults(&mut c, raw.vaults)?;
     let watermark = match raw.watermark {
@@ -229,6 +234,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigErr
         vaults,
         watermark,
         tezos,
+        tezos_protocol,
         warnings: c.warnings,
     })
 }

@@ -215,6 +215,8 @@ pub struct SignService {
     store: Arc<dyn WatermarkStore>,
     locks: SlotLocks,
     checker: SignatureChecker,
+    /// The protocol the chain runs: decides the layouts the bytes cannot tell apart.
+    protocol: tezos_encoding::Protocol,
 }
 
 impl SignService {
@@ -224,7 +226,14 @@ impl SignService {
             store,
             locks: SlotLocks::new(),
             checker: SignatureChecker::default(),
+            protocol: tezos_encoding::Protocol::DEFAULT,
         }
+    }
+
+    /// Decode requests as `protocol` encodes them (default: [`tezos_encoding::Protocol::DEFAULT`]).
+    pub fn with_protocol(mut self, protocol: tezos_encoding::Protocol) -> Self {
+        self.protocol = protocol;
+        self
     }
 
     pub fn key(&self, pkh: &PublicKeyHash) -> Option<&KeyEntry> {
@@ -267,7 +276,7 @@ impl SignService {
             return report;
         };
         report.log_payloads = policy.log_payloads;
-        let decoded = match SigningRequest::decode(req.bytes) {
+        let decoded = match SigningRequest::decode(req.bytes, self.protocol) {
             Ok(d) => d,
             Err(e) => {
                 report.result = Err(SignError::Decode(e));

@@ -14,9 +14,9 @@ const ALPHABET: &[u8; 58] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqr
 const DIGITS_PER_LIMB: usize = 5;
 const LIMB: u64 = 58u64.pow(DIGITS_PER_LIMB as u32);
 
-/// Longer strings are refused before any arithmetic: the conversion is quadratic, and no
-/// Tezos base58check string comes near this.
-pub(crate) const MAX_DIGITS: usize = 512;
+/// Longer strings are refused before any arithmetic: the conversion is quadratic. The
+/// longest Tezos base58check string is an ML-DSA-44 signature (`mdsig…`, 3316 digits).
+pub(crate) const MAX_DIGITS: usize = 3400;
 
 /// Digit value of each ASCII byte, 0xff where the byte is not a base58 digit.
 // Compile-time indexing: an out-of-range index fails the build, it cannot panic at run time.

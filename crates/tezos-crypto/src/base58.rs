@@ -16,10 +16,14 @@ pub enum Prefix {
     Tz2,
     Tz3,
     Tz4,
+    /// ML-DSA-44 address (operations name them; never a key of this signer).
+    Tz5,
     Edpk,
     Sppk,
     P2pk,
     BLpk,
+    /// ML-DSA-44 public key (1312 bytes).
+    Mdpk,
     /// Ed25519 seed (32 bytes).
     EdskSeed,
     /// Ed25519 seed followed by its public key (64 bytes), as Octez writes it.
@@ -38,6 +42,8 @@ pub enum Prefix {
     /// The curve-agnostic signature prefix clients accept for tz1–tz3.
     GenericSig,
     BLsig,
+    /// ML-DSA-44 signature (2420 bytes).
+    Mdsig,
     ChainId,
     BlockHash,
     OperationHash,
@@ -47,15 +53,17 @@ pub enum Prefix {
 
 impl Prefix {
     /// Every prefix, for tests and for guessing what a string is.
-    pub const ALL: [Prefix; 27] = [
+    pub const ALL: [Prefix; 30] = [
         Prefix::Tz1,
         Prefix::Tz2,
         Prefix::Tz3,
         Prefix::Tz4,
+        Prefix::Tz5,
         Prefix::Edpk,
         Prefix::Sppk,
         Prefix::P2pk,
         Prefix::BLpk,
+        Prefix::Mdpk,
         Prefix::EdskSeed,
         Prefix::EdskExpanded,
         Prefix::Spsk,
@@ -70,6 +78,7 @@ impl Prefix {
         Prefix::P2sig,
         Prefix::GenericSig,
         Prefix::BLsig,
+        Prefix::Mdsig,
         Prefix::ChainId,
         Prefix::BlockHash,
         Prefix::OperationHash,
@@ -84,10 +93,12 @@ impl Prefix {
             Prefix::Tz2 => &[0x06, 0xa1, 0xa1],
             Prefix::Tz3 => &[0x06, 0xa1, 0xa4],
             Prefix::Tz4 => &[0x06, 0xa1, 0xa6],
+            Prefix::Tz5 => &[0x06, 0xa1, 0xa9],
             Prefix::Edpk => &[0x0d, 0x0f, 0x25, 0xd9],
             Prefix::Sppk => &[0x03, 0xfe, 0xe2, 0x56],
             Prefix::P2pk => &[0x03, 0xb2, 0x8b, 0x7f],
             Prefix::BLpk => &[0x06, 0x95, 0x87, 0xcc],
+            Prefix::Mdpk => &[0x0d, 0x07, 0xed, 0x43],
             Prefix::EdskSeed => &[0x0d, 0x0f, 0x3a, 0x07],
             Prefix::EdskExpanded => &[0x2b, 0xf6, 0x4e, 0x07],
             Prefix::Spsk => &[0x11, 0xa2, 0xe0, 0xc9],
@@ -102,6 +113,7 @@ impl Prefix {
             Prefix::P2sig => &[0x36, 0xf0, 0x2c, 0x34],
             Prefix::GenericSig => &[0x04, 0x82, 0x2b],
             Prefix::BLsig => &[0x28, 0xab, 0x40, 0xcf],
+            Prefix::Mdsig => &[0x01, 0x9c, 0x2d, 0xd2, 0x03],
             Prefix::ChainId => &[0x57, 0x52, 0x00],
             Prefix::BlockHash => &[0x01, 0x34],
             Prefix::OperationHash => &[0x05, 0x74],
@@ -113,7 +125,9 @@ impl Prefix {
     /// The payload length this prefix carries.
     pub const fn payload_len(self) -> usize {
         match self {
-            Prefix::Tz1 | Prefix::Tz2 | Prefix::Tz3 | Prefix::Tz4 => 20,
+            Prefix::Tz1 | Prefix::Tz2 | Prefix::Tz3 | Prefix::Tz4 | Prefix::Tz5 => 20,
+            Prefix::Mdpk => 1312,
+            Prefix::Mdsig => 2420,
             Prefix::Edpk => 32,
             Prefix::Sppk | Prefix::P2pk => 33,
             Prefix::BLpk => 48,
@@ -137,10 +151,12 @@ impl Prefix {
             Prefix::Tz2 => "tz2",
             Prefix::Tz3 => "tz3",
             Prefix::Tz4 => "tz4",
+            Prefix::Tz5 => "tz5",
             Prefix::Edpk => "edpk",
             Prefix::Sppk => "sppk",
             Prefix::P2pk => "p2pk",
             Prefix::BLpk => "BLpk",
+            Prefix::Mdpk => "mdpk",
             Prefix::EdskSeed | Prefix::EdskExpanded => "edsk",
             Prefix::Spsk => "spsk",
             Prefix::P2sk => "p2sk",
@@ -154,6 +170,7 @@ impl Prefix {
             Prefix::P2sig => "p2sig",
             Prefix::GenericSig => "sig",
             Prefix::BLsig => "BLsig",
+            Prefix::Mdsig => "mdsig",
             Prefix::ChainId => "Net",
             Prefix::BlockHash => "B",
             Prefix::OperationHash => "o",
@@ -352,6 +369,25 @@ mod tests {
             let s = encode(p, &payload);
             assert!(s.starts_with(p.name()), "{p:?} encoded as {s}");
             assert_eq!(decode(&s, p), Ok(payload));
+        }
+    }
+
+    #[test]
+    fn ml_dsa_strings_have_the_lengths_octez_checks() {
+        // Octez registers mdpk with 1802 characters and mdsig with 3316 (lib_crypto).
+        for (prefix, len) in [
+            (Prefix::Tz5, 36),
+            (Prefix::Mdpk, 1802),
+            (Prefix::Mdsig, 3316),
+        ] {
+            for fill in [0x00, 0xff] {
+                let s = encode(prefix, &vec![fill; prefix.payload_len()]);
+                assert_eq!(s.len(), len, "{prefix:?}");
+                assert_eq!(
+                    decode(&s, prefix).map(|p| p.len()),
+                    Ok(prefix.payload_len())
+                );
+            }
         }
     }
 

@@ -31,7 +31,7 @@ proptest! {
     #[test]
     fn encode_then_decode_gives_the_payload_back(
         p in prefix(),
-        seed in proptest::collection::vec(any::<u8>(), 96),
+        seed in proptest::collection::vec(any::<u8>(), 2420),
     ) {
         let payload = &seed[..p.payload_len()];
         let s = base58::encode(p, payload);
@@ -76,7 +76,7 @@ proptest! {
     #[test]
     fn well_formed_strings_with_random_payloads_never_panic(
         p in prefix(),
-        seed in proptest::collection::vec(any::<u8>(), 96),
+        seed in proptest::collection::vec(any::<u8>(), 2420),
     ) {
         // Valid checksums and lengths, arbitrary (mostly invalid) key and point bytes.
         let s = base58::encode(p, &seed[..p.payload_len()]);

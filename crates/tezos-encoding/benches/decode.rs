@@ -65,24 +65,32 @@ fn bench(c: &mut Criterion) {
     let attestation = public_vector("attestation");
     let batch = five_operation_batch();
     assert_eq!(
-        SigningRequest::decode(&batch)
+        SigningRequest::decode(&batch, tezos_encoding::Protocol::DEFAULT)
             .unwrap()
             .operation_kinds()
             .len(),
         5
     );
     c.bench_function("decode block (0x11)", |b| {
-        b.iter(|| SigningRequest::decode(black_box(&block)).unwrap())
+        b.iter(|| {
+            SigningRequest::decode(black_box(&block), tezos_encoding::Protocol::DEFAULT).unwrap()
+        })
     });
     c.bench_function("decode attestation (0x13)", |b| {
-        b.iter(|| SigningRequest::decode(black_box(&attestation)).unwrap())
+        b.iter(|| {
+            SigningRequest::decode(black_box(&attestation), tezos_encoding::Protocol::DEFAULT)
+                .unwrap()
+        })
     });
     c.bench_function("decode generic, 5 manager operations (0x03)", |b| {
-        b.iter(|| SigningRequest::decode(black_box(&batch)).unwrap())
+        b.iter(|| {
+            SigningRequest::decode(black_box(&batch), tezos_encoding::Protocol::DEFAULT).unwrap()
+        })
     });
     c.bench_function("decode and kinds, 5 manager operations (0x03)", |b| {
         b.iter(|| {
-            let req = SigningRequest::decode(black_box(&batch)).unwrap();
+            let req = SigningRequest::decode(black_box(&batch), tezos_encoding::Protocol::DEFAULT)
+                .unwrap();
             black_box(req.policy_kinds())
         })
     });

@@ -1,6 +1,7 @@
 //! Consensus operations: (pre)attestation requests 0x12 / 0x13, and the consensus
 //! operations inlined in denunciations.
 
+use crate::dal::DalAttested;
 use crate::error::DecodeErrorKind;
 use crate::hashes::{BlockHash, PayloadHash};
 use crate::numbers::Integer;
@@ -70,6 +71,16 @@ pub struct ConsensusContent {
     /// `z`, signed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dal_attestation: Option<Integer>,
+    /// What that bitset attests, read with the protocol's DAL layout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dal_attested: Option<DalAttested>,
+}
+
+/// The DAL bitset and what it attests under the protocol being read.
+fn read_dal_bitset(r: &mut Reader<'_>) -> Result<(Integer, DalAttested)> {
+    let bitset = r.integer("DAL attestation bitset")?;
+    let attested = DalAttested::read(&bitset, r.features().dal_layout);
+    Ok((bitset, attested))
 }
 
 impl ConsensusContent {
@@ -82,9 +93,12 @@ impl ConsensusContent {
         let level = r.non_negative_i32("level", "4-byte level")?;
         let round = r.non_negative_i32("round", "4-byte round")?;
         let block_payload_hash = PayloadHash(r.array("32-byte block payload hash")?);
-        let dal_attestation = match kind {
-            ConsensusKind::AttestationWithDal => Some(r.integer("DAL attestation bitset")?),
-            _ => None,
+        let (dal_attestation, dal_attested) = match kind {
+            ConsensusKind::AttestationWithDal => {
+                let (bitset, attested) = read_dal_bitset(r)?;
+                (Some(bitset), Some(attested))
+            }
+            _ => (None, None),
         };
         Ok(ConsensusContent {
             kind,
@@ -93,6 +107,7 @@ impl ConsensusContent {
             round,
             block_payload_hash,
             dal_attestation,
+            dal_attested,
         })
     }
 }
@@ -120,6 +135,8 @@ impl Serialize for ConsensusOperation {
             block_payload_hash: &'a PayloadHash,
             #[serde(skip_serializing_if = "Option::is_none")]
             dal_attestation: Option<&'a Integer>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            dal_attested: Option<&'a DalAttested>,
         }
         View {
             chain_id: &self.chain_id,
@@ -130,6 +147,7 @@ impl Serialize for ConsensusOperation {
             round: self.content.round,
             block_payload_hash: &self.content.block_payload_hash,
             dal_attestation: self.content.dal_attestation.as_ref(),
+            dal_attested: self.content.dal_attested.as_ref(),
         }
         .serialize(s)
     }
@@ -170,6 +188,8 @@ pub struct AggregateMember {
     pub slot: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dal_attestation: Option<Integer>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dal_attested: Option<DalAttested>,
 }
 
 /// The consensus contents that may appear inlined in a denunciation or inside a generic
@@ -227,20 +247,24 @@ impl InlinedConsensusContent {
                         Ok(AggregateMember {
                             slot: r.u16("2-byte slot")?,
                             dal_attestation: None,
+                            dal_attested: None,
                         })
                     })?;
                     (AggregateKind::PreattestationsAggregate, committee)
                 } else {
                     let committee = r.list("committee", "4-byte committee length", None, |r| {
                         let slot = r.u16("2-byte slot")?;
-                        let dal_attestation = if r.flag("1-byte DAL attestation presence tag")? {
-                            Some(r.integer("DAL attestation bitset")?)
-                        } else {
-                            None
-                        };
+                        let (dal_attestation, dal_attested) =
+                            if r.flag("1-byte DAL attestation presence tag")? {
+                                let (bitset, attested) = read_dal_bitset(r)?;
+                                (Some(bitset), Some(attested))
+                            } else {
+                                (None, None)
+                            };
                         Ok(AggregateMember {
                             slot,
                             dal_attestation,
+                            dal_attested,
                         })
                     })?;
                     (AggregateKind::AttestationsAggregate, committee)

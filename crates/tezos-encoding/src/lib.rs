@@ -1,7 +1,9 @@
 //! Decoding of the bytes a Tezos baker or wallet asks a remote signer to sign.
 //!
 //! [`SigningRequest::decode`] takes the request with its magic byte and decodes it
-//! completely and exactly, as protocols 023 (Seoul) and 024 (Tallinn) encode it: a
+//! completely and exactly, as the given [`Protocol`] (023 Seoul, 024 Tallinn, 025 Ushuaia,
+//! the default, or alpha) encodes it; what differs between protocols is one row of
+//! [`PROTOCOLS`]. It decodes a
 //! Tenderbake block header (0x11), a preattestation (0x12) or attestation (0x13), a
 //! generic operation with every operation kind (0x03), legacy Emmy blocks and endorsements
 //! (0x01, 0x02: chain id and level only) and packed data (0x05, opaque). Any other input,
@@ -17,11 +19,13 @@
 
 mod block;
 mod consensus;
+mod dal;
 mod error;
 mod hashes;
 mod micheline;
 mod numbers;
 mod operation;
+mod protocol;
 mod reader;
 mod request;
 mod rollup;
@@ -37,6 +41,7 @@ pub use consensus::{
     AggregateKind, AggregateMember, ConsensusContent, ConsensusKind, ConsensusOperation,
     InlinedConsensusContent, InlinedConsensusOperation,
 };
+pub use dal::{DalAttested, LagSlots};
 pub use error::{DecodeError, DecodeErrorKind};
 pub use hashes::{
     BlockHash, CommitmentHash, ContextHash, ContractHash, DalCommitment, HexBytes, NonceHash,
@@ -47,6 +52,7 @@ pub use numbers::{Bounded, Integer, Mutez, Natural, MAX_ZARITH_BYTES};
 pub use operation::{
     ConsensusInGeneric, GenericOperation, ManagerHeader, OperationContent, Parameters, Vote,
 };
+pub use protocol::{DalLayout, Protocol, ProtocolFeatures, UnknownProtocol, PROTOCOLS};
 pub use request::{PackedData, RequestKind, SigningRequest};
 pub use rollup::{
     CircuitKind, DalPageId, DalSlotHeader, DissectionChunk, GameStakers, InputProof, PvmKind,

@@ -182,7 +182,7 @@ mod tests {
 
     fn extent(hex: &str) -> std::result::Result<usize, DecodeError> {
         let bytes = hex::decode(hex).unwrap();
-        let mut r = Reader::new(&bytes);
+        let mut r = Reader::new(&bytes, crate::Protocol::DEFAULT);
         read_expr(&mut r).map(|e| e.len())
     }
 
@@ -219,7 +219,7 @@ mod tests {
             bytes.extend_from_slice(&[0x05, 0x09]);
         }
         bytes.extend_from_slice(&[0x03, 0x0b]);
-        let mut r = Reader::new(&bytes);
+        let mut r = Reader::new(&bytes, crate::Protocol::DEFAULT);
         assert_eq!(read_expr(&mut r).map(|e| e.len()), Ok(bytes.len()));
     }
 }

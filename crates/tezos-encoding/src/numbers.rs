@@ -77,6 +77,27 @@ impl Natural {
     pub const fn is_zero(&self) -> bool {
         matches!(self, Natural::Small(0))
     }
+
+    /// Bit `index` (0 = least significant).
+    pub fn bit(&self, index: usize) -> bool {
+        match self {
+            Natural::Small(v) => index < 128 && (v >> index) & 1 == 1,
+            Natural::Large(le) => le
+                .get(index / 8)
+                .is_some_and(|byte| (byte >> (index % 8)) & 1 == 1),
+        }
+    }
+
+    /// Number of significant bits (0 for zero).
+    pub fn bit_len(&self) -> usize {
+        match self {
+            Natural::Small(v) => 128 - v.leading_zeros() as usize,
+            Natural::Large(le) => match le.last() {
+                Some(top) => (le.len() - 1) * 8 + (8 - top.leading_zeros() as usize),
+                None => 0,
+            },
+        }
+    }
 }
 
 impl fmt::Display for Natural {

@@ -1,6 +1,6 @@
 //! Generic operations (magic 0x03): `branch ‖ contents…` with every operation kind of
-//! protocols 023 (Seoul) and 024 (Tallinn). Contents carry no length prefix, so each one is
-//! decoded completely to find where the next begins.
+//! protocols 023 to 025 and alpha (the differences come from the protocol table). Contents
+//! carry no length prefix, so each one is decoded completely to find where the next begins.
 
 use crate::block::SignedBlockHeader;
 use crate::consensus::{InlinedConsensusContent, InlinedConsensusOperation};
@@ -15,7 +15,7 @@ use crate::rollup::{
 };
 use crate::types::{read_pkh, Contract, PublicKey, Signature};
 use serde::Serialize;
-use tezos_crypto::PublicKeyHash;
+use tezos_crypto::AccountHash;
 
 /// Most proposals one `proposals` operation may carry.
 const MAX_PROPOSALS_PER_DELEGATE: usize = 20;
@@ -25,7 +25,7 @@ const MAX_ENTRYPOINT_LEN: usize = 31;
 /// The fields every manager operation starts with.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct ManagerHeader {
-    pub source: PublicKeyHash,
+    pub source: AccountHash,
     pub fee: Mutez,
     pub counter: Bounded,
     pub gas_limit: Bounded,
@@ -155,16 +155,16 @@ pub enum OperationContent {
         bh2: Box<SignedBlockHeader>,
     },
     ActivateAccount {
-        pkh: PublicKeyHash,
+        pkh: AccountHash,
         secret: HexBytes,
     },
     Proposals {
-        source: PublicKeyHash,
+        source: AccountHash,
         period: i32,
         proposals: Vec<ProtocolHash>,
     },
     Ballot {
-        source: PublicKeyHash,
+        source: AccountHash,
         period: i32,
         proposal: ProtocolHash,
         ballot: Vote,
@@ -174,9 +174,9 @@ pub enum OperationContent {
         solution: [HexBytes; 2],
     },
     DrainDelegate {
-        consensus_key: PublicKeyHash,
-        delegate: PublicKeyHash,
-        destination: PublicKeyHash,
+        consensus_key: AccountHash,
+        delegate: AccountHash,
+        destination: AccountHash,
     },
     FailingNoop {
         arbitrary: HexBytes,
@@ -185,6 +185,9 @@ pub enum OperationContent {
         attestation: Box<InlinedConsensusOperation>,
         consensus_slot: u16,
         slot_index: u8,
+        /// From 025: which attestation lag the trapped shard was attested at.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        lag_index: Option<u8>,
         shard_with_proof: Box<ShardWithProof>,
     },
     Reveal {
@@ -205,14 +208,14 @@ pub enum OperationContent {
         #[serde(flatten)]
         manager: ManagerHeader,
         balance: Mutez,
-        delegate: Option<PublicKeyHash>,
+        delegate: Option<AccountHash>,
         code: HexBytes,
         storage: HexBytes,
     },
     Delegation {
         #[serde(flatten)]
         manager: ManagerHeader,
-        delegate: Option<PublicKeyHash>,
+        delegate: Option<AccountHash>,
     },
     RegisterGlobalConstant {
         #[serde(flatten)]
@@ -263,7 +266,7 @@ pub enum OperationContent {
         pvm_kind: PvmKind,
         kernel: HexBytes,
         parameters_ty: HexBytes,
-        whitelist: Option<Vec<PublicKeyHash>>,
+        whitelist: Option<Vec<AccountHash>>,
     },
     SmartRollupAddMessages {
         #[serde(flatten)]
@@ -285,7 +288,7 @@ pub enum OperationContent {
         #[serde(flatten)]
         manager: ManagerHeader,
         rollup: SmartRollupAddress,
-        opponent: PublicKeyHash,
+        opponent: AccountHash,
         refutation: Box<Refutation>,
     },
     SmartRollupTimeout {
@@ -305,7 +308,7 @@ pub enum OperationContent {
         #[serde(flatten)]
         manager: ManagerHeader,
         rollup: SmartRollupAddress,
-        staker: PublicKeyHash,
+        staker: AccountHash,
     },
     ZkRollupOrigination {
         #[serde(flatten)]
@@ -461,8 +464,8 @@ impl OperationContent {
                 bh2: Box::new(SignedBlockHeader::read_dynamic(r)?),
             },
             4 => OperationContent::ActivateAccount {
-                pkh: PublicKeyHash::new(
-                    tezos_crypto::Curve::Ed25519,
+                pkh: AccountHash::new(
+                    tezos_crypto::KeyScheme::Ed25519,
                     r.array("20-byte tz1 address")?,
                 ),
                 secret: HexBytes::from_slice(r.take(20, "20-byte activation secret")?),
@@ -519,6 +522,13 @@ impl OperationContent {
                 attestation: Box::new(InlinedConsensusOperation::read_dynamic(r)?),
                 consensus_slot: r.u16("2-byte consensus slot")?,
                 slot_index: r.u8("1-byte slot index")?,
+                lag_index: if r.features().entrapment_has_lag_index
+                    && r.flag("1-byte lag index presence tag")?
+                {
+                    Some(r.u8("1-byte lag index")?)
+                } else {
+                    None
+                },
                 shard_with_proof: Box::new(ShardWithProof::read(r)?),
             },
             107..=115 | 158 | 200..=207 | 230 | 250..=252 => Self::read_manager(r, at, tag)?,
@@ -542,7 +552,7 @@ impl OperationContent {
                 r.bytes_u32(what, "4-byte expression length")?,
             ))
         };
-        let optional_pkh = |r: &mut Reader<'_>| -> Result<Option<PublicKeyHash>> {
+        let optional_pkh = |r: &mut Reader<'_>| -> Result<Option<AccountHash>> {
             if r.flag("1-byte delegate presence tag")? {
                 Ok(Some(read_pkh(r, "21-byte delegate")?))
             } else {

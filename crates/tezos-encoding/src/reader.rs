@@ -8,6 +8,7 @@
 
 use crate::error::{DecodeError, DecodeErrorKind};
 use crate::numbers::{Integer, Natural, MAX_ZARITH_BYTES};
+use crate::protocol::{Protocol, ProtocolFeatures};
 
 pub(crate) type Result<T> = std::result::Result<T, DecodeError>;
 
@@ -17,15 +18,22 @@ pub(crate) struct Reader<'a> {
     pos: usize,
     /// End of the current dynamic-size scope (absolute).
     end: usize,
+    /// The layout differences of the protocol the bytes are read for.
+    features: &'static ProtocolFeatures,
 }
 
 impl<'a> Reader<'a> {
-    pub(crate) fn new(buf: &'a [u8]) -> Self {
+    pub(crate) fn new(buf: &'a [u8], protocol: Protocol) -> Self {
         Reader {
             buf,
             pos: 0,
             end: buf.len(),
+            features: protocol.features(),
         }
+    }
+
+    pub(crate) const fn features(&self) -> &'static ProtocolFeatures {
+        self.features
     }
 
     pub(crate) const fn pos(&self) -> usize {
@@ -372,7 +380,7 @@ mod tests {
 
     fn read(v: i32, f: impl Fn(&mut Reader<'_>) -> Result<i32>) -> Option<i32> {
         let bytes = v.to_be_bytes();
-        f(&mut Reader::new(&bytes)).ok()
+        f(&mut Reader::new(&bytes, Protocol::DEFAULT)).ok()
     }
 
     #[test]

@@ -5,6 +5,7 @@ use crate::consensus::{ConsensusKind, ConsensusOperation};
 use crate::error::{DecodeError, DecodeErrorKind};
 use crate::hashes::{HexBytes, PayloadHash};
 use crate::operation::GenericOperation;
+use crate::protocol::Protocol;
 use crate::reader::Reader;
 use crate::WatermarkKind;
 use serde::{Serialize, Serializer};
@@ -87,9 +88,11 @@ pub enum SigningRequest {
 }
 
 impl SigningRequest {
-    /// Decodes a request, magic byte included. The whole input must be one request.
-    pub fn decode(bytes: &[u8]) -> Result<SigningRequest, DecodeError> {
-        let mut r = Reader::new(bytes);
+    /// Decodes a request, magic byte included, with the layout of `protocol` (the one
+    /// the chain runs; [`Protocol::DEFAULT`] when nothing is configured). The whole input
+    /// must be one request.
+    pub fn decode(bytes: &[u8], protocol: Protocol) -> Result<SigningRequest, DecodeError> {
+        let mut r = Reader::new(bytes, protocol);
         let Some(&magic) = bytes.first() else {
             return Err(DecodeError::new(0, DecodeErrorKind::Empty));
         };

@@ -10,7 +10,7 @@ use crate::numbers::{Integer, Natural};
 use crate::reader::{Reader, Result};
 use crate::types::{read_pkh, Contract};
 use serde::{Serialize, Serializer};
-use tezos_crypto::PublicKeyHash;
+use tezos_crypto::AccountHash;
 
 /// Largest smart rollup message, and the bound of the raw-data reveal proof.
 const SC_ROLLUP_MESSAGE_SIZE_LIMIT: usize = 4096;
@@ -99,7 +99,7 @@ pub(crate) fn read_rollup(r: &mut Reader<'_>) -> Result<SmartRollupAddress> {
 }
 
 /// `check_size 4094 (list pkh)`.
-pub(crate) fn read_whitelist(r: &mut Reader<'_>) -> Result<Vec<PublicKeyHash>> {
+pub(crate) fn read_whitelist(r: &mut Reader<'_>) -> Result<Vec<AccountHash>> {
     let at = r.pos();
     let list = r.list("whitelist", "4-byte whitelist length", None, |r| {
         read_pkh(r, "21-byte whitelisted address")
@@ -156,8 +156,8 @@ impl SmartRollupCommitment {
 /// The two stakers of a refutation game.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct GameStakers {
-    pub alice: PublicKeyHash,
-    pub bob: PublicKeyHash,
+    pub alice: AccountHash,
+    pub bob: AccountHash,
 }
 
 impl GameStakers {
@@ -485,7 +485,7 @@ pub struct ZkOperation {
     pub op_code: i32,
     pub price_id: ScriptExprHash,
     pub price_amount: Integer,
-    pub l1_dst: PublicKeyHash,
+    pub l1_dst: AccountHash,
     pub rollup_id: ZkRollupAddress,
     pub payload: Vec<HexBytes>,
 }

@@ -5,35 +5,44 @@ use crate::hashes::{ContractHash, HexBytes};
 use crate::reader::{Reader, Result};
 use serde::{Serialize, Serializer};
 use std::fmt;
-use tezos_crypto::{Curve, Prefix, PublicKeyHash};
+use tezos_crypto::{AccountHash, KeyScheme, Prefix};
 
-/// Reads `pkh21`: curve tag (tz1 0, tz2 1, tz3 2, tz4 3) then the 20-byte hash.
-pub(crate) fn read_pkh(r: &mut Reader<'_>, expected: &'static str) -> Result<PublicKeyHash> {
+/// The scheme of a key-type tag (pkh, public key): tags 0-3 always, tag 4 (ML-DSA-44)
+/// only where the protocol has it.
+fn read_scheme(
+    r: &mut Reader<'_>,
+    what: &'static str,
+    expected: &'static str,
+) -> Result<KeyScheme> {
     let at = r.pos();
     let tag = r.u8(expected)?;
-    let curve = Curve::from_tag(tag).ok_or_else(|| {
-        crate::error::DecodeError::new(
-            at,
-            DecodeErrorKind::UnknownTag {
-                what: "public key hash",
-                tag,
-            },
-        )
-    })?;
-    let hash = r.array::<20>(expected)?;
-    Ok(PublicKeyHash::new(curve, hash))
+    match KeyScheme::from_tag(tag) {
+        Some(KeyScheme::MlDsa44) if !r.features().ml_dsa_44 => {
+            Reader::err_at(at, DecodeErrorKind::UnknownTag { what, tag })
+        }
+        Some(scheme) => Ok(scheme),
+        None => Reader::err_at(at, DecodeErrorKind::UnknownTag { what, tag }),
+    }
 }
 
-/// A public key: curve and raw bytes (32, 33, 33 or 48).
+/// Reads `pkh21`: key tag (tz1 0, tz2 1, tz3 2, tz4 3, tz5 4 from 025) then the 20-byte
+/// hash.
+pub(crate) fn read_pkh(r: &mut Reader<'_>, expected: &'static str) -> Result<AccountHash> {
+    let scheme = read_scheme(r, "public key hash", expected)?;
+    let hash = r.array::<20>(expected)?;
+    Ok(AccountHash::new(scheme, hash))
+}
+
+/// A public key: scheme and raw bytes (32, 33, 33, 48 or 1312).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct PublicKey {
-    curve: Curve,
+    scheme: KeyScheme,
     bytes: Vec<u8>,
 }
 
 impl PublicKey {
-    pub const fn curve(&self) -> Curve {
-        self.curve
+    pub const fn scheme(&self) -> KeyScheme {
+        self.scheme
     }
 
     pub fn bytes(&self) -> &[u8] {
@@ -41,40 +50,25 @@ impl PublicKey {
     }
 
     pub fn to_b58check(&self) -> String {
-        let prefix = match self.curve {
-            Curve::Ed25519 => Prefix::Edpk,
-            Curve::Secp256k1 => Prefix::Sppk,
-            Curve::P256 => Prefix::P2pk,
-            Curve::Bls12_381 => Prefix::BLpk,
-        };
-        tezos_crypto::base58::encode(prefix, &self.bytes)
+        tezos_crypto::base58::encode(self.scheme.public_key_prefix(), &self.bytes)
     }
 
     /// The address this key controls (Blake2b-160 of the key bytes).
-    pub fn hash(&self) -> PublicKeyHash {
-        PublicKeyHash::new(self.curve, tezos_crypto::blake2b_160(&self.bytes))
+    pub fn hash(&self) -> AccountHash {
+        AccountHash::new(self.scheme, tezos_crypto::blake2b_160(&self.bytes))
     }
 
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<PublicKey> {
-        let at = r.pos();
-        let tag = r.u8("1-byte public key tag")?;
-        let (curve, len, expected) = match tag {
-            0 => (Curve::Ed25519, 32, "32-byte Ed25519 public key"),
-            1 => (Curve::Secp256k1, 33, "33-byte secp256k1 public key"),
-            2 => (Curve::P256, 33, "33-byte P-256 public key"),
-            3 => (Curve::Bls12_381, 48, "48-byte BLS public key"),
-            _ => {
-                return Reader::err_at(
-                    at,
-                    DecodeErrorKind::UnknownTag {
-                        what: "public key",
-                        tag,
-                    },
-                )
-            }
+        let scheme = read_scheme(r, "public key", "1-byte public key tag")?;
+        let expected = match scheme {
+            KeyScheme::Ed25519 => "32-byte Ed25519 public key",
+            KeyScheme::Secp256k1 => "33-byte secp256k1 public key",
+            KeyScheme::P256 => "33-byte P-256 public key",
+            KeyScheme::Bls12_381 => "48-byte BLS public key",
+            _ => "1312-byte ML-DSA-44 public key",
         };
-        let bytes = r.take(len, expected)?.to_vec();
-        Ok(PublicKey { curve, bytes })
+        let bytes = r.take(scheme.public_key_len(), expected)?.to_vec();
+        Ok(PublicKey { scheme, bytes })
     }
 }
 
@@ -96,10 +90,13 @@ impl Serialize for PublicKey {
     }
 }
 
+/// Bytes of an ML-DSA-44 signature.
+const ML_DSA_44_SIGNATURE_LEN: usize = 2420;
+
 /// A contract: an implicit account or an originated contract.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Contract {
-    Implicit(PublicKeyHash),
+    Implicit(AccountHash),
     Originated(ContractHash),
 }
 
@@ -121,7 +118,7 @@ impl Contract {
     }
 
     /// The implicit account, if this is one.
-    pub const fn implicit(&self) -> Option<&PublicKeyHash> {
+    pub const fn implicit(&self) -> Option<&AccountHash> {
         match self {
             Contract::Implicit(pkh) => Some(pkh),
             Contract::Originated(_) => None,
@@ -163,7 +160,8 @@ impl Serialize for Contract {
 
 /// A signature inside an operation (inlined consensus operations, block headers in
 /// evidence, BLS proofs of possession): 64 bytes of a tz1–tz3 curve (`sig…`, the curve
-/// is not recorded) or 96 BLS bytes (`BLsig…`).
+/// is not recorded), 96 BLS bytes (`BLsig…`) or, from 025, 2420 ML-DSA-44 bytes
+/// (`mdsig…`).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Signature(HexBytes);
 
@@ -175,21 +173,32 @@ impl Signature {
     pub fn to_b58check(&self) -> String {
         match self.0 .0.len() {
             96 => tezos_crypto::base58::encode(Prefix::BLsig, &self.0 .0),
+            ML_DSA_44_SIGNATURE_LEN => tezos_crypto::base58::encode(Prefix::Mdsig, &self.0 .0),
             _ => tezos_crypto::base58::encode(Prefix::GenericSig, &self.0 .0),
         }
     }
 
     /// A signature filling the rest of the current scope (Octez `Signature.encoding`,
-    /// variable size): 64 or 96 bytes.
+    /// variable size): 64 or 96 bytes, or 2420 where the protocol has ML-DSA-44.
     pub(crate) fn read_rest(r: &mut Reader<'_>) -> Result<Signature> {
         let at = r.pos();
+        let ml_dsa = r.features().ml_dsa_44;
         let bytes = r.rest();
-        if bytes.len() != 64 && bytes.len() != 96 {
+        let accepted = match bytes.len() {
+            64 | 96 => true,
+            ML_DSA_44_SIGNATURE_LEN => ml_dsa,
+            _ => false,
+        };
+        if !accepted {
             return Reader::err_at(
                 at,
                 DecodeErrorKind::Invalid {
                     what: "signature",
-                    reason: "must be 64 bytes (tz1-tz3) or 96 bytes (tz4)",
+                    reason: if ml_dsa {
+                        "must be 64 bytes (tz1-tz3), 96 bytes (tz4) or 2420 bytes (tz5)"
+                    } else {
+                        "must be 64 bytes (tz1-tz3) or 96 bytes (tz4)"
+                    },
                 },
             );
         }

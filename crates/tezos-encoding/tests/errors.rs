@@ -13,7 +13,7 @@ use common::{block_request, consensus_request, B, UNIT};
 use tezos_encoding::{DecodeError, DecodeErrorKind, SigningRequest};
 
 fn err(bytes: &[u8]) -> DecodeError {
-    match SigningRequest::decode(bytes) {
+    match SigningRequest::decode(bytes, tezos_encoding::Protocol::DEFAULT) {
         Ok(r) => panic!("decoded {r:?}"),
         Err(e) => e,
     }

@@ -16,11 +16,12 @@ use tezos_encoding::{
 };
 
 fn decode(b: &B) -> SigningRequest {
-    SigningRequest::decode(b.bytes()).unwrap_or_else(|e| panic!("{e}\n{}", hex::encode(b.bytes())))
+    SigningRequest::decode(b.bytes(), tezos_encoding::Protocol::DEFAULT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", hex::encode(b.bytes())))
 }
 
 fn decode_err(b: &B) -> tezos_encoding::DecodeError {
-    match SigningRequest::decode(b.bytes()) {
+    match SigningRequest::decode(b.bytes(), tezos_encoding::Protocol::DEFAULT) {
         Ok(r) => panic!("decoded {r:?}"),
         Err(e) => e,
     }
@@ -71,7 +72,7 @@ fn double_consensus_operation_evidence_with_inlined_operations() {
         .i32(100)
         .i32(1)
         .hash32(0x42)
-        .dynamic(B::new().u16(5).flag(true).n(6).u16(9).flag(false))
+        .dynamic(B::new().u16(5).flag(true).z(97).u16(9).flag(false))
         .fill(0x44, 96);
     let b = B::generic()
         .u8(2)
@@ -86,7 +87,11 @@ fn double_consensus_operation_evidence_with_inlined_operations() {
     assert_eq!(op["op2"]["operations"]["kind"], "attestations_aggregate");
     assert_eq!(
         op["op2"]["operations"]["committee"],
-        json!([{"slot": 5, "dal_attestation": "6"}, {"slot": 9}])
+        // 97 = bits 0, 5, 6: lag 0, one last chunk, slot 0.
+        json!([
+            {"slot": 5, "dal_attestation": "97", "dal_attested": [{"lag_index": 0, "slots": [0]}]},
+            {"slot": 9}
+        ])
     );
     assert!(op["op2"]["signature"]
         .as_str()
@@ -252,11 +257,14 @@ fn dal_entrapment_evidence() {
         .dynamic(inlined_attestation(300, 0, true))
         .u16(12)
         .u8(7)
+        .flag(true)
+        .u8(2)
         .i32(3)
         .dynamic(B::new().raw(&scalar).raw(&scalar))
         .fill(0x66, 48);
     let op = single(&b, "dal_entrapment_evidence");
     assert_eq!(op["consensus_slot"], 12);
+    assert_eq!(op["lag_index"], 2);
     assert_eq!(op["slot_index"], 7);
     assert_eq!(op["shard_with_proof"]["shard"][0], 3);
     assert_eq!(
@@ -275,6 +283,7 @@ fn dal_entrapment_evidence() {
         .dynamic(inlined_attestation(300, 0, true))
         .u16(12)
         .u8(7)
+        .flag(false)
         .i32(3)
         .dynamic(B::new().fill(0xff, 32))
         .fill(0x66, 48);
@@ -331,12 +340,13 @@ fn reveal_for_each_curve_and_with_a_bls_proof() {
         decode_err(&b).kind(),
         DecodeErrorKind::TrailingBytes { .. }
     ));
-    let b = B::generic().manager(107, 0x11).pk(4, 0x02).flag(false);
+    // Tag 4 is ML-DSA-44 from 025 on; 5 is no key.
+    let b = B::generic().manager(107, 0x11).pk(5, 0x02).flag(false);
     assert_eq!(
         decode_err(&b).kind(),
         &DecodeErrorKind::UnknownTag {
             what: "public key",
-            tag: 4
+            tag: 5
         }
     );
 }

@@ -93,7 +93,9 @@ fn octez_regression_vectors_decode_to_octez_json() {
             case["name"].as_str().unwrap()
         );
         let bytes = hex::decode(case["hex"].as_str().unwrap()).unwrap();
-        let request = SigningRequest::decode(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let protocol = tezos_encoding::Protocol::parse(case["protocol"].as_str().unwrap()).unwrap();
+        let request =
+            SigningRequest::decode(&bytes, protocol).unwrap_or_else(|e| panic!("{name}: {e}"));
         let ours = serde_json::to_value(&request).unwrap();
         let octez = &case["octez_json"];
         let (octez_contents, our_contents) = match &request {

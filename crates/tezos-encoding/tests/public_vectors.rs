@@ -30,7 +30,8 @@ fn every_public_request_vector_decodes_to_its_documented_fields() {
     assert_eq!(vectors.len(), 3);
     for v in vectors {
         let bytes = hex::decode(v["hex"].as_str().unwrap()).unwrap();
-        let req = SigningRequest::decode(&bytes).unwrap_or_else(|e| panic!("{v}: {e}"));
+        let req = SigningRequest::decode(&bytes, tezos_encoding::Protocol::DEFAULT)
+            .unwrap_or_else(|e| panic!("{v}: {e}"));
         let kind = v["kind"].as_str().unwrap();
         assert_eq!(req.kind().as_str(), kind);
         assert_eq!(

@@ -23,7 +23,8 @@ fn taquito_forged_operations_decode_to_what_was_forged() {
     for case in cases {
         let name = case["name"].as_str().unwrap();
         let bytes = hex::decode(case["hex"].as_str().unwrap()).unwrap();
-        let request = SigningRequest::decode(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let request = SigningRequest::decode(&bytes, tezos_encoding::Protocol::DEFAULT)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
 
         let want_kinds: Vec<&str> = case["operation_kinds"]
             .as_array()

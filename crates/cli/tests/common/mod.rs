@@ -358,7 +358,8 @@ pub fn attestation(level: i32, round: i32, payload: u8) -> Vec<u8> {
     bytes.extend(level.to_be_bytes());
     bytes.extend(round.to_be_bytes());
     bytes.extend([payload; 32]);
-    let decoded = tezos_encoding::SigningRequest::decode(&bytes).unwrap();
+    let decoded =
+        tezos_encoding::SigningRequest::decode(&bytes, tezos_encoding::Protocol::DEFAULT).unwrap();
     assert_eq!(decoded.level_round(), Some((level, round)));
     bytes
 }

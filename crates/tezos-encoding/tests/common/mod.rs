@@ -230,6 +230,8 @@ pub fn samples() -> Vec<B> {
             .dynamic(inlined_attestation(300, 0, true))
             .u16(12)
             .u8(7)
+            .flag(true)
+            .u8(2)
             .i32(3)
             .dynamic(B::new().raw(&scalar))
             .fill(0x66, 48),
