@@ -205,6 +205,13 @@ fn expand_str<'s>(
                 Some((name, fallback)) => (name, Some(fallback)),
                 None => (inner, None),
             };
+            // `${A:-${B}}` would read as fallback `${B` plus a stray `}`: nesting is not
+            // supported, so say so rather than produce a path nobody wrote.
+            if fallback.is_some_and(|f| f.contains('$')) {
+                return Err(RefError::Malformed(format!(
+                    "`${{{inner}}}`: a fallback cannot contain `$` (references do not nest)"
+                )));
+            }
             if !is_name(name) {
                 return Err(RefError::Malformed(format!(
                     "`${{{inner}}}` is not a variable reference (names are letters, digits \
@@ -433,6 +440,11 @@ mod tests {
             Err(EnvError::Malformed { line: 1, .. })
         ));
         assert!(matches!(run("a: ${}"), Err(EnvError::Malformed { .. })));
+        // Nesting is refused, not read as the fallback `${B` followed by `}`.
+        assert!(matches!(
+            run("a: ${UNSET_FOR_NESTING:-${HOME}}"),
+            Err(EnvError::Malformed { line: 1, .. })
+        ));
     }
 
     #[test]

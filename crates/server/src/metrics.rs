@@ -297,7 +297,8 @@ impl Metrics {
                     .with_label_values(&[address, summary.kind, chain, refusal_label(refusal)])
                     .inc();
             }
-            Err(SignError::Store(_)) => {
+            // A chain beyond the store's limit is the request's fault, not the store's.
+            Err(SignError::Store(e)) if !e.is_request_refused() => {
                 self.store_errors.with_label_values(&[store_backend]).inc();
             }
             Err(e @ (SignError::Vault(_) | SignError::BadSignature { .. })) => {

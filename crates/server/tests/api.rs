@@ -84,6 +84,10 @@ struct Fixture {
 }
 
 fn fixture(client_policy: Option<PublicKeyHash>) -> Fixture {
+    fixture_with_store(client_policy, MemStore::new())
+}
+
+fn fixture_with_store(client_policy: Option<PublicKeyHash>, store: MemStore) -> Fixture {
     let baker = SecretKey::generate(Curve::Ed25519);
     let wallet = SecretKey::generate(Curve::Secp256k1);
     let bls = SecretKey::generate(Curve::Bls12_381);
@@ -146,7 +150,7 @@ fn fixture(client_policy: Option<PublicKeyHash>) -> Fixture {
             policy: Some(KeyPolicy::default()),
         },
     );
-    let service = Arc::new(SignService::new(keys, Arc::new(MemStore::new())));
+    let service = Arc::new(SignService::new(keys, Arc::new(store)));
     Fixture {
         baker,
         wallet,
@@ -609,11 +613,37 @@ async fn proof_of_possession() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
 
+/// Requests choose their chain id: past the store's limit, a new chain is refused with 403
+/// before anything is recorded, and chains already known still sign.
+#[tokio::test]
+async fn chains_past_the_store_limit_are_refused_with_403() {
+    let f = fixture_with_store(None, MemStore::with_max_chains(2));
+    let (api, _utility) = routers(&cfg(), &f);
+    let pkh = f.baker.public_key().hash();
+    let on_chain = |chain: u8, level: i32| {
+        let mut bytes = preattestation(level, 1);
+        bytes[1..5].copy_from_slice(&[chain, 1, 2, 3]);
+        bytes
+    };
+    for chain in 0..2u8 {
+        let (s, body) = sign(&api, &pkh, &on_chain(chain, 7), "").await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+    }
+    let (s, body) = sign(&api, &pkh, &on_chain(2, 7), "").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    let msg = body[0]["msg"].as_str().unwrap();
+    assert!(msg.contains("allowed_chains"), "{msg}");
+    assert!(!msg.contains("store failed"), "{msg}");
+    let (s, body) = sign(&api, &pkh, &on_chain(1, 8), "").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+}
+
 /// Requests choose their chain and their client address: past the first few of each, the
 /// metric labels say `other`, so no client can grow the metrics without bound.
 #[tokio::test]
 async fn chain_and_client_labels_are_bounded() {
-    let f = fixture(None);
+    // More chains than the metrics name, so the store's own chain limit must be higher.
+    let f = fixture_with_store(None, MemStore::with_max_chains(32));
     let client = SecretKey::generate(Curve::Ed25519);
     let (api, utility) = routers(&cfg(), &f);
     let pkh = f.baker.public_key().hash();

@@ -105,7 +105,7 @@ pub enum SignError {
     Policy(#[from] PolicyDenial),
     #[error("{0}")]
     Watermark(Refusal),
-    #[error("watermark store failed, refusing to sign: {0}")]
+    #[error("{}", store_error_message(.0))]
     Store(#[from] StoreError),
     #[error("signing backend failed: {0}")]
     Vault(#[from] VaultError),
@@ -145,6 +145,16 @@ pub enum ErrorClass {
     Internal,
     /// A backend is temporarily unavailable (503).
     Unavailable,
+}
+
+/// A store that failed says so; a request the store refuses (a chain beyond its limit)
+/// is told why without being blamed on the store.
+fn store_error_message(e: &StoreError) -> String {
+    if e.is_request_refused() {
+        e.to_string()
+    } else {
+        format!("watermark store failed, refusing to sign: {e}")
+    }
 }
 
 impl SignError {

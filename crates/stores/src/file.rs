@@ -43,20 +43,21 @@
 //! # Acknowledged length
 //!
 //! The frames alone cannot tell a torn write (never acknowledged, safe to drop) from
-//! acknowledged frames that went missing (the log cut at a frame boundary, or an older copy
-//! put in its place): both end cleanly at a frame boundary or in a damaged frame. So after
-//! a commit group's frame is synced, and before anyone waiting on it is answered, the
-//! writer overwrites one of two slots in the log header with the log's new length and
-//! syncs again. On open, intact frames that end before that length mean acknowledged
-//! records are lost: [`StoreError::AcknowledgedLost`], and the store does not open. Bytes
-//! past it are the torn write of a commit nobody was answered for. The slots alternate, so
-//! a torn slot write leaves the previous length (see `codec.rs`). The cost is a
-//! second fdatasync per commit group, shared like the first by every request in the group.
+//! acknowledged frames that went missing (the log cut at a frame boundary): both end
+//! cleanly at a frame boundary or in a damaged frame. So after a commit group's frame is
+//! synced, and before anyone waiting on it is answered, the writer overwrites one of two
+//! slots in the log header with the log's new length and syncs again. On open, intact
+//! frames that end before that length mean acknowledged records are lost:
+//! [`StoreError::AcknowledgedLost`], and the store does not open. Bytes past it are the
+//! torn write of a commit nobody was answered for. The slots alternate, so a torn slot
+//! write leaves the previous length (see `codec.rs`). The cost is a second fdatasync per
+//! commit group, shared like the first by every request in the group.
 //!
 //! A log written by an earlier version (format 1, no slots) is replayed as before, with a
 //! warning that its end could not be checked, and migrated at once to a new log generation
-//! that has them. A whole store directory put back from an older backup is consistent in
-//! itself and cannot be detected; the operations guide says how to fence keys then.
+//! that has them. An older copy put back (the whole store directory, or the log file alone)
+//! carries its own older length, is consistent in itself and cannot be detected; the
+//! operations guide says how to fence keys then.
 //!
 //! # Recovery and compaction
 //!
@@ -120,6 +121,11 @@ pub struct FileStoreOptions {
     /// Distinct chains the store takes requests for; a request for one more is refused
     /// ([`StoreError::TooManyChains`]). Operator `set` and import are not limited.
     pub max_chains: usize,
+    /// How long a successful writability probe answers `health` for. Each probe creates,
+    /// syncs and removes a file; `/healthz` is unauthenticated, and a client polling it in
+    /// a loop must not turn it into an fsync storm competing with the signing commits. A
+    /// failed probe is never reused: the next check probes again.
+    pub health_probe_every: Duration,
 }
 
 impl Default for FileStoreOptions {
@@ -127,6 +133,7 @@ impl Default for FileStoreOptions {
         FileStoreOptions {
             compact_after_bytes: 8 << 20,
             max_chains: rules::DEFAULT_MAX_CHAINS,
+            health_probe_every: Duration::from_secs(5),
         }
     }
 }
@@ -139,6 +146,11 @@ impl FileStoreOptions {
 
     pub fn max_chains(mut self, chains: usize) -> Self {
         self.max_chains = chains;
+        self
+    }
+
+    pub fn health_probe_every(mut self, every: Duration) -> Self {
+        self.health_probe_every = every;
         self
     }
 }
@@ -316,6 +328,9 @@ struct Shared {
     io_observer: OnceLock<Arc<dyn StoreIoObserver>>,
     /// Numbers the probe files, so that concurrent checks never share one.
     probes: AtomicU64,
+    /// When the last writability probe that succeeded ran, and how long it is trusted.
+    last_good_probe: Mutex<Option<Instant>>,
+    probe_every: Duration,
     #[cfg(test)]
     fail_next_sync: std::sync::atomic::AtomicBool,
 }
@@ -332,6 +347,8 @@ impl Shared {
             counters: Counters::default(),
             io_observer: OnceLock::new(),
             probes: AtomicU64::new(0),
+            last_good_probe: Mutex::new(None),
+            probe_every: FileStoreOptions::default().health_probe_every,
             #[cfg(test)]
             fail_next_sync: Default::default(),
         }
@@ -391,6 +408,18 @@ impl Shared {
     /// Create, write, sync and remove a probe file in the store directory. Permissions
     /// alone would not tell: root ignores them, and a read-only mount or an immutable
     /// directory refuses root too. Not counted in the stats (it is no commit's work).
+    /// [`Self::probe_writable`], unless one succeeded within `probe_every`. Concurrent
+    /// callers wait for one probe rather than each running their own.
+    fn probe_writable_recently(&self) -> Result<(), StoreError> {
+        let mut last = self.last_good_probe.lock();
+        if last.is_some_and(|at| at.elapsed() < self.probe_every) {
+            return Ok(());
+        }
+        self.probe_writable()?;
+        *last = Some(Instant::now());
+        Ok(())
+    }
+
     fn probe_writable(&self) -> Result<(), StoreError> {
         let n = self.probes.fetch_add(1, Ordering::Relaxed);
         let path = self
@@ -602,7 +631,8 @@ impl FileStore {
             }
         }
 
-        let shared = Shared::new(dir.clone());
+        let mut shared = Shared::new(dir.clone());
+        shared.probe_every = options.health_probe_every;
         let Recovered {
             file,
             durable,
@@ -878,7 +908,7 @@ fn replay_log(
             } else {
                 format!(
                     "{} records {acknowledged} bytes as acknowledged, but it holds only {} \
-                     (cut short, or replaced by an older copy)",
+                     (cut short)",
                     log_path.display(),
                     data.len()
                 )
@@ -1345,7 +1375,7 @@ impl WatermarkStore for FileStore {
         let (placed, writable) = tokio::task::spawn_blocking(move || {
             let placed = placement.check();
             let writable = match placed {
-                Ok(()) => shared.probe_writable(),
+                Ok(()) => shared.probe_writable_recently(),
                 Err(_) => Ok(()),
             };
             (placed, writable)

@@ -11,11 +11,12 @@ mod common;
 
 use common::{key, req};
 use signatory_signer::store::{StoreError, WatermarkStore};
-use signatory_stores::FileStore;
+use signatory_stores::{FileStore, FileStoreOptions};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 /// Makes a directory refuse new files while alive: `chmod 0500`, and where that does not
 /// stop this user (root), the immutable attribute. Undone on drop.
@@ -94,7 +95,8 @@ fn a_store_directory_that_takes_no_new_files_is_refused_at_open() {
 async fn the_health_check_reports_a_directory_that_stopped_taking_files() {
     let base = tempfile::tempdir().unwrap();
     FileStore::init(base.path()).unwrap();
-    let store = FileStore::open(base.path()).unwrap();
+    let every_time = FileStoreOptions::default().health_probe_every(Duration::ZERO);
+    let store = FileStore::open_with(base.path(), every_time).unwrap();
     store.health().await.unwrap();
     let dir = FileStore::store_dir(base.path());
     let Some(guard) = read_only(&dir) else {
@@ -115,4 +117,31 @@ async fn the_health_check_reports_a_directory_that_stopped_taking_files() {
         .filter(|n| n.contains("probe"))
         .collect();
     assert!(names.is_empty(), "{names:?}");
+}
+
+/// `/healthz` is unauthenticated: a client polling it must not cost a file sync per call.
+/// A success is trusted for the configured interval; a failure is never reused.
+#[tokio::test]
+async fn a_good_probe_is_reused_and_a_failed_one_is_not() {
+    let base = tempfile::tempdir().unwrap();
+    FileStore::init(base.path()).unwrap();
+    let an_hour = FileStoreOptions::default().health_probe_every(Duration::from_secs(3600));
+    let store = FileStore::open_with(base.path(), an_hour).unwrap();
+    let dir = FileStore::store_dir(base.path());
+    let Some(guard) = read_only(&dir) else {
+        return;
+    };
+    // Opening probed, but does not stand in for a health check: this one probes and fails.
+    assert!(matches!(
+        store.health().await,
+        Err(StoreError::NotWritable { .. })
+    ));
+    // The failure was not remembered: writable again, the next check probes and succeeds.
+    drop(guard);
+    store.health().await.unwrap();
+    // Within the interval that success answers, without touching the directory.
+    let Some(_guard) = read_only(&dir) else {
+        return;
+    };
+    store.health().await.unwrap();
 }

@@ -144,7 +144,15 @@ impl EnvPasswords {
             let Some(value) = std::env::var_os(&name) else {
                 continue;
             };
-            let value = Zeroizing::new(value.to_string_lossy().into_owned());
+            // `into_string` moves the buffer, so the only copy is the zeroizing one; a
+            // non-UTF-8 value is converted as before and its raw bytes wiped.
+            let value = match value.into_string() {
+                Ok(text) => Zeroizing::new(text),
+                Err(raw) => {
+                    let raw = Zeroizing::new(raw.into_encoded_bytes());
+                    Zeroizing::new(String::from_utf8_lossy(&raw).into_owned())
+                }
+            };
             std::env::remove_var(&name);
             scrub_initial_environment(&name);
             values.insert(name, value);
