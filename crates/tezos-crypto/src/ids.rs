@@ -306,28 +306,7 @@ impl PublicKeyHash {
 
     /// Parses tz1–tz4; a tz5 address is refused with [`IdError::NotASigningKey`].
     pub fn from_b58check(s: &str) -> Result<Self, IdError> {
-        let candidates = [
-            Prefix::Tz1,
-            Prefix::Tz2,
-            Prefix::Tz3,
-            Prefix::Tz4,
-            Prefix::Tz5,
-        ];
-        let (prefix, payload) = base58::decode_any(s, &candidates).map_err(|e| match e {
-            Base58Error::UnknownPrefix => IdError::NotAnAddress,
-            other => IdError::Base58(other),
-        })?;
-        if prefix == Prefix::Tz5 {
-            return Err(IdError::NotASigningKey(NotASigningKey));
-        }
-        let curve = Curve::ALL
-            .into_iter()
-            .find(|c| c.address_prefix() == prefix)
-            .ok_or(IdError::NotAnAddress)?;
-        let hash: [u8; 20] = payload
-            .try_into()
-            .map_err(|v: Vec<u8>| IdError::BadLength(v.len() + 1))?;
-        Ok(PublicKeyHash { curve, hash })
+        Ok(AccountHash::from_b58check(s)?.signing_key()?)
     }
 }
 
