@@ -9,6 +9,9 @@
     clippy::indexing_slicing
 )]
 
+mod octez_json;
+
+use octez_json::{compare, scalar};
 use serde_json::Value;
 use tezos_encoding::{DalAttested, LagSlots, Protocol, SigningRequest};
 
@@ -76,44 +79,6 @@ fn t024_json(name: &str) -> Value {
         .find(|c| c["protocol"] == "t024" && c["name"] == name)
         .unwrap_or_else(|| panic!("no t024 JSON for {name}"))["octez_json"]
         .clone()
-}
-
-fn scalar(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// Every scalar leaf both sides have at the same path must be equal; returns how many
-/// were compared.
-fn compare(octez: &Value, ours: &Value, path: &str, bad: &mut Vec<String>) -> usize {
-    match (octez, ours) {
-        (Value::Object(a), Value::Object(b)) => a
-            .iter()
-            .filter_map(|(k, va)| {
-                b.get(k)
-                    .map(|vb| compare(va, vb, &format!("{path}.{k}"), bad))
-            })
-            .sum(),
-        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => a
-            .iter()
-            .zip(b)
-            .enumerate()
-            .map(|(i, (va, vb))| compare(va, vb, &format!("{path}[{i}]"), bad))
-            .sum(),
-        _ => match (scalar(octez), scalar(ours)) {
-            (Some(x), Some(y)) => {
-                if x != y {
-                    bad.push(format!("{path}: octez {x}, ours {y}"));
-                }
-                1
-            }
-            _ => 0,
-        },
-    }
 }
 
 /// Decodes every sample of `file` under `protocol` and checks it against `json`.
