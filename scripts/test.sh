@@ -78,11 +78,19 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
 fi
 # Stable toolchain: RUSTC_BOOTSTRAP lets cargo-fuzz pass its nightly-only flags; `-s none`
 # skips the sanitizer runtime, which stable does not ship.
+# The whole output on failure (a build error or a crash and its input), its end otherwise.
+fuzz_log=$(mktemp)
 for target in $(cargo fuzz list --fuzz-dir fuzz); do
   step "fuzz: $target for ${FUZZ_SECONDS}s"
-  RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz -s none "$target" -- \
-    -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 2>&1 | tail -n 12
+  if ! RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz -s none "$target" -- \
+    -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 >"$fuzz_log" 2>&1; then
+    cat "$fuzz_log"
+    echo "error: fuzz target $target failed" >&2
+    exit 1
+  fi
+  tail -n 12 "$fuzz_log"
 done
+rm -f "$fuzz_log"
 
 echo
 echo "All test stages passed."
