@@ -26,34 +26,35 @@ impl Curve {
         Curve::Bls12_381,
     ];
 
-    /// The one-byte tag used in `pkh_bin` and tagged public keys.
-    pub const fn tag(self) -> u8 {
+    /// The scheme of keys on this curve: tags and prefixes are [`KeyScheme`]'s, one table.
+    pub const fn scheme(self) -> KeyScheme {
         match self {
-            Curve::Ed25519 => 0,
-            Curve::Secp256k1 => 1,
-            Curve::P256 => 2,
-            Curve::Bls12_381 => 3,
+            Curve::Ed25519 => KeyScheme::Ed25519,
+            Curve::Secp256k1 => KeyScheme::Secp256k1,
+            Curve::P256 => KeyScheme::P256,
+            Curve::Bls12_381 => KeyScheme::Bls12_381,
         }
     }
 
+    /// The one-byte tag used in `pkh_bin` and tagged public keys.
+    pub const fn tag(self) -> u8 {
+        self.scheme().tag()
+    }
+
+    /// The curve of a tag; tag 4 (ML-DSA-44) is a scheme but no curve of this signer.
     pub const fn from_tag(tag: u8) -> Option<Curve> {
-        match tag {
-            0 => Some(Curve::Ed25519),
-            1 => Some(Curve::Secp256k1),
-            2 => Some(Curve::P256),
-            3 => Some(Curve::Bls12_381),
-            _ => None,
+        match KeyScheme::from_tag(tag) {
+            Some(scheme) => match scheme.curve() {
+                Ok(curve) => Some(curve),
+                Err(_) => None,
+            },
+            None => None,
         }
     }
 
     /// The address prefix (`tz1` …).
     pub const fn address_prefix(self) -> Prefix {
-        match self {
-            Curve::Ed25519 => Prefix::Tz1,
-            Curve::Secp256k1 => Prefix::Tz2,
-            Curve::P256 => Prefix::Tz3,
-            Curve::Bls12_381 => Prefix::Tz4,
-        }
+        self.scheme().address_prefix()
     }
 
     /// The short name an operator types: `tz1` … `tz4`.
@@ -114,6 +115,14 @@ pub enum KeyScheme {
 }
 
 impl KeyScheme {
+    pub const ALL: [KeyScheme; 5] = [
+        KeyScheme::Ed25519,
+        KeyScheme::Secp256k1,
+        KeyScheme::P256,
+        KeyScheme::Bls12_381,
+        KeyScheme::MlDsa44,
+    ];
+
     /// The one-byte tag of `pkh_bin`, tagged public keys and signature prefixes.
     pub const fn tag(self) -> u8 {
         match self {
@@ -175,12 +184,7 @@ impl KeyScheme {
 
 impl From<Curve> for KeyScheme {
     fn from(curve: Curve) -> Self {
-        match curve {
-            Curve::Ed25519 => KeyScheme::Ed25519,
-            Curve::Secp256k1 => KeyScheme::Secp256k1,
-            Curve::P256 => KeyScheme::P256,
-            Curve::Bls12_381 => KeyScheme::Bls12_381,
-        }
+        curve.scheme()
     }
 }
 
@@ -220,27 +224,15 @@ impl AccountHash {
     }
 
     pub fn from_b58check(s: &str) -> Result<Self, IdError> {
-        let candidates = [
-            Prefix::Tz1,
-            Prefix::Tz2,
-            Prefix::Tz3,
-            Prefix::Tz4,
-            Prefix::Tz5,
-        ];
+        let candidates = KeyScheme::ALL.map(KeyScheme::address_prefix);
         let (prefix, payload) = base58::decode_any(s, &candidates).map_err(|e| match e {
             Base58Error::UnknownPrefix => IdError::NotAnAddress,
             other => IdError::Base58(other),
         })?;
-        let scheme = [
-            KeyScheme::Ed25519,
-            KeyScheme::Secp256k1,
-            KeyScheme::P256,
-            KeyScheme::Bls12_381,
-            KeyScheme::MlDsa44,
-        ]
-        .into_iter()
-        .find(|k| k.address_prefix() == prefix)
-        .ok_or(IdError::NotAnAddress)?;
+        let scheme = KeyScheme::ALL
+            .into_iter()
+            .find(|k| k.address_prefix() == prefix)
+            .ok_or(IdError::NotAnAddress)?;
         let hash: [u8; 20] = payload
             .try_into()
             .map_err(|v: Vec<u8>| IdError::BadLength(v.len() + 1))?;
