@@ -249,11 +249,22 @@ fn json_parse_error_reply(head: &[u8]) -> Option<Vec<u8>> {
     Some(reply)
 }
 
-/// A connection's stream, with [`json_parse_error_reply`] applied to what hyper writes.
+/// How long, and for how many bytes at most, a closing connection keeps reading what the
+/// client still sends. A reply sent before the request was read (an early 413, a parse
+/// error) is followed by a close; closing a socket with unread bytes makes the kernel send
+/// a reset, which can destroy the reply before the client reads it. So after sending its
+/// FIN the server reads and discards, within these bounds, until the client closes too.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 8 << 20;
+
+/// A connection's stream, with [`json_parse_error_reply`] applied to what hyper writes and
+/// a bounded lingering close (see [`LINGER`]).
 struct JsonParseErrors<S> {
     inner: S,
     /// A replacement reply being written, and how much of it is out.
     replacing: Option<(Vec<u8>, usize)>,
+    /// Once the write half is shut: the end of the lingering, and the bytes discarded.
+    lingering: Option<(Pin<Box<tokio::time::Sleep>>, usize)>,
 }
 
 impl<S> JsonParseErrors<S> {
@@ -261,6 +272,7 @@ impl<S> JsonParseErrors<S> {
         JsonParseErrors {
             inner,
             replacing: None,
+            lingering: None,
         }
     }
 }
@@ -275,7 +287,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for JsonParseErrors<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for JsonParseErrors<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for JsonParseErrors<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -306,7 +318,27 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for JsonParseErrors<S> {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        if this.lingering.is_none() {
+            ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
+            this.lingering = Some((Box::pin(tokio::time::sleep(LINGER)), 0));
+        }
+        let Some((deadline, discarded)) = &mut this.lingering else {
+            return Poll::Ready(Ok(()));
+        };
+        let mut scratch = [0u8; 8192];
+        loop {
+            if *discarded >= LINGER_BYTES || deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match ready!(Pin::new(&mut this.inner).poll_read(cx, &mut buf)) {
+                // The client closed (end of stream) or the connection broke: done.
+                Ok(()) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                Err(_) => return Poll::Ready(Ok(())),
+                Ok(()) => *discarded += buf.filled().len(),
+            }
+        }
     }
 }
 
