@@ -5,6 +5,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+mod framing;
 mod guard;
 mod listener;
 pub mod metrics;
@@ -118,6 +119,7 @@ impl ServerConfig {
                 .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
             // A request admitted just before shutdown gets its whole time.
             drain: self.header_read_timeout + self.request_timeout + Duration::from_secs(1),
+            body_limit: self.body_limit,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! A TCP listener serving HTTP/1.1 with hyper: header-read and write timeouts,
 //! `TCP_NODELAY`, the client address for handlers, graceful shutdown (requests in flight
-//! finish), and JSON bodies on the replies hyper writes itself for requests it cannot parse.
+//! finish), JSON bodies on the replies hyper writes itself for requests it cannot parse, and
+//! an early 413 for an over-limit chunk declaration ([`crate::framing`]).
 
+use crate::framing::ChunkLimit;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
@@ -37,6 +39,8 @@ pub(crate) struct ConnectionLimits {
     pub max_connections: usize,
     /// After shutdown is requested, how long requests in flight may take to finish.
     pub drain: Duration,
+    /// Largest request body: a chunked body declaring more is refused at once (413).
+    pub body_limit: usize,
 }
 
 fn http1_builder(limits: &ConnectionLimits) -> http1::Builder {
@@ -78,7 +82,7 @@ pub(crate) async fn run<S>(
         });
         let mut stream = TimeoutStream::new(stream);
         stream.set_write_timeout(limits.write_timeout);
-        let stream = JsonParseErrors::new(Box::pin(stream));
+        let stream = HttpStream::new(Box::pin(stream), limits.body_limit);
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -257,37 +261,58 @@ fn json_parse_error_reply(head: &[u8]) -> Option<Vec<u8>> {
 const LINGER: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 8 << 20;
 
-/// A connection's stream, with [`json_parse_error_reply`] applied to what hyper writes and
-/// a bounded lingering close (see [`LINGER`]).
-struct JsonParseErrors<S> {
+/// A connection's stream: what the client sends goes through [`ChunkLimit`],
+/// [`json_parse_error_reply`] is applied to what hyper writes, and closing lingers
+/// (see [`LINGER`]).
+struct HttpStream<S> {
     inner: S,
+    chunk_limit: ChunkLimit,
     /// A replacement reply being written, and how much of it is out.
     replacing: Option<(Vec<u8>, usize)>,
     /// Once the write half is shut: the end of the lingering, and the bytes discarded.
     lingering: Option<(Pin<Box<tokio::time::Sleep>>, usize)>,
 }
 
-impl<S> JsonParseErrors<S> {
-    fn new(inner: S) -> Self {
-        JsonParseErrors {
+impl<S> HttpStream<S> {
+    fn new(inner: S, body_limit: usize) -> Self {
+        HttpStream {
             inner,
+            chunk_limit: ChunkLimit::new(body_limit),
             replacing: None,
             lingering: None,
         }
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for JsonParseErrors<S> {
+impl<S: AsyncRead + Unpin> AsyncRead for HttpStream<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+        let this = self.get_mut();
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            let n = this.chunk_limit.take(buf.initialize_unfilled());
+            if n > 0 {
+                buf.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            let mut scratch = [0u8; 8192];
+            let mut read = ReadBuf::new(&mut scratch);
+            ready!(Pin::new(&mut this.inner).poll_read(cx, &mut read))?;
+            if read.filled().is_empty() {
+                // End of stream.
+                return Poll::Ready(Ok(()));
+            }
+            this.chunk_limit.feed(read.filled());
+        }
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for JsonParseErrors<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for HttpStream<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -396,6 +396,29 @@ async fn a_body_declared_too_large_is_refused_before_it_is_sent() {
         .unwrap();
     let reply = String::from_utf8_lossy(&reply[..n]).into_owned();
     assert!(reply.starts_with("HTTP/1.1 413 "), "{reply}");
+
+    // Chunked, refused on the declared chunk size alone: a small first chunk, then one
+    // declaring 64 KiB, and not a byte of it. Without the refusal this waits an hour.
+    let head = format!(
+        "POST /keys/{pkh} HTTP/1.1\r\nHost: signer\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n4\r\n\"030\r\n10000;ext=x\r\n"
+    );
+    let reply = raw_exchange(running.api, head.as_bytes(), Duration::from_secs(60)).await;
+    let (status, msg) = json_error(&reply);
+    assert_eq!(status, 413, "{reply}");
+    assert!(msg.contains("too large"), "{msg}");
+
+    // The same connection's earlier requests are served normally.
+    let mut pipelined = format!(
+        "GET /authorized_keys HTTP/1.1\r\nHost: signer\r\n\r\n\
+         POST /keys/{pkh} HTTP/1.1\r\nHost: signer\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n"
+    );
+    pipelined.push_str("ffffffffffffffffffff");
+    let reply = raw_exchange(running.api, pipelined.as_bytes(), Duration::from_secs(60)).await;
+    let (first, second) = reply.split_once("{}").unwrap_or_else(|| panic!("{reply}"));
+    assert!(first.starts_with("HTTP/1.1 200 "), "{reply}");
+    assert_eq!(json_error(second).0, 413, "{reply}");
     running.stop.send(()).unwrap();
     running.server.await.unwrap().unwrap();
 }
