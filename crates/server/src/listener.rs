@@ -295,7 +295,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for HttpStream<S> {
             return Poll::Ready(Ok(()));
         }
         loop {
-            let n = this.chunk_limit.take(buf.initialize_unfilled());
+            // Only what is ready is initialised: hyper's buffer can be large.
+            let ready = this.chunk_limit.ready().min(buf.remaining());
+            let n = this.chunk_limit.take(buf.initialize_unfilled_to(ready));
             if n > 0 {
                 buf.advance(n);
                 return Poll::Ready(Ok(()));
