@@ -24,44 +24,72 @@ pub fn key_policy(config: &KeyPolicyConfig) -> KeyPolicy {
     }
 }
 
+/// The configured vaults, opened or not.
+#[derive(Debug, Default)]
+pub struct OpenedVaults {
+    pub vaults: Vec<Arc<dyn Vault>>,
+    /// Vaults whose backend could not be reached (name, reason): the others serve.
+    pub unavailable: Vec<(String, String)>,
+}
+
 /// Open every configured vault, in name order. Opening may ask for passwords on the
 /// terminal and read key files.
-pub async fn open_vaults(config: &Config) -> Result<Vec<Arc<dyn Vault>>, CliError> {
+pub async fn open_vaults(config: &Config) -> Result<OpenedVaults, CliError> {
     open_vaults_with(config, &EnvPasswords::default()).await
 }
 
-/// [`open_vaults`] with the passwords taken from the environment at start.
+/// [`open_vaults`] with the passwords taken from the environment at start. A vault whose
+/// backend is unavailable is logged and left out; any other failure (wrong settings, a
+/// wrong password, an unreadable key file) stops everything.
 pub async fn open_vaults_with(
     config: &Config,
     passwords: &EnvPasswords,
-) -> Result<Vec<Arc<dyn Vault>>, CliError> {
-    let mut vaults = Vec::with_capacity(config.vaults.len());
+) -> Result<OpenedVaults, CliError> {
+    let mut opened = OpenedVaults::default();
     for vault in config.vaults.values() {
-        let opened = signatory_vaults::open_configured_with(vault, passwords)
-            .await
-            .map_err(CliError::vault_open(&config.origin))?;
-        tracing::info!(vault = %vault.name, driver = %vault.driver, "vault opened");
-        vaults.push(opened);
+        match signatory_vaults::open_configured_with(vault, passwords).await {
+            Ok(v) => {
+                tracing::info!(vault = %vault.name, driver = %vault.driver, "vault opened");
+                opened.vaults.push(v);
+            }
+            Err(e) if e.is_unavailable() => {
+                let reason = signatory_signer::vault::error_chain(&e);
+                tracing::error!(vault = %vault.name, driver = %vault.driver, error = %reason, "vault unavailable; the other vaults serve without it");
+                opened.unavailable.push((vault.name.clone(), reason));
+            }
+            Err(e) => return Err(CliError::vault_open(&config.origin)(e)),
+        }
     }
-    Ok(vaults)
+    Ok(opened)
 }
 
 /// The vault checks `serve` makes before it starts, and `config check` makes the same way:
-/// some vault is configured, every vault opens, and every key under `tezos:` is held by one.
-/// Returns the service's keys.
+/// some vault is configured, every vault opens or is unavailable, and every key under
+/// `tezos:` is held by one. Keys missing while a vault is unavailable may be in it: `serve`
+/// starts without them (logged); with every vault open, a missing key stops the start.
+/// Returns the service's keys and the vaults that could not be opened.
 pub async fn open_and_check_vaults(
     config: &Config,
     passwords: &EnvPasswords,
-) -> Result<HashMap<PublicKeyHash, KeyEntry>, CliError> {
+) -> Result<(HashMap<PublicKeyHash, KeyEntry>, Vec<(String, String)>), CliError> {
     // Without a vault nothing can sign: a configuration mistake, not a signer to run.
     if config.vaults.is_empty() {
         return Err(CliError::NoVaults {
             config: config.origin.clone(),
         });
     }
-    let vaults = open_vaults_with(config, passwords).await?;
-    let found = list_vault_keys(&vaults).await?;
-    require_all_enabled(config, &found)
+    let opened = open_vaults_with(config, passwords).await?;
+    let found = list_vault_keys(&opened.vaults).await;
+    let mut unavailable = opened.unavailable;
+    unavailable.extend(found.unlisted);
+    if unavailable.is_empty() {
+        return Ok((require_all_enabled(config, &found.keys)?, unavailable));
+    }
+    let (entries, missing) = key_entries(&config.tezos, &found.keys);
+    for pkh in &missing {
+        tracing::error!(%pkh, "enabled key not found in the open vaults; it may be in an unavailable vault and is not served");
+    }
+    Ok((entries, unavailable))
 }
 
 /// Request kinds a baker signs for consensus: a key allowed any of them should be bound to
@@ -102,14 +130,36 @@ pub struct FoundKey {
     pub vault: Arc<dyn Vault>,
 }
 
+/// The keys the open vaults hold.
+#[derive(Debug, Default)]
+pub struct FoundKeys {
+    pub keys: BTreeMap<PublicKeyHash, FoundKey>,
+    /// Vaults whose keys could not be listed (name, reason): unavailable, like a vault
+    /// that did not open.
+    pub unlisted: Vec<(String, String)>,
+}
+
 /// List the keys of every vault. A key held by two vaults is served from the first (in
-/// name order); both sign identically, so this is only worth a warning.
-pub async fn list_vault_keys(
-    vaults: &[Arc<dyn Vault>],
-) -> Result<BTreeMap<PublicKeyHash, FoundKey>, CliError> {
-    let mut found: BTreeMap<PublicKeyHash, FoundKey> = BTreeMap::new();
+/// name order); both sign identically, so this is only worth a warning. Keys a vault holds
+/// but cannot use are logged, one line each; a vault that cannot list its keys is logged
+/// and left out, the others still listed.
+pub async fn list_vault_keys(vaults: &[Arc<dyn Vault>]) -> FoundKeys {
+    let mut listed = FoundKeys::default();
+    let found = &mut listed.keys;
     for vault in vaults {
-        for key in vault.list_keys().await? {
+        let keys = match vault.list_keys().await {
+            Ok(keys) => keys,
+            Err(e) => {
+                let reason = signatory_signer::vault::error_chain(&e);
+                tracing::error!(vault = vault.name(), error = %reason, "cannot list the vault's keys; the other vaults serve without it");
+                listed.unlisted.push((vault.name().to_owned(), reason));
+                continue;
+            }
+        };
+        for unusable in vault.unusable_keys() {
+            tracing::warn!(vault = vault.name(), key = %unusable.id, reason = %unusable.reason, "key skipped");
+        }
+        for key in keys {
             if let Some(first) = found.get(&key.pkh) {
                 tracing::warn!(
                     pkh = %key.pkh,
@@ -128,7 +178,7 @@ pub async fn list_vault_keys(
             );
         }
     }
-    Ok(found)
+    listed
 }
 
 /// The service's keys: every key the vaults hold, with a policy when the configuration
@@ -200,7 +250,7 @@ mod tests {
 
     async fn found_in(vault: MemVault) -> BTreeMap<PublicKeyHash, FoundKey> {
         let vault: Arc<dyn Vault> = Arc::new(vault);
-        list_vault_keys(&[vault]).await.unwrap()
+        list_vault_keys(&[vault]).await.keys
     }
 
     #[test]
@@ -274,7 +324,7 @@ mod tests {
         let pkh = key.public_key().hash();
         let a: Arc<dyn Vault> = Arc::new(MemVault::with_keys("a", [key.clone()]));
         let b: Arc<dyn Vault> = Arc::new(MemVault::with_keys("b", [key]));
-        let found = list_vault_keys(&[a, b]).await.unwrap();
+        let found = list_vault_keys(&[a, b]).await.keys;
         assert_eq!(found.len(), 1);
         assert_eq!(found[&pkh].vault.name(), "a");
     }

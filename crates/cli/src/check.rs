@@ -4,7 +4,7 @@ use crate::error::CliError;
 use crate::options::GlobalOptions;
 use crate::watermark_store::StoreChoice;
 use signatory_config::Config;
-use signatory_vaults::{EnvPasswords, FileVault, FileVaultOptions};
+use signatory_vaults::EnvPasswords;
 use std::fmt::Write as _;
 
 #[derive(Debug, clap::Subcommand)]
@@ -42,21 +42,33 @@ pub fn run(
                 .enable_all()
                 .build()
                 .map_err(CliError::Runtime)?;
-            runtime
-                .block_on(crate::assemble::open_and_check_vaults(&config, passwords))
-                .map(drop)
+            let (_, unavailable) =
+                runtime.block_on(crate::assemble::open_and_check_vaults(&config, passwords))?;
+            // `serve` would start without these vaults: a check must not pass.
+            if unavailable.is_empty() {
+                return Ok(());
+            }
+            let problems: Vec<String> = unavailable
+                .iter()
+                .map(|(name, reason)| format!("vault `{name}` is unavailable: {reason}"))
+                .collect();
+            Err(CliError::NotReady {
+                config: config.origin.clone(),
+                problems: problems.join("\n  - "),
+            })
         }
     }
 }
 
-/// What `serve` would find on disk before asking for any password: the watermark store,
-/// and each file vault's key file (present, private).
+/// What `serve` would find before asking for any password: the watermark store, and what
+/// each vault's driver can check before opening it (a key file present and private …).
 #[derive(Debug)]
 pub struct Readiness {
     /// The file store's watermark count, `None` for the memory store.
     store: Result<Option<usize>, String>,
-    /// Per file vault: its key file, or why `serve` would refuse it.
-    key_files: Vec<(String, Result<String, String>)>,
+    /// Per vault whose driver checks something: what it checked, or why `serve` would
+    /// refuse it.
+    vaults: Vec<(String, Result<String, String>)>,
 }
 
 impl Readiness {
@@ -70,27 +82,24 @@ impl Readiness {
             Ok(_) => Ok(None),
             Err(e) => Err(e.to_string()),
         };
-        let key_files = config
+        let vaults = config
             .vaults
             .values()
-            .filter(|vault| vault.driver == "file")
-            .map(|vault| {
-                let checked = FileVaultOptions::from_settings(&vault.name, &vault.config)
-                    .and_then(|options| {
-                        FileVault::check_key_file(&vault.name, &options)
-                            .map(|()| options.path.display().to_string())
-                    })
-                    .map_err(|e| e.to_string());
-                (vault.name.clone(), checked)
+            .filter_map(|vault| {
+                let checked = match signatory_vaults::driver(&vault.name, &vault.driver) {
+                    Ok(driver) => driver.preflight(&vault.name, &vault.config)?,
+                    Err(e) => Err(e),
+                };
+                Some((vault.name.clone(), checked.map_err(|e| e.to_string())))
             })
             .collect();
-        Readiness { store, key_files }
+        Readiness { store, vaults }
     }
 
     fn problems(&self) -> Vec<&str> {
         let store = self.store.as_ref().err().map(String::as_str);
         let vaults = self
-            .key_files
+            .vaults
             .iter()
             .filter_map(|(_, checked)| checked.as_ref().err().map(String::as_str));
         store.into_iter().chain(vaults).collect()
@@ -110,23 +119,13 @@ impl Readiness {
 }
 
 /// What the configuration loader leaves to the drivers and can be checked without I/O:
-/// driver names, and the `file` vault's settings.
+/// the store's and each vault's driver and settings.
 fn check_drivers(config: &Config) -> Result<(), CliError> {
     StoreChoice::from_config(config)?;
     for vault in config.vaults.values() {
-        if !signatory_vaults::DRIVERS.contains(&vault.driver.as_str()) {
-            return Err(CliError::vault_open(&config.origin)(
-                signatory_vaults::OpenError::UnknownDriver {
-                    vault: vault.name.clone(),
-                    driver: vault.driver.clone(),
-                    known: signatory_vaults::DRIVERS.join(", "),
-                },
-            ));
-        }
-        if vault.driver == "file" {
-            FileVaultOptions::from_settings(&vault.name, &vault.config)
-                .map_err(CliError::vault_open(&config.origin))?;
-        }
+        signatory_vaults::driver(&vault.name, &vault.driver)
+            .and_then(|driver| driver.check_settings(&vault.name, &vault.config))
+            .map_err(CliError::vault_open(&config.origin))?;
     }
     Ok(())
 }
@@ -191,16 +190,16 @@ pub fn summary(config: &Config, readiness: &Readiness) -> String {
     let _ = writeln!(out, "watermark store: {store}{state}");
     let _ = writeln!(out, "vaults ({}):", config.vaults.len());
     for vault in config.vaults.values() {
-        let key_file = readiness
-            .key_files
+        let checked = readiness
+            .vaults
             .iter()
             .find(|(name, _)| name == &vault.name)
             .map(|(_, checked)| match checked {
-                Ok(path) => format!(", key file {path}"),
-                Err(_) => ", key file unusable: see below".to_owned(),
+                Ok(what) => format!(", {what}"),
+                Err(_) => ", not ready: see below".to_owned(),
             })
             .unwrap_or_default();
-        let _ = writeln!(out, "  {}: driver {}{key_file}", vault.name, vault.driver);
+        let _ = writeln!(out, "  {}: driver {}{checked}", vault.name, vault.driver);
     }
     let _ = writeln!(out, "keys ({}):", config.tezos.len());
     for (pkh, policy) in &config.tezos {
@@ -259,7 +258,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("  local: driver file, key file unusable: see below"),
+            text.contains("  local: driver file, not ready: see below"),
             "{text}"
         );
         // Neither exists here: both are named in the error.
@@ -283,9 +282,13 @@ mod tests {
 
     #[test]
     fn unknown_drivers_fail_the_check() {
-        let yaml = "vaults:\n  hsm:\n    driver: pkcs11\n";
+        let yaml = "vaults:\n  hsm:\n    driver: nosuch\n";
         let config = Config::parse(yaml, "s.yaml", &|_| None).unwrap();
         let e = check_drivers(&config).unwrap_err().to_string();
-        assert!(e.contains("unknown driver `pkcs11`"), "{e}");
+        assert!(e.contains("unknown driver `nosuch`"), "{e}");
+        let yaml = "vaults:\n  local:\n    driver: file\n    config: {path: x}\n";
+        let config = Config::parse(yaml, "s.yaml", &|_| None).unwrap();
+        let e = check_drivers(&config).unwrap_err().to_string();
+        assert!(e.contains("vaults.local.config"), "{e}");
     }
 }

@@ -155,7 +155,7 @@ fn version() -> String {
     format!(
         "signatory {}\nvault drivers: {}\nwatermark drivers: {}\n",
         env!("CARGO_PKG_VERSION"),
-        signatory_vaults::DRIVERS.join(", "),
+        signatory_vaults::driver_names().join(", "),
         crate::watermark_store::STORE_DRIVERS.join(", ")
     )
 }

@@ -5,10 +5,8 @@ use crate::error::CliError;
 use crate::options::GlobalOptions;
 use signatory_config::{Config, VaultConfig};
 use signatory_signer::vault::{Vault, VaultKey};
-use signatory_vaults::FileVaultOptions;
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Read};
-use std::path::Path;
 use std::sync::Arc;
 use tezos_crypto::{encrypted, CryptoError, Curve, SecretKey};
 use zeroize::Zeroizing;
@@ -67,13 +65,14 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 pub fn list(opts: &GlobalOptions) -> Result<(), CliError> {
     let config = opts.load_config()?;
     log_warnings(&config);
-    let found = runtime()?.block_on(async {
-        let vaults = open_vaults(&config).await?;
-        list_vault_keys(&vaults).await
+    let (opened, found) = runtime()?.block_on(async {
+        let opened = open_vaults(&config).await?;
+        let found = list_vault_keys(&opened.vaults).await;
+        Ok::<_, CliError>((opened, found))
     })?;
-    let (entries, missing) = key_entries(&config.tezos, &found);
+    let (entries, missing) = key_entries(&config.tezos, &found.keys);
     let mut rows: Vec<[String; 4]> = Vec::new();
-    for (pkh, key) in &found {
+    for (pkh, key) in &found.keys {
         let status = match entries.get(pkh).and_then(|e| e.policy.as_ref()) {
             Some(policy) => format!("enabled: {policy}"),
             None => "not enabled (add it under `tezos:` to sign with it)".to_owned(),
@@ -83,6 +82,24 @@ pub fn list(opts: &GlobalOptions) -> Result<(), CliError> {
             key.vault.name().to_owned(),
             pkh.curve().to_string(),
             status,
+        ]);
+    }
+    for vault in &opened.vaults {
+        for unusable in vault.unusable_keys() {
+            rows.push([
+                unusable.id,
+                vault.name().to_owned(),
+                "-".to_owned(),
+                format!("UNUSABLE: {}", unusable.reason),
+            ]);
+        }
+    }
+    for (name, reason) in opened.unavailable.iter().chain(&found.unlisted) {
+        rows.push([
+            "-".to_owned(),
+            name.clone(),
+            "-".to_owned(),
+            format!("VAULT UNAVAILABLE: {reason}"),
         ]);
     }
     for pkh in &missing {
@@ -143,47 +160,25 @@ fn vault_config<'a>(config: &'a Config, name: &str) -> Result<&'a VaultConfig, C
         })
 }
 
-/// Open the named vault for writing keys into it. A `file` vault whose key file does not
-/// exist yet gets an empty one (private to the user), so a new signer can start from
-/// `generate`.
+/// Open the named vault for writing keys into it, after its driver made it ready (a new
+/// `file` vault gets an empty key file, so a new signer can start from `generate`).
 async fn open_for_writing(config: &Config, name: &str) -> Result<Arc<dyn Vault>, CliError> {
     let vault = vault_config(config, name)?;
-    if vault.driver == "mem" {
+    let driver = signatory_vaults::driver(name, &vault.driver)
+        .map_err(CliError::vault_open(&config.origin))?;
+    if !driver.keeps_keys() {
         return Err(CliError::Usage(format!(
-            "vault `{name}` uses the `mem` driver, which keeps keys in this process only: a key \
-             added by this command would be lost when it exits; use a `file` vault"
+            "vault `{name}` uses the `{}` driver, which keeps keys in this process only: a key \
+             added by this command would be lost when it exits; use a vault that stores them",
+            driver.name()
         )));
     }
-    if vault.driver == "file" {
-        let options = FileVaultOptions::from_settings(name, &vault.config)
-            .map_err(CliError::vault_open(&config.origin))?;
-        create_empty_key_file(&options.path)?;
-    }
+    driver
+        .prepare_for_writing(name, &vault.config)
+        .map_err(CliError::vault_open(&config.origin))?;
     signatory_vaults::open_configured(vault)
         .await
         .map_err(CliError::vault_open(&config.origin))
-}
-
-fn create_empty_key_file(path: &Path) -> Result<(), CliError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    match options.open(path) {
-        Ok(mut file) => {
-            use std::io::Write;
-            file.write_all(b"[]\n")
-                .and_then(|()| file.sync_all())
-                .map_err(CliError::io("write", path))?;
-            eprintln!("created an empty key file {}", path.display());
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(CliError::io("create", path)(e)),
-    }
 }
 
 fn print_added(keys: &[VaultKey], vault: &str, config: &Config) {
@@ -365,22 +360,5 @@ mod tests {
         assert!(e.to_string().contains("would be lost"), "{e}");
         let e = open_for_writing(&config, "other").await.unwrap_err();
         assert!(e.to_string().contains("configured vaults: scratch"), "{e}");
-    }
-
-    #[test]
-    fn a_new_key_file_is_private_and_an_existing_one_is_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("secret.json");
-        create_empty_key_file(&path).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "[]\n");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-            assert_eq!(mode, 0o600);
-        }
-        std::fs::write(&path, "[{\"name\":\"a\",\"value\":\"x\"}]").unwrap();
-        create_empty_key_file(&path).unwrap();
-        assert!(std::fs::read_to_string(&path).unwrap().contains("\"a\""));
     }
 }

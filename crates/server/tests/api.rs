@@ -48,11 +48,7 @@ impl Vault for BrokenVault {
         _message: &[u8],
         _version: SigningVersion,
     ) -> Result<Signature, VaultError> {
-        Err(VaultError::Backend {
-            vault: "broken".into(),
-            transient: false,
-            message: "device unplugged".into(),
-        })
+        Err(VaultError::backend("broken", false, "device unplugged"))
     }
     async fn prove_possession(
         &self,
@@ -66,11 +62,7 @@ impl Vault for BrokenVault {
         })
     }
     async fn health(&self) -> Result<(), VaultError> {
-        Err(VaultError::Backend {
-            vault: "broken".into(),
-            transient: true,
-            message: "device unplugged".into(),
-        })
+        Err(VaultError::backend("broken", true, "device unplugged"))
     }
 }
 

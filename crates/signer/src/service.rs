@@ -227,7 +227,12 @@ pub struct SignService {
     checker: SignatureChecker,
     /// The protocol the chain runs: decides the layouts the bytes cannot tell apart.
     protocol: tezos_encoding::Protocol,
+    /// Configured vaults that could not be opened, with the reason: health reports them.
+    unavailable_vaults: Vec<(String, String)>,
 }
+
+/// How long one vault's health check may take before it counts as down.
+pub const VAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl SignService {
     pub fn new(keys: HashMap<PublicKeyHash, KeyEntry>, store: Arc<dyn WatermarkStore>) -> Self {
@@ -237,7 +242,15 @@ impl SignService {
             locks: SlotLocks::new(),
             checker: SignatureChecker::default(),
             protocol: tezos_encoding::Protocol::DEFAULT,
+            unavailable_vaults: Vec::new(),
         }
+    }
+
+    /// Vaults of the configuration that could not be opened (name, reason): the service
+    /// runs without them, and its health says so.
+    pub fn with_unavailable_vaults(mut self, vaults: Vec<(String, String)>) -> Self {
+        self.unavailable_vaults = vaults;
+        self
     }
 
     /// Decode requests as `protocol` encodes them (default: [`tezos_encoding::Protocol::DEFAULT`]).
@@ -460,27 +473,66 @@ impl SignService {
         Ok(proof)
     }
 
-    /// Check the watermark store and every vault that holds a key; the first failure is
-    /// returned, naming the store or vault. A configured vault with no keys is not asked:
-    /// it signs nothing, so it cannot stop any signing.
+    /// Check the watermark store and every vault that holds a key, the vaults concurrently,
+    /// each within [`VAULT_HEALTH_TIMEOUT`]; every failure is named (the store, each vault,
+    /// the vaults that could not be opened), `; `-separated. A configured vault with no
+    /// keys is not asked: it signs nothing, so it cannot stop any signing.
     pub async fn health(&self) -> Result<(), String> {
-        self.store
+        let mut vaults: Vec<&Arc<dyn Vault>> = Vec::new();
+        for key in self.keys.values() {
+            if !vaults.iter().any(|v| v.name() == key.vault.name()) {
+                vaults.push(&key.vault);
+            }
+        }
+        vaults.sort_by(|a, b| a.name().cmp(b.name()));
+        let mut checks = tokio::task::JoinSet::new();
+        for (index, vault) in vaults.iter().enumerate() {
+            let vault = Arc::clone(vault);
+            checks.spawn(async move {
+                let checked = tokio::time::timeout(VAULT_HEALTH_TIMEOUT, vault.health()).await;
+                let failure = match checked {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(_) => Some(format!(
+                        "no answer to the health check within {} s",
+                        VAULT_HEALTH_TIMEOUT.as_secs()
+                    )),
+                };
+                (
+                    index,
+                    failure.map(|e| format!("vault {}: {e}", vault.name())),
+                )
+            });
+        }
+        let store = self
+            .store
             .health()
             .await
-            .map_err(|e| format!("watermark store {}: {e}", self.store.name()))?;
-        let mut seen: Vec<&str> = Vec::new();
-        for key in self.keys.values() {
-            let name = key.vault.name();
-            if seen.contains(&name) {
-                continue;
+            .err()
+            .map(|e| format!("watermark store {}: {e}", self.store.name()));
+        let mut vault_failures: Vec<(usize, String)> = Vec::new();
+        while let Some(done) = checks.join_next().await {
+            match done {
+                Ok((index, Some(failure))) => vault_failures.push((index, failure)),
+                Ok((_, None)) => {}
+                Err(e) => vault_failures.push((usize::MAX, format!("a health check failed: {e}"))),
             }
-            seen.push(name);
-            key.vault
-                .health()
-                .await
-                .map_err(|e| format!("vault {name}: {e}"))?;
         }
-        Ok(())
+        vault_failures.sort();
+        let failures: Vec<String> = store
+            .into_iter()
+            .chain(vault_failures.into_iter().map(|(_, failure)| failure))
+            .chain(
+                self.unavailable_vaults
+                    .iter()
+                    .map(|(name, reason)| format!("vault {name}: not open: {reason}")),
+            )
+            .collect();
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("; "))
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 
 use async_trait::async_trait;
 use std::fmt;
+use std::sync::Arc;
 use tezos_crypto::{
     CryptoError, Curve, PublicKey, PublicKeyHash, SecretKey, Signature, SigningVersion,
 };
@@ -41,6 +42,16 @@ impl VaultKey {
         self.label = Some(label.into());
         self
     }
+}
+
+/// A key the backend holds but the vault cannot sign with: an unsupported curve or
+/// algorithm, no signing permission, disabled. Listed by `signatory list`, logged at start;
+/// it never stops the vault's other keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnusableKey {
+    /// The backend's name for the key (label, object id, key id).
+    pub id: String,
+    pub reason: String,
 }
 
 /// Why a vault could not do what was asked. Messages name the vault and the key, never
@@ -75,13 +86,52 @@ pub enum VaultError {
         source: CryptoError,
     },
     /// The backend failed. `transient`: a retry may succeed (timeout, connection reset,
-    /// throttling, session expired); otherwise an operator has to look.
+    /// throttling, session expired); otherwise an operator has to look. `source` is the
+    /// backend library's own error, kept for logs (`{:#}`-style chains), never for clients.
     #[error("vault `{vault}` failed{}: {message}", if *transient { " (temporary)" } else { "" })]
     Backend {
         vault: String,
         transient: bool,
         message: String,
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
+}
+
+impl VaultError {
+    /// A [`VaultError::Backend`] without a cause; add one with [`VaultError::caused_by`].
+    pub fn backend(vault: impl Into<String>, transient: bool, message: impl Into<String>) -> Self {
+        VaultError::Backend {
+            vault: vault.into(),
+            transient,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// This error with `cause` as its source (only [`VaultError::Backend`] keeps one).
+    pub fn caused_by(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        if let VaultError::Backend { source, .. } = &mut self {
+            *source = Some(Arc::new(cause));
+        }
+        self
+    }
+}
+
+/// The error and its causes, `: `-separated, for a log line.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let more = e.to_string();
+        // Libraries often repeat their cause in their own message.
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = e.source();
+    }
+    text
 }
 
 impl VaultError {
@@ -116,6 +166,11 @@ pub trait Vault: Send + Sync + fmt::Debug {
 
     /// Every key this vault can sign with.
     async fn list_keys(&self) -> Result<Vec<VaultKey>, VaultError>;
+
+    /// The keys the last [`Vault::list_keys`] found but skipped, with the reason.
+    fn unusable_keys(&self) -> Vec<UnusableKey> {
+        Vec::new()
+    }
 
     /// Sign `message` (the full request bytes, magic byte included) as Octez signs with
     /// `version`: tz1–tz3 over its Blake2b-256 digest (ECDSA low-S), tz4 over the raw bytes
@@ -251,11 +306,7 @@ mod tests {
 
     #[test]
     fn only_transient_backend_failures_are_transient() {
-        let backend = |transient| VaultError::Backend {
-            vault: "hsm".to_owned(),
-            transient,
-            message: "connection reset".to_owned(),
-        };
+        let backend = |transient| VaultError::backend("hsm", transient, "connection reset");
         assert!(backend(true).is_transient());
         assert!(!backend(false).is_transient());
         assert_eq!(
@@ -271,6 +322,24 @@ mod tests {
             },
         };
         assert!(refused.is_bad_request() && !refused.is_transient());
+    }
+
+    #[test]
+    fn backend_errors_keep_their_cause_for_the_log() {
+        let cause = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = VaultError::backend("hsm", true, "cannot reach the connector").caused_by(cause);
+        assert_eq!(
+            e.to_string(),
+            "vault `hsm` failed (temporary): cannot reach the connector"
+        );
+        assert_eq!(
+            std::error::Error::source(&e).map(|s| s.to_string()),
+            Some("refused".to_owned())
+        );
+        assert_eq!(
+            error_chain(&e),
+            "vault `hsm` failed (temporary): cannot reach the connector: refused"
+        );
     }
 
     #[test]

@@ -14,6 +14,24 @@ pub enum OpenError {
         driver: String,
         known: String,
     },
+    #[error(
+        "vault `{vault}`: `vaults.{vault}.driver`: driver `{driver}` is not in this build; \
+         build with the cargo feature `{feature}` of signatory-vaults (on by default)"
+    )]
+    NotInBuild {
+        vault: String,
+        driver: String,
+        feature: &'static str,
+    },
+    /// The backend cannot be reached or refused the session (library missing at run time,
+    /// token absent, connection refused): the vault is down, the other vaults still serve.
+    #[error("vault `{vault}` is unavailable: {message}")]
+    Unavailable {
+        vault: String,
+        message: String,
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
     /// The driver's settings are wrong; `key_path` is where in the configuration.
     #[error("vault `{vault}`: `{key_path}`: {message}")]
     Config {
@@ -74,4 +92,29 @@ pub enum OpenError {
     Password { vault: String, message: String },
     #[error("vault `{vault}`: opening failed: {message}")]
     Internal { vault: String, message: String },
+}
+
+impl OpenError {
+    /// The vault this error is about.
+    pub fn vault(&self) -> &str {
+        match self {
+            OpenError::UnknownDriver { vault, .. }
+            | OpenError::NotInBuild { vault, .. }
+            | OpenError::Unavailable { vault, .. }
+            | OpenError::Config { vault, .. }
+            | OpenError::Io { vault, .. }
+            | OpenError::Permissions { vault, .. }
+            | OpenError::KeyFile { vault, .. }
+            | OpenError::Key { vault, .. }
+            | OpenError::BadPassword { vault, .. }
+            | OpenError::Locked { vault, .. }
+            | OpenError::Password { vault, .. }
+            | OpenError::Internal { vault, .. } => vault,
+        }
+    }
+
+    /// Whether the vault is down rather than misconfigured: `serve` starts without it.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, OpenError::Unavailable { .. })
+    }
 }

@@ -24,14 +24,17 @@
 
 use crate::error::OpenError;
 use crate::keyring::Keyring;
+use crate::password::EnvPasswords;
 use crate::password::{PasswordSource, Prompter, TerminalPrompter};
 use crate::private_file;
 use crate::secret_file::{self, Entry, SecretText, Stored};
 use serde::Deserialize;
+use signatory_config::DriverSettings;
 use signatory_signer::vault::{Vault, VaultError, VaultKey};
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tezos_crypto::{encrypted, CryptoError, SecretKey};
 use zeroize::Zeroizing;
 
@@ -130,6 +133,87 @@ impl FileVaultOptions {
     }
 }
 
+/// The `file` driver of the registry.
+pub(crate) struct FileDriver;
+
+#[async_trait::async_trait]
+impl crate::registry::Driver for FileDriver {
+    fn name(&self) -> &'static str {
+        "file"
+    }
+
+    fn check_settings(&self, vault: &str, settings: &DriverSettings) -> Result<(), OpenError> {
+        FileVaultOptions::from_settings(vault, settings).map(drop)
+    }
+
+    fn preflight(
+        &self,
+        vault: &str,
+        settings: &DriverSettings,
+    ) -> Option<Result<String, OpenError>> {
+        let checked = FileVaultOptions::from_settings(vault, settings).and_then(|options| {
+            FileVault::check_key_file(vault, &options)
+                .map(|()| format!("key file {}", options.path.display()))
+        });
+        Some(checked)
+    }
+
+    async fn open(
+        &self,
+        vault: &str,
+        settings: &DriverSettings,
+        passwords: &EnvPasswords,
+    ) -> Result<Arc<dyn Vault>, OpenError> {
+        let mut options = FileVaultOptions::from_settings(vault, settings)?;
+        passwords.apply(&mut options);
+        let name = vault.to_owned();
+        let opened = tokio::task::spawn_blocking(move || FileVault::open(&name, &options))
+            .await
+            .map_err(|e| OpenError::Internal {
+                vault: vault.to_owned(),
+                message: e.to_string(),
+            })??;
+        Ok(Arc::new(opened))
+    }
+
+    /// A new signer can start from `generate`: a key file that does not exist yet is
+    /// created empty (private to the user).
+    fn prepare_for_writing(&self, vault: &str, settings: &DriverSettings) -> Result<(), OpenError> {
+        let options = FileVaultOptions::from_settings(vault, settings)?;
+        create_empty_key_file(&options.path).map_err(|source| OpenError::Io {
+            vault: vault.to_owned(),
+            action: "create the empty key file",
+            path: options.path.clone(),
+            source: Arc::new(source),
+        })
+    }
+
+    fn deadline(&self) -> Option<std::time::Duration> {
+        None
+    }
+}
+
+/// Create `path` holding an empty key list, mode 0600; an existing file is kept.
+fn create_empty_key_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(mut file) => {
+            use std::io::Write;
+            file.write_all(b"[]\n").and_then(|()| file.sync_all())?;
+            tracing::info!(path = %path.display(), "created an empty key file");
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// A vault of keys from a secret key file, held decrypted in memory.
 pub struct FileVault {
     keys: Keyring,
@@ -157,14 +241,14 @@ impl fmt::Debug for FileVault {
 }
 
 impl FileVault {
-    /// Read, check and decrypt the key file. Blocking: it reads files, may ask on the
-    /// terminal, and each encrypted key costs a PBKDF2 derivation.
     /// What `open` checks before it asks for any password: the key file exists, can be read
     /// and is private to its owner.
     pub fn check_key_file(name: &str, options: &FileVaultOptions) -> Result<(), OpenError> {
         private_file::open(name, &options.path, "read the secret key file").map(drop)
     }
 
+    /// Read, check and decrypt the key file. Blocking: it reads files, may ask on the
+    /// terminal, and each encrypted key costs a PBKDF2 derivation.
     pub fn open(name: &str, options: &FileVaultOptions) -> Result<FileVault, OpenError> {
         let prompter: &dyn Prompter = if options.prompt {
             &TerminalPrompter
@@ -287,11 +371,11 @@ impl FileVault {
     }
 
     fn write_failed(&self, message: String) -> VaultError {
-        VaultError::Backend {
-            vault: self.name().to_owned(),
-            transient: false,
-            message: format!("cannot add the key to {}: {message}", self.path.display()),
-        }
+        VaultError::backend(
+            self.name().to_owned(),
+            false,
+            format!("cannot add the key to {}: {message}", self.path.display()),
+        )
     }
 }
 
@@ -430,6 +514,23 @@ fn bool_or_word<'de, D: serde::Deserializer<'de>>(
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_key_file_is_private_and_an_existing_one_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret.json");
+        create_empty_key_file(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "[]\n");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        std::fs::write(&path, "[{\"name\":\"a\",\"value\":\"x\"}]").unwrap();
+        create_empty_key_file(&path).unwrap();
+        assert!(std::fs::read_to_string(&path).unwrap().contains("\"a\""));
+    }
     use std::cell::RefCell;
     use std::io::Write;
     use tezos_crypto::{Curve, PublicKeyHash};

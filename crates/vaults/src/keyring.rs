@@ -249,10 +249,12 @@ impl Keyring {
             .await?;
         key.public_key
             .verify(HEALTH_PROBE, &signature, SigningVersion::default())
-            .map_err(|e| VaultError::Backend {
-                vault: self.vault.clone(),
-                transient: false,
-                message: format!("key {pkh} made a signature that does not verify: {e}"),
+            .map_err(|e| {
+                VaultError::backend(
+                    self.vault.clone(),
+                    false,
+                    format!("key {pkh} made a signature that does not verify: {e}"),
+                )
             })
     }
 
@@ -266,11 +268,9 @@ impl Keyring {
 
     fn crypto_error(&self, pkh: &PublicKeyHash, e: CryptoError) -> VaultError {
         match e {
-            CryptoError::Backend { .. } => VaultError::Backend {
-                vault: self.vault.clone(),
-                transient: false,
-                message: e.to_string(),
-            },
+            CryptoError::Backend { .. } => {
+                VaultError::backend(self.vault.clone(), false, e.to_string())
+            }
             source => VaultError::Refused {
                 vault: self.vault.clone(),
                 pkh: *pkh,
@@ -280,11 +280,11 @@ impl Keyring {
     }
 
     fn join_failed(&self, e: tokio::task::JoinError) -> VaultError {
-        VaultError::Backend {
-            vault: self.vault.clone(),
-            transient: false,
-            message: format!("signing task failed: {e}"),
-        }
+        VaultError::backend(
+            self.vault.clone(),
+            false,
+            format!("signing task failed: {e}"),
+        )
     }
 }
 

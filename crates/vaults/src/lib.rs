@@ -4,34 +4,32 @@
 //!   included ([`FileVault`]);
 //! - `mem`: keys given inline or generated at start, in memory only, for tests ([`MemVault`]).
 //!
-//! [`open`] builds an `Arc<dyn Vault>` from a configured instance; an unknown driver or bad
-//! settings fail with the instance name and the key path to fix.
+//! [`registry`] is the one list of drivers; [`open`] builds an `Arc<dyn Vault>` from a
+//! configured instance through it; an unknown driver or bad settings fail with the
+//! instance name and the key path to fix.
 #![forbid(unsafe_code)]
 
+mod deadline;
 mod error;
 mod file;
 mod keyring;
 mod mem;
 mod password;
 mod private_file;
+pub mod registry;
 mod secret_file;
 
 pub use error::OpenError;
 pub use file::{FileVault, FileVaultOptions};
 pub use mem::{parse_curve, MemVault};
 pub use password::{EnvPasswords, PasswordSource};
+pub use registry::{driver, driver_names, Driver, DRIVERS};
 
 use signatory_config::{DriverSettings, VaultConfig};
 use signatory_signer::vault::Vault;
 use std::sync::Arc;
 
-/// The drivers this build can open.
-pub const DRIVERS: [&str; 2] = ["file", "mem"];
-
 /// Open the vault instance `name` of `driver` with its `settings` (the `config` value).
-///
-/// Opening may read files, ask for a password on the terminal and derive keys from
-/// passwords, so it runs on the blocking pool.
 pub async fn open(
     name: &str,
     driver: &str,
@@ -47,26 +45,7 @@ pub async fn open_with_passwords(
     settings: &DriverSettings,
     passwords: &EnvPasswords,
 ) -> Result<Arc<dyn Vault>, OpenError> {
-    match driver {
-        "file" => {
-            let mut options = FileVaultOptions::from_settings(name, settings)?;
-            passwords.apply(&mut options);
-            let owned_name = name.to_owned();
-            let vault = tokio::task::spawn_blocking(move || FileVault::open(&owned_name, &options))
-                .await
-                .map_err(|e| OpenError::Internal {
-                    vault: name.to_owned(),
-                    message: e.to_string(),
-                })??;
-            Ok(Arc::new(vault))
-        }
-        "mem" => Ok(Arc::new(MemVault::from_settings(name, settings)?)),
-        other => Err(OpenError::UnknownDriver {
-            vault: name.to_owned(),
-            driver: other.to_owned(),
-            known: DRIVERS.join(", "),
-        }),
-    }
+    registry::open_vault(name, driver, settings, passwords).await
 }
 
 /// [`open`] for a configured instance.

@@ -21,6 +21,43 @@ use signatory_signer::vault::{VaultError, VaultKey};
 use std::fmt;
 use tezos_crypto::{Curve, SecretKey};
 
+/// The `mem` driver of the registry.
+pub(crate) struct MemDriver;
+
+#[async_trait::async_trait]
+impl crate::registry::Driver for MemDriver {
+    fn name(&self) -> &'static str {
+        "mem"
+    }
+
+    fn check_settings(
+        &self,
+        vault: &str,
+        settings: &signatory_config::DriverSettings,
+    ) -> Result<(), OpenError> {
+        MemVault::from_settings(vault, settings).map(drop)
+    }
+
+    async fn open(
+        &self,
+        vault: &str,
+        settings: &signatory_config::DriverSettings,
+        _passwords: &crate::password::EnvPasswords,
+    ) -> Result<std::sync::Arc<dyn signatory_signer::vault::Vault>, OpenError> {
+        Ok(std::sync::Arc::new(MemVault::from_settings(
+            vault, settings,
+        )?))
+    }
+
+    fn keeps_keys(&self) -> bool {
+        false
+    }
+
+    fn deadline(&self) -> Option<std::time::Duration> {
+        None
+    }
+}
+
 /// A vault whose keys live in this process only.
 pub struct MemVault {
     keys: Keyring,
@@ -60,10 +97,12 @@ impl MemVault {
     async fn store(&self, key: SecretKey) -> Result<VaultKey, VaultError> {
         let pkh = key.public_key().hash();
         self.add(key);
-        self.keys.key(&pkh).ok_or_else(|| VaultError::Backend {
-            vault: self.keys.vault().to_owned(),
-            transient: false,
-            message: "the key vanished after it was added".to_owned(),
+        self.keys.key(&pkh).ok_or_else(|| {
+            VaultError::backend(
+                self.keys.vault().to_owned(),
+                false,
+                "the key vanished after it was added".to_owned(),
+            )
         })
     }
 

@@ -10,7 +10,7 @@
 use serde_json::json;
 use signatory_signer::vault::{Vault, VaultError};
 use signatory_vaults::{
-    open, FileVault, FileVaultOptions, MemVault, OpenError, PasswordSource, DRIVERS,
+    driver_names, open, FileVault, FileVaultOptions, MemVault, OpenError, PasswordSource,
 };
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -724,15 +724,15 @@ async fn the_registry_opens_configured_vaults() {
 
 #[tokio::test]
 async fn the_registry_names_what_to_fix() {
-    let err = open("hsm", "pkcs11", &serde_yaml_ng::Value::Null)
+    let err = open("hsm", "pkcs12", &serde_yaml_ng::Value::Null)
         .await
         .unwrap_err();
     assert!(matches!(err, OpenError::UnknownDriver { .. }));
     assert_eq!(
         err.to_string(),
         format!(
-            "vault `hsm`: `vaults.hsm.driver`: unknown driver `pkcs11`; this build has: {}",
-            DRIVERS.join(", ")
+            "vault `hsm`: `vaults.hsm.driver`: unknown driver `pkcs12`; this build has: {}",
+            driver_names().join(", ")
         )
     );
     let cases = [
