@@ -318,6 +318,56 @@ mod tests {
         assert_eq!(missing, vec![absent]);
     }
 
+    /// A vault that cannot list its keys.
+    #[derive(Debug)]
+    struct Unlistable;
+
+    #[async_trait::async_trait]
+    impl Vault for Unlistable {
+        fn name(&self) -> &str {
+            "hsm"
+        }
+        fn driver(&self) -> &'static str {
+            "test"
+        }
+        async fn list_keys(&self) -> Result<Vec<VaultKey>, signatory_signer::vault::VaultError> {
+            Err(signatory_signer::vault::VaultError::backend(
+                "hsm",
+                true,
+                "connection refused",
+            ))
+        }
+        async fn sign(
+            &self,
+            pkh: &PublicKeyHash,
+            _: &[u8],
+            _: tezos_crypto::SigningVersion,
+        ) -> Result<tezos_crypto::Signature, signatory_signer::vault::VaultError> {
+            Err(signatory_signer::vault::VaultError::KeyNotFound {
+                vault: "hsm".to_owned(),
+                pkh: *pkh,
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_vault_that_cannot_list_its_keys_leaves_the_others_listed() {
+        let key = SecretKey::generate(Curve::Ed25519);
+        let pkh = key.public_key().hash();
+        let broken: Arc<dyn Vault> = Arc::new(Unlistable);
+        let local: Arc<dyn Vault> = Arc::new(MemVault::with_keys("local", [key]));
+        let found = list_vault_keys(&[broken, local]).await;
+        assert_eq!(found.keys.len(), 1);
+        assert_eq!(found.keys[&pkh].vault.name(), "local");
+        assert_eq!(found.unlisted.len(), 1);
+        assert_eq!(found.unlisted[0].0, "hsm");
+        assert!(
+            found.unlisted[0].1.contains("connection refused"),
+            "{:?}",
+            found.unlisted
+        );
+    }
+
     #[tokio::test]
     async fn a_key_in_two_vaults_is_served_from_the_first() {
         let key = SecretKey::generate(Curve::Ed25519);

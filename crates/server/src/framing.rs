@@ -66,7 +66,9 @@ enum State {
     TrailerLf,
     /// An over-limit chunk was declared: `left` placeholder bytes still to hand out,
     /// the client's bytes are discarded.
-    Refused { left: u64 },
+    Refused {
+        left: u64,
+    },
     /// Framing hyper refuses: bytes go through untouched.
     Passthrough,
 }
@@ -173,7 +175,8 @@ impl ChunkLimit {
     }
 
     fn pass(&mut self, input: &[u8], n: usize) {
-        self.out.extend_from_slice(input.get(..n).unwrap_or_default());
+        self.out
+            .extend_from_slice(input.get(..n).unwrap_or_default());
     }
 
     /// One byte of chunk framing, as hyper's decoder reads it.
@@ -341,7 +344,9 @@ fn body_framing(request: &httparse::Request<'_, '_>) -> State {
 
 /// hyper's `is_chunked_`: the value is visible ASCII and its last coding is `chunked`.
 fn last_coding_is_chunked(value: &[u8]) -> bool {
-    let visible = value.iter().all(|&b| b == b'\t' || (b' '..0x7f).contains(&b));
+    let visible = value
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b));
     visible
         && std::str::from_utf8(value).is_ok_and(|text| {
             text.rsplit(',')
@@ -384,7 +389,8 @@ mod tests {
         (seen, framing)
     }
 
-    const CHUNKED: &[u8] = b"POST /keys/tz1 HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n";
+    const CHUNKED: &[u8] =
+        b"POST /keys/tz1 HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n";
     /// A chunk declared over any small limit, and nothing of it.
     const HUGE: &[u8] = b"ffffff\r\n";
 
@@ -410,7 +416,8 @@ mod tests {
             b"POST /keys/tz1 HTTP/1.1\r\ncontent-length: 12\r\n\r\n\"0300aabbcc\"",
         );
         pipeline.extend_from_slice(CHUNKED);
-        pipeline.extend_from_slice(b"5;ext=1\r\n\"0300\r\n7 \r\naabbcc\"\r\n0\r\ntrailer: t\r\n\r\n");
+        pipeline
+            .extend_from_slice(b"5;ext=1\r\n\"0300\r\n7 \r\naabbcc\"\r\n0\r\ntrailer: t\r\n\r\n");
         pipeline.extend_from_slice(CHUNKED);
         pipeline.extend_from_slice(b"40\r\n");
         pipeline.extend_from_slice(&[b'a'; 64]);

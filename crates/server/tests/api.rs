@@ -788,6 +788,68 @@ async fn health_is_ok_when_everything_answers() {
     );
 }
 
+/// A vault whose health check never answers.
+#[derive(Debug)]
+struct HungVault(MemVault);
+
+#[async_trait]
+impl Vault for HungVault {
+    fn name(&self) -> &str {
+        "hung"
+    }
+    fn driver(&self) -> &'static str {
+        "test"
+    }
+    async fn list_keys(&self) -> Result<Vec<VaultKey>, VaultError> {
+        self.0.list_keys().await
+    }
+    async fn sign(
+        &self,
+        pkh: &PublicKeyHash,
+        message: &[u8],
+        version: SigningVersion,
+    ) -> Result<Signature, VaultError> {
+        self.0.sign(pkh, message, version).await
+    }
+    async fn health(&self) -> Result<(), VaultError> {
+        std::future::pending().await
+    }
+}
+
+/// Every failure is named: a broken vault, one that never answers (its check times out
+/// without holding up the others' verdict), and one that could not be opened at start.
+#[tokio::test]
+async fn health_names_every_vault_that_cannot_sign() {
+    let mut keys = HashMap::new();
+    let entry = |vault: Arc<dyn Vault>, key: &SecretKey| KeyEntry {
+        public_key: key.public_key(),
+        vault,
+        policy: Some(KeyPolicy::default()),
+    };
+    let (good, hung_key, broken_key) = (
+        SecretKey::generate(Curve::Ed25519),
+        SecretKey::generate(Curve::Ed25519),
+        SecretKey::generate(Curve::Ed25519),
+    );
+    let mem: Arc<dyn Vault> = Arc::new(MemVault::with_keys("mem", [good.clone()]));
+    let hung: Arc<dyn Vault> = Arc::new(HungVault(MemVault::with_keys("hung", [hung_key.clone()])));
+    keys.insert(good.public_key().hash(), entry(mem, &good));
+    keys.insert(hung_key.public_key().hash(), entry(hung, &hung_key));
+    keys.insert(
+        broken_key.public_key().hash(),
+        entry(Arc::new(BrokenVault), &broken_key),
+    );
+    let service = SignService::new(keys, Arc::new(MemStore::new()))
+        .with_unavailable_vaults(vec![("hsm".to_owned(), "token not present".to_owned())]);
+    let error = service.health().await.unwrap_err();
+    assert_eq!(
+        error,
+        "vault broken: vault `broken` failed (temporary): device unplugged; \
+         vault hung: no answer to the health check within 5 s; \
+         vault hsm: not open: token not present"
+    );
+}
+
 /// A vault that, for the keys in `forged`, answers with a signature by another key: a
 /// faulty HSM or a mixed-up key slot, as the signer sees them.
 #[derive(Debug)]
