@@ -12,6 +12,7 @@ pub mod client;
 pub mod requests;
 pub mod signer;
 pub mod socket;
+pub mod softhsm;
 
 pub use client::{Connection, Response};
 pub use signer::{KeySpec, Policy, SignerConfig, TestSigner};

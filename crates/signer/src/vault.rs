@@ -54,6 +54,14 @@ pub struct UnusableKey {
     pub reason: String,
 }
 
+/// How a backend's pooled sessions are used, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionUse {
+    pub in_use: usize,
+    pub idle: usize,
+    pub max: usize,
+}
+
 /// Why a vault could not do what was asked. Messages name the vault and the key, never
 /// key material, passwords or backend credentials.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -225,6 +233,11 @@ pub trait Vault: Send + Sync + fmt::Debug {
     /// vaults sign and verify a probe with one key, a different one each call).
     async fn health(&self) -> Result<(), VaultError> {
         Ok(())
+    }
+
+    /// The backend's session pool, for drivers that have one.
+    fn sessions(&self) -> Option<SessionUse> {
+        None
     }
 
     /// Create a new key of `curve` in the backend and return it.

@@ -167,6 +167,27 @@ impl PublicKey {
         }
     }
 
+    /// The key as an uncompressed SEC1 point (`04 ‖ x ‖ y`), the form PKCS#11 tokens
+    /// store; `None` for Ed25519 and BLS keys, which have no such form.
+    pub fn to_uncompressed_point(&self) -> Option<Vec<u8>> {
+        match self {
+            PublicKey::Secp256k1(key) => Some(key.key.serialize_uncompressed().to_vec()),
+            PublicKey::P256(key) => {
+                let group = p256_group().ok()?;
+                let mut ctx = openssl::bn::BigNumContext::new().ok()?;
+                key.key
+                    .public_key()
+                    .to_bytes(
+                        group,
+                        openssl::ec::PointConversionForm::UNCOMPRESSED,
+                        &mut ctx,
+                    )
+                    .ok()
+            }
+            PublicKey::Ed25519(_) | PublicKey::Bls(_) => None,
+        }
+    }
+
     /// The address: Blake2b-160 of the raw key bytes.
     pub fn hash(&self) -> PublicKeyHash {
         PublicKeyHash::new(self.curve(), blake2b_160(self.as_bytes()))

@@ -221,6 +221,12 @@ impl SecretKey {
         self.public.clone()
     }
 
+    /// The secret key's 32 payload bytes (see [`SecretKey::from_bytes`]), for handing the
+    /// key to a backend that imports it (an HSM). Wiped when dropped.
+    pub fn expose_secret_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(*self.secret)
+    }
+
     /// Sign `msg` as Octez signs with `version`: tz1–tz3 over Blake2b-256(msg) (ECDSA
     /// signatures always low-S), tz4 over the raw message with the version's BLS
     /// ciphersuite (v0 has none: [`CryptoError::UnsupportedVersion`]).
@@ -342,6 +348,27 @@ impl fmt::Debug for SecretKey {
 )]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exposed_secret_bytes_rebuild_the_key_and_ec_keys_have_their_uncompressed_point() {
+        for curve in Curve::ALL {
+            let key = SecretKey::generate(curve);
+            let again = SecretKey::from_bytes(curve, &*key.expose_secret_bytes()).unwrap();
+            assert_eq!(again.public_key(), key.public_key());
+            let public = key.public_key();
+            match (curve, public.to_uncompressed_point()) {
+                (Curve::Secp256k1 | Curve::P256, Some(point)) => {
+                    assert_eq!(point.len(), 65);
+                    assert_eq!(point[0], 4);
+                    assert_eq!(point[1..33], public.as_bytes()[1..]);
+                    let odd = point[64] & 1 == 1;
+                    assert_eq!(public.as_bytes()[0], if odd { 3 } else { 2 });
+                }
+                (Curve::Ed25519 | Curve::Bls12_381, None) => {}
+                (curve, point) => panic!("{curve}: {point:?}"),
+            }
+        }
+    }
     use zeroize::ZeroizeOnDrop;
 
     #[test]

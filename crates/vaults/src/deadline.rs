@@ -3,7 +3,7 @@
 //! request, and its watermark slot, until the client gives up.
 
 use async_trait::async_trait;
-use signatory_signer::vault::{UnusableKey, Vault, VaultError, VaultKey};
+use signatory_signer::vault::{SessionUse, UnusableKey, Vault, VaultError, VaultKey};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,6 +100,10 @@ impl Vault for Deadlined {
 
     async fn health(&self) -> Result<(), VaultError> {
         self.bounded("the health check", self.inner.health()).await
+    }
+
+    fn sessions(&self) -> Option<SessionUse> {
+        self.inner.sessions()
     }
 
     async fn generate(&self, curve: Curve) -> Result<VaultKey, VaultError> {

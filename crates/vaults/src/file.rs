@@ -146,6 +146,16 @@ impl crate::registry::Driver for FileDriver {
         FileVaultOptions::from_settings(vault, settings).map(drop)
     }
 
+    fn secret_variables(&self, vault: &str, settings: &DriverSettings) -> Vec<String> {
+        match FileVaultOptions::from_settings(vault, settings) {
+            Ok(FileVaultOptions {
+                password: PasswordSource::Env(name),
+                ..
+            }) => vec![name],
+            _ => Vec::new(),
+        }
+    }
+
     fn preflight(
         &self,
         vault: &str,

@@ -2,7 +2,8 @@
 //!
 //! - `file`: keys from an octez-client / ECAD Signatory secret key file, encrypted keys
 //!   included ([`FileVault`]);
-//! - `mem`: keys given inline or generated at start, in memory only, for tests ([`MemVault`]).
+//! - `mem`: keys given inline or generated at start, in memory only, for tests ([`MemVault`]);
+//! - `pkcs11`: keys in a PKCS#11 token (HSMs, SoftHSM2), feature `pkcs11`.
 //!
 //! [`registry`] is the one list of drivers; [`open`] builds an `Arc<dyn Vault>` from a
 //! configured instance through it; an unknown driver or bad settings fail with the
@@ -15,6 +16,8 @@ mod file;
 mod keyring;
 mod mem;
 mod password;
+#[cfg(feature = "pkcs11")]
+mod pkcs11;
 mod private_file;
 pub mod registry;
 mod secret_file;

@@ -118,7 +118,8 @@ impl fmt::Debug for EnvPasswords {
 }
 
 impl EnvPasswords {
-    /// Take every variable a `file` vault of `vaults` names in `password_env`: read it,
+    /// Take every secret variable a vault of `vaults` reads (a `file` vault's
+    /// `password_env`, the `pkcs11` PIN fallback `PKCS11_PIN`, …): read it,
     /// then remove it from the environment and, on Linux, overwrite its text in the
     /// environment block the kernel shows in `/proc/<pid>/environ`.
     ///
@@ -127,37 +128,33 @@ impl EnvPasswords {
     pub fn take<'a>(vaults: impl IntoIterator<Item = &'a signatory_config::VaultConfig>) -> Self {
         let mut values = std::collections::BTreeMap::new();
         for vault in vaults {
-            if vault.driver != "file" {
-                continue;
-            }
-            // Settings errors are reported when the vault is opened.
-            let Ok(options) = crate::FileVaultOptions::from_settings(&vault.name, &vault.config)
-            else {
-                continue;
-            };
-            let PasswordSource::Env(name) = options.password else {
-                continue;
-            };
-            if values.contains_key(&name) {
-                continue;
-            }
-            let Some(value) = std::env::var_os(&name) else {
-                continue;
-            };
-            // `into_string` moves the buffer, so the only copy is the zeroizing one; a
-            // non-UTF-8 value is converted as before and its raw bytes wiped.
-            let value = match value.into_string() {
-                Ok(text) => Zeroizing::new(text),
-                Err(raw) => {
-                    let raw = Zeroizing::new(raw.into_encoded_bytes());
-                    Zeroizing::new(String::from_utf8_lossy(&raw).into_owned())
+            for name in secret_variables(vault) {
+                if values.contains_key(&name) {
+                    continue;
                 }
-            };
-            std::env::remove_var(&name);
-            scrub_initial_environment(&name);
-            values.insert(name, value);
+                let Some(value) = std::env::var_os(&name) else {
+                    continue;
+                };
+                // `into_string` moves the buffer, so the only copy is the zeroizing one; a
+                // non-UTF-8 value is converted as before and its raw bytes wiped.
+                let value = match value.into_string() {
+                    Ok(text) => Zeroizing::new(text),
+                    Err(raw) => {
+                        let raw = Zeroizing::new(raw.into_encoded_bytes());
+                        Zeroizing::new(String::from_utf8_lossy(&raw).into_owned())
+                    }
+                };
+                std::env::remove_var(&name);
+                scrub_initial_environment(&name);
+                values.insert(name, value);
+            }
         }
         EnvPasswords { values }
+    }
+
+    /// The value taken from variable `name`, if it was.
+    pub(crate) fn get(&self, name: &str) -> Option<Zeroizing<String>> {
+        self.values.get(name).cloned()
     }
 
     /// In `options`, a password to come from a variable taken here is the value taken.
@@ -168,6 +165,14 @@ impl EnvPasswords {
             }
         }
     }
+}
+
+/// The secret variables `vault`'s driver says it reads. Settings errors are reported when
+/// the vault is opened.
+fn secret_variables(vault: &signatory_config::VaultConfig) -> Vec<String> {
+    crate::registry::driver(&vault.name, &vault.driver)
+        .map(|driver| driver.secret_variables(&vault.name, &vault.config))
+        .unwrap_or_default()
 }
 
 /// `/proc/<pid>/environ` shows the environment block the process started with, which

@@ -43,6 +43,13 @@ pub trait Driver: Sync {
         passwords: &EnvPasswords,
     ) -> Result<Arc<dyn Vault>, OpenError>;
 
+    /// Environment variables holding secrets this vault reads at open (a PIN fallback):
+    /// taken out of the environment at start, as `password_env` variables are.
+    fn secret_variables(&self, vault: &str, settings: &DriverSettings) -> Vec<String> {
+        let _ = (vault, settings);
+        Vec::new()
+    }
+
     /// Whether keys that `generate` and `import` add outlive the process (not so for `mem`).
     fn keeps_keys(&self) -> bool {
         true
@@ -66,10 +73,15 @@ pub trait Driver: Sync {
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Every driver of the project, and the cargo feature of `signatory-vaults` that builds it.
-pub const ALL_DRIVERS: [(&str, &str); 2] = [("file", "file"), ("mem", "mem")];
+pub const ALL_DRIVERS: [(&str, &str); 3] = [("file", "file"), ("mem", "mem"), ("pkcs11", "pkcs11")];
 
 /// The drivers in this build.
-pub static DRIVERS: &[&dyn Driver] = &[&crate::file::FileDriver, &crate::mem::MemDriver];
+pub static DRIVERS: &[&dyn Driver] = &[
+    &crate::file::FileDriver,
+    &crate::mem::MemDriver,
+    #[cfg(feature = "pkcs11")]
+    &crate::pkcs11::Pkcs11Driver,
+];
 
 /// The names of the drivers in this build, in registry order.
 pub fn driver_names() -> Vec<&'static str> {
@@ -104,7 +116,6 @@ pub async fn open_vault(
     passwords: &EnvPasswords,
 ) -> Result<Arc<dyn Vault>, OpenError> {
     let driver = driver(vault, name)?;
-    driver.check_settings(vault, settings)?;
     let opened = driver.open(vault, settings, passwords).await?;
     Ok(match driver.deadline() {
         Some(deadline) => Arc::new(Deadlined::new(opened, deadline)),
