@@ -21,8 +21,11 @@ step() { printf '\n==> %s\n' "$*"; }
 as_root() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi; }
 
 # --- system packages ------------------------------------------------------------------------
-# pkg-config and libssl-dev: the OpenSSL P-256 backend; node/npm: the interop clients.
+# pkg-config and libssl-dev: the OpenSSL P-256 backend; node/npm: the interop clients;
+# softhsm2 and opensc (pkcs11-tool): the PKCS#11 driver's tests run against a real token.
 need=()
+[[ -e /usr/lib/softhsm/libsofthsm2.so ]] || need+=(softhsm2)
+command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 [[ -e /usr/include/openssl/ssl.h ]] || need+=(libssl-dev)
 command -v node >/dev/null 2>&1 || need+=(nodejs)

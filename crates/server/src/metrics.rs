@@ -3,8 +3,8 @@
 //! key or file store needs (ECAD's buckets start at 10 ms).
 
 use prometheus::{
-    exponential_buckets, CounterVec, Encoder, Gauge, HistogramOpts, HistogramVec, Opts, Registry,
-    TextEncoder,
+    exponential_buckets, CounterVec, Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, Opts,
+    Registry, TextEncoder,
 };
 use signatory_signer::policy::PolicyDenial;
 use signatory_signer::service::{RequestSummary, SignError, SignReport};
@@ -34,6 +34,7 @@ pub struct Metrics {
     store_io: StoreIoMetrics,
     fine_vault_seconds: HistogramVec,
     fine_watermark_seconds: HistogramVec,
+    vault_sessions: GaugeVec,
 }
 
 /// Metric construction only fails on invalid names or label sets, which are constants here;
@@ -180,6 +181,17 @@ impl Metrics {
                 exponential_buckets(0.000_01, 2.0, 18)?,
                 &["backend"],
             )?,
+            vault_sessions: {
+                let g = GaugeVec::new(
+                    Opts::new(
+                        "signatory_vault_sessions",
+                        "Backend sessions of vaults that pool them (PKCS#11), by state: in_use, idle, max",
+                    ),
+                    &["vault", "state"],
+                )?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
             registry: r,
         })
         .and_then(|m| {
@@ -208,6 +220,19 @@ impl Metrics {
         gauge.set(1.0);
         self.registry.register(Box::new(gauge))?;
         Ok(())
+    }
+
+    /// The session pool of vault `vault`, read when metrics are scraped.
+    pub fn vault_sessions(&self, vault: &str, sessions: signatory_signer::vault::SessionUse) {
+        for (state, value) in [
+            ("in_use", sessions.in_use),
+            ("idle", sessions.idle),
+            ("max", sessions.max),
+        ] {
+            self.vault_sessions
+                .with_label_values(&[vault, state])
+                .set(value as f64);
+        }
     }
 
     /// The Prometheus text exposition of every metric.

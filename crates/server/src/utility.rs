@@ -23,6 +23,11 @@ pub fn utility_router(state: AppState) -> Router {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    for vault in state.service.vaults() {
+        if let Some(sessions) = vault.sessions() {
+            state.metrics.vault_sessions(vault.name(), sessions);
+        }
+    }
     match state.metrics.render() {
         Ok(text) => (
             [(

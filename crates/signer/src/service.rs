@@ -263,6 +263,18 @@ impl SignService {
         self.keys.get(pkh)
     }
 
+    /// The vaults that hold the service's keys, once each, by name.
+    pub fn vaults(&self) -> Vec<Arc<dyn Vault>> {
+        let mut vaults: Vec<Arc<dyn Vault>> = Vec::new();
+        for key in self.keys.values() {
+            if !vaults.iter().any(|v| v.name() == key.vault.name()) {
+                vaults.push(Arc::clone(&key.vault));
+            }
+        }
+        vaults.sort_by(|a, b| a.name().cmp(b.name()));
+        vaults
+    }
+
     /// Every key the vaults hold, enabled or not, sorted.
     pub fn keys(&self) -> Vec<(&PublicKeyHash, &KeyEntry)> {
         let mut keys: Vec<_> = self.keys.iter().collect();
@@ -478,13 +490,7 @@ impl SignService {
     /// the vaults that could not be opened), `; `-separated. A configured vault with no
     /// keys is not asked: it signs nothing, so it cannot stop any signing.
     pub async fn health(&self) -> Result<(), String> {
-        let mut vaults: Vec<&Arc<dyn Vault>> = Vec::new();
-        for key in self.keys.values() {
-            if !vaults.iter().any(|v| v.name() == key.vault.name()) {
-                vaults.push(&key.vault);
-            }
-        }
-        vaults.sort_by(|a, b| a.name().cmp(b.name()));
+        let vaults = self.vaults();
         let mut checks = tokio::task::JoinSet::new();
         for (index, vault) in vaults.iter().enumerate() {
             let vault = Arc::clone(vault);

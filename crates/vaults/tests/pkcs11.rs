@@ -19,7 +19,10 @@ use tezos_crypto::{Curve, SecretKey, SigningVersion};
 fn hsm() -> &'static SoftHsm {
     static HSM: OnceLock<SoftHsm> = OnceLock::new();
     HSM.get_or_init(|| {
-        let hsm = SoftHsm::new(&["keys", "foreign", "config", "pool", "login", "setup"]).unwrap();
+        let hsm = SoftHsm::new(&[
+            "keys", "foreign", "config", "pool", "login", "setup", "gone",
+        ])
+        .unwrap();
         std::env::set_var("SOFTHSM2_CONF", &hsm.conf);
         hsm
     })
@@ -380,7 +383,7 @@ async fn a_login_lost_under_the_vault_is_recovered_by_a_fresh_session() {
         let ctx = Pkcs11::new(LIBRARY).unwrap();
         let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
         let slot = ctx
-            .get_slots_with_initialized_token()
+            .get_all_slots()
             .unwrap()
             .into_iter()
             .find(|s| s.id() == hsm().slot("login"))

@@ -40,13 +40,14 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use settings::{KeyPairSetting, Locator, PublicSource, SearchOptions, Settings, SlotChoice};
 use signatory_config::DriverSettings;
 use signatory_signer::vault::{SessionUse, UnusableKey, Vault, VaultError, VaultKey};
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tezos_crypto::{
     blake2b_256, Curve, PublicKey, PublicKeyHash, SecretKey, Signature, SigningVersion,
 };
@@ -159,13 +160,54 @@ impl TokenKey {
     }
 }
 
+/// A PKCS#11 library, loaded and initialised once per process and shared by every vault
+/// that uses it (two slots of one HSM).
+///
+/// Some libraries (SoftHSM2 among them) stay broken after their token went away and came
+/// back until they are finalised and initialised again. That is done here, under `calls`:
+/// every PKCS#11 call holds it for reading, a re-initialisation for writing, so none runs
+/// while the library restarts. Sessions are tagged with the `generation` they were opened
+/// in; after a restart their handles mean nothing (or another session), so they are
+/// forgotten, never used or closed.
+struct Library {
+    ctx: Pkcs11,
+    calls: RwLock<()>,
+    generation: AtomicU64,
+    restarted_at: Mutex<Option<Instant>>,
+}
+
+impl Library {
+    /// Finalise and initialise the library again, unless another caller just did.
+    fn restart(&self, vault: &str, seen_generation: u64) {
+        let _exclusive = self.calls.write();
+        if self.generation.load(Ordering::Acquire) != seen_generation {
+            return;
+        }
+        let mut restarted_at = self.restarted_at.lock();
+        if restarted_at.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        tracing::warn!(vault, "re-initialising the PKCS#11 library");
+        let _ = self.ctx.clone().finalize();
+        if let Err(e) = self
+            .ctx
+            .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        {
+            tracing::error!(vault, error = %e, "the PKCS#11 library did not initialise again");
+        }
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        *restarted_at = Some(Instant::now());
+    }
+}
+
 /// The token: its library, slot, PIN and pooled sessions.
 struct Token {
     vault: String,
-    ctx: Pkcs11,
+    library: Arc<Library>,
     slot: Slot,
     pin: AuthPin,
-    idle: Mutex<Vec<Session>>,
+    /// Idle sessions, with the library generation they were opened in.
+    idle: Mutex<Vec<(u64, Session)>>,
     /// One permit per session that may be open at once.
     permits: Arc<Semaphore>,
     max_sessions: usize,
@@ -198,10 +240,20 @@ fn session_lost(e: &Pkcs11Error) -> bool {
                 | RvError::DeviceError
                 | RvError::UserNotLoggedIn
                 | RvError::KeyHandleInvalid
-                | RvError::ObjectHandleInvalid,
+                | RvError::ObjectHandleInvalid
+                | RvError::CryptokiNotInitialized,
             _
         )
     )
+}
+
+/// Whether a fresh session could not be had for a reason a library restart may cure.
+fn library_broken(e: &Pkcs11Error) -> bool {
+    session_lost(e)
+        || matches!(
+            e,
+            Pkcs11Error::Pkcs11(RvError::GeneralError | RvError::SlotIdInvalid, _)
+        )
 }
 
 fn pin_error(e: &Pkcs11Error) -> bool {
@@ -220,18 +272,24 @@ fn pin_error(e: &Pkcs11Error) -> bool {
 
 /// Failures worth a retry later: the token or its connection, not the request.
 fn transient(e: &Pkcs11Error) -> bool {
-    session_lost(e)
+    library_broken(e)
         || matches!(
             e,
             Pkcs11Error::Pkcs11(
                 RvError::DeviceMemory
                     | RvError::FunctionFailed
                     | RvError::SessionCount
-                    | RvError::TokenNotRecognized
-                    | RvError::CryptokiNotInitialized,
+                    | RvError::TokenNotRecognized,
                 _
             )
         )
+}
+
+/// Why one attempt failed.
+enum Attempt {
+    /// The session or the library is gone: worth one more attempt on a fresh session.
+    Lost(Pkcs11Error),
+    Failed(VaultError),
 }
 
 impl Token {
@@ -239,27 +297,41 @@ impl Token {
         VaultError::backend(&self.vault, transient(&e), format!("{what}: {e}")).caused_by(e)
     }
 
-    /// A session logged in as the user: an idle one, or a new one.
-    fn session(&self) -> Result<Session, VaultError> {
-        if let Some(session) = self.idle.lock().pop() {
-            return Ok(session);
+    /// A session of `generation` logged in as the user: an idle one, or a new one.
+    /// Sessions of an older generation are forgotten (see [`Library`]).
+    fn session(&self, generation: u64) -> Result<Session, Attempt> {
+        loop {
+            let Some((opened_in, session)) = self.idle.lock().pop() else {
+                break;
+            };
+            if opened_in == generation {
+                return Ok(session);
+            }
+            std::mem::forget(session);
         }
-        let session = self
-            .ctx
-            .open_ro_session(self.slot)
-            .map_err(|e| self.backend_error("opening a session", e))?;
+        let session = self.library.ctx.open_ro_session(self.slot).map_err(|e| {
+            if library_broken(&e) {
+                Attempt::Lost(e)
+            } else {
+                Attempt::Failed(self.backend_error("opening a session", e))
+            }
+        })?;
         self.log_in(&session)?;
         Ok(session)
     }
 
     /// Log in unless the process already is (a login holds for all its sessions).
-    fn log_in(&self, session: &Session) -> Result<(), VaultError> {
+    fn log_in(&self, session: &Session) -> Result<(), Attempt> {
         if let Some(reason) = self.pin_refused.lock().clone() {
-            return Err(VaultError::backend(&self.vault, false, reason));
+            return Err(Attempt::Failed(VaultError::backend(
+                &self.vault,
+                false,
+                reason,
+            )));
         }
         let state = session
             .get_session_info()
-            .map_err(|e| self.backend_error("reading the session state", e))?
+            .map_err(Attempt::Lost)?
             .session_state();
         if matches!(state, SessionState::RoUser | SessionState::RwUser) {
             return Ok(());
@@ -272,54 +344,86 @@ impl Token {
                      as tokens lock the PIN after a few failures"
                 );
                 *self.pin_refused.lock() = Some(reason.clone());
-                Err(VaultError::backend(&self.vault, false, reason).caused_by(e))
+                Err(Attempt::Failed(
+                    VaultError::backend(&self.vault, false, reason).caused_by(e),
+                ))
             }
-            Err(e) => Err(self.backend_error("logging in", e)),
+            Err(e) if library_broken(&e) => Err(Attempt::Lost(e)),
+            Err(e) => Err(Attempt::Failed(self.backend_error("logging in", e))),
         }
     }
 
-    /// Run `op` on a pooled session. A lost session is replaced (all idle ones with it,
-    /// they share its fate), `recover` runs on the new one (to find object handles again)
-    /// and `op` is retried once.
+    /// One attempt at `op` on a pooled session, `prepare` first on it.
+    fn attempt<T>(
+        &self,
+        what: &str,
+        prepare: &dyn Fn(&Session) -> Result<(), Pkcs11Error>,
+        op: &dyn Fn(&Session) -> Result<T, Pkcs11Error>,
+    ) -> Result<T, (u64, Attempt)> {
+        let _calls = self.library.calls.read();
+        let generation = self.library.generation.load(Ordering::Acquire);
+        let session = self.session(generation).map_err(|a| (generation, a))?;
+        match prepare(&session).and_then(|()| op(&session)) {
+            Ok(done) => {
+                self.idle.lock().push((generation, session));
+                Ok(done)
+            }
+            Err(e) if session_lost(&e) => {
+                // The idle sessions share its fate: dropped (closed) with it.
+                self.idle.lock().clear();
+                Err((generation, Attempt::Lost(e)))
+            }
+            Err(e) => {
+                // The failed operation ended with the error; the session is reusable.
+                self.idle.lock().push((generation, session));
+                Err((generation, Attempt::Failed(self.backend_error(what, e))))
+            }
+        }
+    }
+
+    /// Run `op` on a pooled session. When the session, the login or the library is gone,
+    /// the library is restarted if a fresh session cannot be had, `recover` runs on a new
+    /// session (to find object handles again) and `op` is retried once.
     fn with_session<T>(
         &self,
         what: &str,
         op: impl Fn(&Session) -> Result<T, Pkcs11Error>,
         recover: impl Fn(&Session) -> Result<(), Pkcs11Error>,
     ) -> Result<T, VaultError> {
-        let session = self.session()?;
-        match op(&session) {
-            Ok(done) => {
-                self.idle.lock().push(session);
-                Ok(done)
+        let lost = match self.attempt(what, &|_| Ok(()), &op) {
+            Ok(done) => return Ok(done),
+            Err((_, Attempt::Failed(e))) => return Err(e),
+            Err((generation, Attempt::Lost(e))) => (generation, e),
+        };
+        tracing::warn!(vault = %self.vault, error = %lost.1, "PKCS#11 session lost; retrying once on a new one");
+        // A fresh session right away, or else a restarted library.
+        let retried = match self.attempt(what, &recover, &op) {
+            Err((generation, Attempt::Lost(e))) if library_broken(&e) => {
+                self.library.restart(&self.vault, generation);
+                self.attempt(what, &recover, &op)
             }
-            Err(e) if session_lost(&e) => {
-                tracing::warn!(vault = %self.vault, error = %e, "PKCS#11 session lost; reopening and retrying once");
-                drop(session);
-                self.idle.lock().clear();
-                let session = self.session()?;
-                let done = recover(&session)
-                    .and_then(|()| op(&session))
-                    .map_err(|e| self.backend_error(what, e))?;
-                self.idle.lock().push(session);
-                Ok(done)
-            }
-            Err(e) => {
-                // The failed operation ended with the error; the session is reusable.
-                self.idle.lock().push(session);
-                Err(self.backend_error(what, e))
-            }
-        }
+            other => other,
+        };
+        retried.map_err(|(_, failed)| match failed {
+            Attempt::Failed(e) => e,
+            Attempt::Lost(e) => self.backend_error(what, e),
+        })
     }
 
-    /// A read-write session for creating keys (not pooled).
-    fn rw_session(&self) -> Result<Session, VaultError> {
+    /// A read-write session for creating keys (not pooled), and the guard that keeps the
+    /// library from restarting while it is used.
+    fn rw_session(&self) -> Result<(parking_lot::RwLockReadGuard<'_, ()>, Session), VaultError> {
+        let calls = self.library.calls.read();
         let session = self
+            .library
             .ctx
             .open_rw_session(self.slot)
             .map_err(|e| self.backend_error("opening a read-write session", e))?;
-        self.log_in(&session)?;
-        Ok(session)
+        self.log_in(&session).map_err(|a| match a {
+            Attempt::Failed(e) => e,
+            Attempt::Lost(e) => self.backend_error("logging in", e),
+        })?;
+        Ok((calls, session))
     }
 }
 
@@ -350,11 +454,11 @@ impl Pkcs11Vault {
             message: format!("{what}: {e}"),
             source: Some(Arc::new(e)),
         };
-        let ctx = library(vault, &settings)?;
-        let slot = find_slot(vault, &ctx, settings.slot)?;
+        let library = library(vault, &settings)?;
+        let slot = find_slot(vault, &library.ctx, settings.slot)?;
         let token = Arc::new(Token {
             vault: vault.to_owned(),
-            ctx,
+            library,
             slot,
             pin: AuthPin::from(settings.pin.as_str()),
             idle: Mutex::new(Vec::new()),
@@ -363,28 +467,32 @@ impl Pkcs11Vault {
             in_use: AtomicUsize::new(0),
             pin_refused: Mutex::new(None),
         });
-        let session = token.session().map_err(|e| match e {
-            VaultError::Backend {
-                transient: false,
-                message,
-                ..
-            } if token.pin_refused.lock().is_some() => OpenError::Config {
-                vault: vault.to_owned(),
-                key_path: format!("vaults.{vault}.config.pin"),
-                message,
-            },
-            other => OpenError::Unavailable {
+        let calls = token.library.calls.read();
+        let generation = token.library.generation.load(Ordering::Acquire);
+        let session = token.session(generation).map_err(|attempt| match attempt {
+            Attempt::Failed(VaultError::Backend { message, .. })
+                if token.pin_refused.lock().is_some() =>
+            {
+                OpenError::Config {
+                    vault: vault.to_owned(),
+                    key_path: format!("vaults.{vault}.config.pin"),
+                    message,
+                }
+            }
+            Attempt::Failed(other) => OpenError::Unavailable {
                 vault: vault.to_owned(),
                 message: other.to_string(),
                 source: Some(Arc::new(other)),
             },
+            Attempt::Lost(e) => unavailable("opening a session", e),
         })?;
         let found = match &settings.keys {
             Some(pairs) => configured_keys(vault, &session, pairs)?,
             None => discover_keys(vault, &session, settings.search)
                 .map_err(|e| unavailable("listing the token's private keys", e))?,
         };
-        token.idle.lock().push(session);
+        token.idle.lock().push((generation, session));
+        drop(calls);
         for unusable in &found.1 {
             tracing::warn!(vault, key = %unusable.id, reason = %unusable.reason, "PKCS#11 key skipped");
         }
@@ -508,7 +616,7 @@ impl Vault for Pkcs11Vault {
         let params = ec::ec_params(curve).ok_or_else(|| self.unsupported("BLS (tz4) keys"))?;
         let created = self
             .blocking(move |token| {
-                let session = token.rw_session()?;
+                let (_calls, session) = token.rw_session()?;
                 let id: [u8; 16] = rand_id();
                 let (mechanism, key_type) = match curve {
                     Curve::Ed25519 => (Mechanism::EccEdwardsKeyPairGen, KeyType::EC_EDWARDS),
@@ -548,7 +656,7 @@ impl Vault for Pkcs11Vault {
         let params = ec::ec_params(curve).ok_or_else(|| self.unsupported("BLS (tz4) keys"))?;
         let created = self
             .blocking(move |token| {
-                let session = token.rw_session()?;
+                let (_calls, session) = token.rw_session()?;
                 let id: [u8; 16] = rand_id();
                 let public_key = key.public_key();
                 let key_type = match curve {
@@ -642,13 +750,13 @@ fn der_octet_string(content: &[u8]) -> Vec<u8> {
 /// The library at `settings.library_path`, loaded and initialised once per process: vaults
 /// on two slots of one HSM share it, and it is never finalised (that would end the other
 /// vault's sessions).
-fn library(vault: &str, settings: &Settings) -> Result<Pkcs11, OpenError> {
-    static LOADED: Mutex<Vec<(std::path::PathBuf, Pkcs11)>> = Mutex::new(Vec::new());
+fn library(vault: &str, settings: &Settings) -> Result<Arc<Library>, OpenError> {
+    static LOADED: Mutex<Vec<(std::path::PathBuf, Arc<Library>)>> = Mutex::new(Vec::new());
     let path = std::fs::canonicalize(&settings.library_path)
         .unwrap_or_else(|_| settings.library_path.clone());
     let mut loaded = LOADED.lock();
-    if let Some((_, ctx)) = loaded.iter().find(|(loaded, _)| *loaded == path) {
-        return Ok(ctx.clone());
+    if let Some((_, library)) = loaded.iter().find(|(loaded, _)| *loaded == path) {
+        return Ok(Arc::clone(library));
     }
     let ctx = Pkcs11::new(&path).map_err(|e| OpenError::Config {
         vault: vault.to_owned(),
@@ -668,53 +776,70 @@ fn library(vault: &str, settings: &Settings) -> Result<Pkcs11, OpenError> {
             })
         }
     }
-    loaded.push((path, ctx.clone()));
-    Ok(ctx)
+    let library = Arc::new(Library {
+        ctx,
+        calls: RwLock::new(()),
+        generation: AtomicU64::new(0),
+        restarted_at: Mutex::new(None),
+    });
+    loaded.push((path, Arc::clone(&library)));
+    Ok(library)
 }
 
 /// The slot to use: the configured one, which must hold an initialised token, or the
 /// first slot that does.
 fn find_slot(vault: &str, ctx: &Pkcs11, choice: SlotChoice) -> Result<Slot, OpenError> {
     let slots = ctx
-        .get_slots_with_initialized_token()
+        .get_slots_with_token()
         .map_err(|e| OpenError::Unavailable {
             vault: vault.to_owned(),
             message: format!("listing the token slots: {e}"),
             source: Some(Arc::new(e)),
         })?;
+    // A slot whose token cannot say what it is (broken, being removed) is not ours to
+    // fail on: the others are still looked at.
+    let initialized = |slot: &Slot| {
+        ctx.get_token_info(*slot)
+            .is_ok_and(|info| info.token_initialized())
+    };
     match choice {
         SlotChoice::FirstInitialized => {
             slots
-                .first()
+                .iter()
                 .copied()
+                .find(initialized)
                 .ok_or_else(|| OpenError::Unavailable {
                     vault: vault.to_owned(),
-                    message:
-                        "no slot holds an initialised token (is the token present? for SoftHSM2: \
-                      is SOFTHSM2_CONF pointing at its configuration?)"
-                            .to_owned(),
+                    message: "no slot holds an initialised token (is the token present? for \
+                          SoftHSM2: is SOFTHSM2_CONF pointing at its configuration?)"
+                        .to_owned(),
                     source: None,
                 })
         }
-        SlotChoice::Id(id) => slots
-            .iter()
-            .copied()
-            .find(|slot| slot.id() == id)
-            .ok_or_else(|| {
+        SlotChoice::Id(id) => match slots.iter().copied().find(|slot| slot.id() == id) {
+            Some(slot) if initialized(&slot) => Ok(slot),
+            Some(_) => Err(OpenError::Unavailable {
+                vault: vault.to_owned(),
+                message: format!("the token in slot {id:#x} is not initialised or does not answer"),
+                source: None,
+            }),
+            None => {
                 let known = slots
                     .iter()
+                    .filter(|slot| initialized(slot))
                     .map(|slot| format!("{:#x}", slot.id()))
                     .collect::<Vec<_>>()
                     .join(", ");
-                OpenError::Config {
+                Err(OpenError::Config {
                     vault: vault.to_owned(),
                     key_path: format!("vaults.{vault}.config.slot"),
                     message: format!(
                         "slot {id:#x} holds no initialised token; slots with one: {}",
                         if known.is_empty() { "none" } else { &known }
                     ),
-                }
-            }),
+                })
+            }
+        },
     }
 }
 
