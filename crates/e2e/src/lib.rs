@@ -9,6 +9,7 @@
 
 pub mod binary;
 pub mod client;
+pub mod conformance;
 pub mod requests;
 pub mod signer;
 pub mod socket;

@@ -147,6 +147,12 @@ pub struct SignerConfig {
     pub limits: Vec<(String, String)>,
     /// `server.unix_socket` at [`TestSigner::unix_socket`]: Octez's socket protocol.
     pub unix_socket: bool,
+    /// More vaults: name, and the YAML under `vaults.<name>:` (indented four spaces).
+    pub vaults: Vec<(String, String)>,
+    /// Keys of those vaults enabled under `tezos:`.
+    pub enabled: Vec<(PublicKeyHash, Option<Policy>)>,
+    /// Environment of every `signatory` process the harness starts.
+    pub env: Vec<(String, String)>,
 }
 
 /// A signer under test. Dropping it kills the process (if any) and removes its files.
@@ -280,20 +286,45 @@ impl TestSigner {
             "      file: {}",
             quote(&self.secret_path.to_string_lossy())
         );
+        for (name, block) in &self.config.vaults {
+            let _ = writeln!(y, "  {name}:");
+            y.push_str(block);
+            if !block.ends_with('\n') {
+                y.push('\n');
+            }
+        }
         let driver = self.config.watermark_driver.as_deref().unwrap_or("file");
         let _ = writeln!(y, "watermark:\n  driver: {driver}");
         y.push_str("tezos:\n");
-        for k in self.config.keys.iter().filter(|k| k.enabled) {
-            let _ = write!(y, "  {}:", k.pkh());
-            match &k.policy {
-                None => y.push('\n'),
-                Some(p) => {
-                    y.push('\n');
-                    p.render(&mut y);
-                }
+        let enabled = self.config.keys.iter().filter(|k| k.enabled);
+        let listed = enabled.map(|k| (k.pkh(), k.policy.as_ref())).chain(
+            self.config
+                .enabled
+                .iter()
+                .map(|(pkh, p)| (*pkh, p.as_ref())),
+        );
+        for (pkh, policy) in listed {
+            let _ = writeln!(y, "  {pkh}:");
+            if let Some(p) = policy {
+                p.render(&mut y);
             }
         }
         y
+    }
+
+    /// Enable `pkh` (a key of one of [`SignerConfig::vaults`]) and rewrite the
+    /// configuration; takes effect at the next start.
+    pub fn enable(
+        &mut self,
+        pkh: PublicKeyHash,
+        policy: Option<Policy>,
+    ) -> Result<(), HarnessError> {
+        self.config.enabled.push((pkh, policy));
+        let yaml = self.render_config(self.api, self.utility);
+        std::fs::write(&self.config_path, yaml).map_err(HarnessError::io(format!(
+            "rewriting {}",
+            self.config_path.display()
+        )))
     }
 
     /// Where the signer listens for Octez's socket protocol when configured to.
@@ -331,6 +362,7 @@ impl TestSigner {
             .args(args)
             .arg("-c")
             .arg(&self.config_path)
+            .envs(self.config.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .output()
             .map_err(HarnessError::io(format!(
@@ -353,6 +385,7 @@ impl TestSigner {
             .arg("serve")
             .arg("-c")
             .arg(config_path)
+            .envs(self.config.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)

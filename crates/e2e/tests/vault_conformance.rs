@@ -1,0 +1,220 @@
+//! The vault conformance suite ([`signatory_e2e::conformance`]) for every driver that can
+//! run here: `file` and `mem` (local), `pkcs11` against SoftHSM2.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use signatory_e2e::conformance::{run, Backend, Outage};
+use signatory_e2e::softhsm::{SoftHsm, LIBRARY, PIN};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use tezos_crypto::{Curve, SecretKey};
+
+#[tokio::test]
+async fn the_file_driver_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keys.json");
+    run(Backend {
+        vault: "keys".to_owned(),
+        yaml: format!(
+            "    driver: file\n    config:\n      file: {}\n",
+            file.display()
+        ),
+        env: Vec::new(),
+        curves: Curve::ALL.to_vec(),
+        refused_curves: Vec::new(),
+        keys: Vec::new(),
+        pooled: false,
+        outage: None,
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn the_mem_driver_conforms() {
+    let secrets: Vec<SecretKey> = Curve::ALL.into_iter().map(SecretKey::generate).collect();
+    let list: Vec<String> = secrets
+        .iter()
+        .map(|k| format!("\"{}\"", k.to_b58check().as_str()))
+        .collect();
+    run(Backend {
+        vault: "scratch".to_owned(),
+        yaml: format!("    driver: mem\n    config: [{}]\n", list.join(", ")),
+        env: Vec::new(),
+        curves: Curve::ALL.to_vec(),
+        refused_curves: Vec::new(),
+        keys: secrets.iter().map(|k| k.public_key().hash()).collect(),
+        pooled: false,
+        outage: None,
+    })
+    .await
+    .unwrap();
+}
+
+/// The token's files moved away and back: the token is gone, then present again.
+struct TokenRemoved {
+    token: PathBuf,
+    parked: PathBuf,
+}
+
+impl Outage for TokenRemoved {
+    fn take_down(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move { std::fs::rename(&self.token, &self.parked).unwrap() })
+    }
+    fn bring_back(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move { std::fs::rename(&self.parked, &self.token).unwrap() })
+    }
+}
+
+#[tokio::test]
+async fn the_pkcs11_driver_conforms_on_softhsm2() {
+    let hsm = SoftHsm::new(&["conformance"]).unwrap();
+    let tokens = hsm.conf.parent().unwrap().join("tokens");
+    let token = std::fs::read_dir(&tokens)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let parked = hsm.conf.parent().unwrap().join("parked-token");
+    run(Backend {
+        vault: "hsm".to_owned(),
+        yaml: format!(
+            "    driver: pkcs11\n    config:\n      library_path: {LIBRARY}\n      slot: {}\n      pin: '{PIN}'\n",
+            hsm.slot("conformance")
+        ),
+        env: vec![("SOFTHSM2_CONF".to_owned(), hsm.conf.display().to_string())],
+        curves: vec![Curve::Ed25519, Curve::Secp256k1, Curve::P256],
+        refused_curves: vec![Curve::Bls12_381],
+        keys: Vec::new(),
+        pooled: true,
+        outage: Some(Box::new(TokenRemoved { token, parked })),
+    })
+    .await
+    .unwrap();
+}
+
+/// A token that signs with another key than the one it claims (here: `public_value`
+/// naming a different key, as a mixed-up configuration or a faulty HSM would): the
+/// signature is checked before release, and never reaches the client.
+#[tokio::test]
+async fn a_pkcs11_signature_by_the_wrong_key_is_never_released() {
+    use signatory_e2e::requests::Consensus;
+    use signatory_e2e::{Policy, SignerConfig, TestSigner};
+    let hsm = SoftHsm::new(&["impostor"]).unwrap();
+    hsm.pkcs11_tool(
+        "impostor",
+        &[
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--label",
+            "real",
+            "--id",
+            "01",
+        ],
+    )
+    .unwrap();
+    let claimed = SecretKey::generate(Curve::P256).public_key();
+    let mut signer = TestSigner::new(SignerConfig {
+        vaults: vec![(
+            "hsm".to_owned(),
+            format!(
+                "    driver: pkcs11\n    config:\n      library_path: {LIBRARY}\n      slot: {}\n      pin: '{PIN}'\n      keys:\n        - private: {{label: real}}\n          public_value: {}\n",
+                hsm.slot("impostor"),
+                claimed.to_b58check()
+            ),
+        )],
+        enabled: vec![(claimed.hash(), Some(Policy::allow(&["preattestation"])))],
+        env: vec![("SOFTHSM2_CONF".to_owned(), hsm.conf.display().to_string())],
+        ..SignerConfig::default()
+    })
+    .unwrap();
+    signer.start().await.unwrap();
+    let mut conn = signer.connect().await.unwrap();
+    let response = conn
+        .sign(
+            &signer.key_path(&claimed.hash()),
+            &Consensus::new(5, 0, 1).preattestation(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status, 500, "{}", response.text());
+    assert!(
+        response.json_str("signature").is_none(),
+        "{}",
+        response.text()
+    );
+    assert!(!response.text().contains("p2sig"), "{}", response.text());
+}
+
+/// A vault whose token is absent at start: the other vaults serve, and `/healthz`,
+/// `signatory list` and `config check` name the missing one.
+#[tokio::test]
+async fn a_vault_that_cannot_open_leaves_the_others_serving() {
+    use signatory_e2e::requests::Consensus;
+    use signatory_e2e::{KeySpec, Policy, SignerConfig, TestSigner};
+    let hsm = SoftHsm::new(&[]).unwrap();
+    let local = SecretKey::generate(Curve::Ed25519);
+    let mut signer = TestSigner::new(SignerConfig {
+        keys: vec![KeySpec::new(local.clone(), Some(Policy::allow(&["preattestation"])))],
+        vaults: vec![(
+            "hsm".to_owned(),
+            format!("    driver: pkcs11\n    config:\n      library_path: {LIBRARY}\n      pin: '{PIN}'\n"),
+        )],
+        env: vec![("SOFTHSM2_CONF".to_owned(), hsm.empty_conf().unwrap().display().to_string())],
+        ..SignerConfig::default()
+    })
+    .unwrap();
+    let listed = signer.cli(&["list"]).unwrap();
+    let listing = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listing.contains(&local.public_key().hash().to_b58check()),
+        "{listing}"
+    );
+    let unavailable = listing
+        .lines()
+        .find(|l| l.contains("VAULT UNAVAILABLE"))
+        .unwrap_or_else(|| panic!("{listing}"));
+    assert!(
+        unavailable.contains("hsm") && unavailable.contains("no slot holds an initialised token"),
+        "{listing}"
+    );
+    let checked = signer.cli(&["config", "check"]).unwrap();
+    assert!(!checked.status.success());
+    assert!(
+        String::from_utf8_lossy(&checked.stderr).contains("vault `hsm` is unavailable"),
+        "{checked:?}"
+    );
+
+    signer.start().await.unwrap();
+    let mut conn = signer.connect().await.unwrap();
+    let bytes = Consensus::new(5, 0, 1).preattestation();
+    let response = conn
+        .sign(&signer.key_path(&local.public_key().hash()), &bytes)
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    let mut utility = signatory_e2e::Connection::connect(signer.utility)
+        .await
+        .unwrap();
+    let health = utility.get("/healthz").await.unwrap();
+    assert_eq!(health.status, 503);
+    assert!(
+        health.text().contains("vault hsm: not open"),
+        "{}",
+        health.text()
+    );
+    assert!(
+        signer
+            .log()
+            .contains("vault unavailable; the other vaults serve without it"),
+        "{}",
+        signer.log()
+    );
+}
