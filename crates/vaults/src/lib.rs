@@ -2,7 +2,9 @@
 //!
 //! - `file`: keys from an octez-client / ECAD Signatory secret key file, encrypted keys
 //!   included ([`FileVault`]);
-//! - `mem`: keys given inline or generated at start, in memory only, for tests ([`MemVault`]).
+//! - `mem`: keys given inline or generated at start, in memory only, for tests ([`MemVault`]);
+//! - `ledger` (feature `ledger`): keys on a Ledger device running the Tezos Baking app
+//!   ([`ledger::LedgerVault`]).
 //!
 //! [`open`] builds an `Arc<dyn Vault>` from a configured instance; an unknown driver or bad
 //! settings fail with the instance name and the key path to fix.
@@ -11,6 +13,8 @@
 mod error;
 mod file;
 mod keyring;
+#[cfg(feature = "ledger")]
+pub mod ledger;
 mod mem;
 mod password;
 mod private_file;
@@ -26,7 +30,12 @@ use signatory_signer::vault::Vault;
 use std::sync::Arc;
 
 /// The drivers this build can open.
-pub const DRIVERS: [&str; 2] = ["file", "mem"];
+pub const DRIVERS: &[&str] = &[
+    "file",
+    "mem",
+    #[cfg(feature = "ledger")]
+    "ledger",
+];
 
 /// Open the vault instance `name` of `driver` with its `settings` (the `config` value).
 ///
@@ -61,6 +70,8 @@ pub async fn open_with_passwords(
             Ok(Arc::new(vault))
         }
         "mem" => Ok(Arc::new(MemVault::from_settings(name, settings)?)),
+        #[cfg(feature = "ledger")]
+        "ledger" => Ok(Arc::new(ledger::from_settings(name, settings)?)),
         other => Err(OpenError::UnknownDriver {
             vault: name.to_owned(),
             driver: other.to_owned(),
