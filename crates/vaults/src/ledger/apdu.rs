@@ -612,7 +612,12 @@ pub fn parse_main_hwm(data: &[u8]) -> Result<LevelRound, DecodeError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
     use tezos_crypto::{SecretKey, SigningVersion};

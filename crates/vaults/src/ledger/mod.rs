@@ -66,7 +66,7 @@ impl LedgerSettings {
         )]
         struct Raw {
             #[serde(default)]
-            id: Option<String>,
+            id: Option<serde_yaml_ng::Value>,
             #[serde(default)]
             keys: Option<Vec<String>>,
             #[serde(default)]
@@ -95,7 +95,19 @@ impl LedgerSettings {
             };
             config_error(key_path, e.into_inner().to_string())
         })?;
-        let id = match raw.id.map(|s| s.trim().to_owned()) {
+        // An all-digit id is a number to YAML; ECAD (Go, yaml.v3) reads it as text.
+        let id_text = match raw.id {
+            None | Some(serde_yaml_ng::Value::Null) => None,
+            Some(serde_yaml_ng::Value::String(s)) => Some(s),
+            Some(serde_yaml_ng::Value::Number(n)) => Some(n.to_string()),
+            Some(other) => {
+                return Err(config_error(
+                    format!("{base}.id"),
+                    format!("{other:?} is not a device id"),
+                ))
+            }
+        };
+        let id = match id_text.map(|s| s.trim().to_owned()) {
             None => None,
             Some(s) if s.is_empty() => None,
             Some(s) if s.len() == 8 && s.chars().all(|c| c.is_ascii_hexdigit()) => {
@@ -185,6 +197,18 @@ pub enum LedgerError {
 impl LedgerError {
     fn transient(&self) -> bool {
         matches!(self, LedgerError::Transport(_) | LedgerError::NoDevice(_))
+    }
+
+    /// The device as a whole cannot answer now (locked, another app open), whatever key
+    /// is asked.
+    fn concerns_device(&self) -> bool {
+        matches!(
+            self,
+            LedgerError::Status {
+                kind: StatusKind::Locked | StatusKind::WrongApp,
+                ..
+            }
+        )
     }
 }
 
@@ -285,6 +309,12 @@ impl Device {
         Ok(apdu::parse_signature(&answer, key.derivation)?)
     }
 
+    /// AUTHORIZE_BAKING: make `key` the app's baking key (confirmed on the device).
+    pub fn authorize_baking(&mut self, key: &KeyId) -> Result<PublicKey, LedgerError> {
+        let answer = self.exchange(&apdu::authorize_baking(key))?;
+        Ok(apdu::parse_public_key(&answer, key.derivation)?)
+    }
+
     pub fn setup_baking(
         &mut self,
         key: &KeyId,
@@ -356,6 +386,11 @@ pub fn setup_baking(
     target
         .open()?
         .setup_baking(key, chain_id, main_level, test_level)
+}
+
+/// Make `key` the app's baking key without touching its watermarks or chain.
+pub fn authorize_baking(target: &LedgerTarget, key: &KeyId) -> Result<PublicKey, LedgerError> {
+    target.open()?.authorize_baking(key)
 }
 
 /// Forget the authorised baking key.
@@ -502,14 +537,7 @@ impl LedgerVault {
             };
             let result = f(device);
             if let Err(e) = &result {
-                let wrong_app = matches!(
-                    e,
-                    LedgerError::Status {
-                        kind: StatusKind::WrongApp,
-                        ..
-                    }
-                );
-                if e.transient() || wrong_app {
+                if e.transient() || e.concerns_device() {
                     *slot = None;
                 }
             }
@@ -627,8 +655,9 @@ impl Vault for LedgerVault {
                 for key in keys {
                     match device.public_key(&key) {
                         Ok(pk) => answers.push((key, Ok(pk))),
-                        // The link is gone: the other keys cannot be asked either.
-                        Err(e) if e.transient() => return Err(e),
+                        // The link is gone, or the device is locked: the other keys
+                        // cannot be asked either.
+                        Err(e) if e.transient() || e.concerns_device() => return Err(e),
                         Err(e) => answers.push((key, Err(e))),
                     }
                 }
