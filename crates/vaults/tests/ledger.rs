@@ -787,3 +787,20 @@ fn an_unexpected_command_fails_the_exchange() {
     assert!(err.to_string().contains("800b000000"), "{err}");
     assert_eq!(fake.0.lock().unexpected.len(), 1);
 }
+
+#[tokio::test]
+async fn an_emulator_that_is_not_running_is_a_transient_error() {
+    // A port nothing listens on (bound, then released).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = settings(&format!(
+        "keys: [\"ed25519/0'/0'\"]\ntransport: tcp://127.0.0.1:{port}"
+    ));
+    let vault = LedgerVault::open("ledger", &s);
+    let err = vault.list_keys().await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert!(err.to_string().contains("tcp 127.0.0.1"), "{err}");
+}
