@@ -484,8 +484,30 @@ fn signs_deterministically_only_ed25519() -> bool {
         && !vault.signs_deterministically(Curve::P256)
 }
 
+/// Log lines written while the test runs (on its own thread: a current-thread runtime).
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[tokio::test]
 async fn a_key_the_device_refuses_is_skipped_and_the_others_listed() {
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
     let keys = fixed_keys();
     let mut model = model_of(&keys);
     let p256 = KeyId::parse(P256).unwrap();
@@ -500,6 +522,11 @@ async fn a_key_the_device_refuses_is_skipped_and_the_others_listed() {
     let got: Vec<_> = listed.iter().map(|k| k.public_key.clone()).collect();
     assert_eq!(got, expected);
     fake.assert_done();
+    let logged = String::from_utf8(lines.0.lock().clone()).unwrap();
+    assert_eq!(logged.lines().count(), 1, "{logged}");
+    assert!(logged.contains("WARN"), "{logged}");
+    assert!(logged.contains("P-256/44'/1729'/0'/3'"), "{logged}");
+    assert!(logged.contains("0x6b00"), "{logged}");
     // The skipped key is unknown to the vault.
     let err = vault
         .sign(&keys[3].1.public_key().hash(), b"\x12", SigningVersion::V3)
@@ -550,6 +577,7 @@ async fn a_device_that_went_away_is_transient_and_the_next_call_recovers() {
         .unwrap_err();
     assert!(err.is_transient(), "{err}");
     assert!(!vault.is_device_open());
+    assert!(vault.health().await.unwrap_err().is_transient());
     let sig = vault
         .sign(&listed[1].pkh, &message, SigningVersion::V3)
         .await
@@ -559,6 +587,7 @@ async fn a_device_that_went_away_is_transient_and_the_next_call_recovers() {
         .verify(&message, &sig, SigningVersion::V3)
         .unwrap();
     assert_eq!(fake.opens(), 2);
+    assert!(vault.health().await.is_ok());
     fake.assert_done();
 
     // No device at all: transient too, and it recovers once one is there.

@@ -467,6 +467,9 @@ struct Inner {
     close_after: Duration,
     device: parking_lot::Mutex<Option<Device>>,
     listed: parking_lot::Mutex<HashMap<PublicKeyHash, KeyId>>,
+    /// The last call's temporary failure, until a call succeeds: what `health` reports,
+    /// so health polls never hold the device open.
+    last_failure: parking_lot::Mutex<Option<VaultError>>,
 }
 
 impl fmt::Debug for LedgerVault {
@@ -500,6 +503,7 @@ impl LedgerVault {
             close_after: settings.close_after,
             device: parking_lot::Mutex::new(None),
             listed: parking_lot::Mutex::new(HashMap::new()),
+            last_failure: parking_lot::Mutex::new(None),
         });
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(close_when_idle(Arc::downgrade(&inner)));
@@ -543,7 +547,7 @@ impl LedgerVault {
             }
             result
         });
-        match tokio::time::timeout(self.deadline, task).await {
+        let outcome = match tokio::time::timeout(self.deadline, task).await {
             Ok(Ok(result)) => result.map_err(|e| self.error(what, &e)),
             Ok(Err(join)) => Err(VaultError::Backend {
                 vault: self.inner.name.clone(),
@@ -559,7 +563,16 @@ impl LedgerVault {
                     self.deadline.as_secs()
                 ),
             }),
+        };
+        let mut last = self.inner.last_failure.lock();
+        match &outcome {
+            Ok(_) => *last = None,
+            Err(e) if e.is_transient() || matches!(e, VaultError::Locked { .. }) => {
+                *last = Some(e.clone());
+            }
+            Err(_) => {}
         }
+        outcome
     }
 
     fn error(&self, what: &str, e: &LedgerError) -> VaultError {
@@ -703,6 +716,15 @@ impl Vault for LedgerVault {
         let message = message.to_vec();
         self.with_device("signing", move |device| device.sign(&key, &message))
             .await
+    }
+
+    /// The last call's temporary failure (device gone, locked, no answer) until a call
+    /// succeeds. The device is not asked: a poll must not keep it open past `close_after`.
+    async fn health(&self) -> Result<(), VaultError> {
+        match self.inner.last_failure.lock().clone() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     fn signs_deterministically(&self, curve: Curve) -> bool {
