@@ -10,6 +10,7 @@ mod commands;
 mod decode;
 mod error;
 mod keys;
+mod ledger;
 mod logging;
 mod options;
 mod serve;
@@ -47,6 +48,9 @@ enum Command {
         Example:\n  signatory decode 13ed9d217cfc…\n  echo 0x11… | signatory decode -"
     )]
     Decode(decode::DecodeArgs),
+    /// Set up the Tezos Baking app on a Ledger (authorise a key, its watermarks).
+    #[command(display_order = 80)]
+    Ledger(ledger::LedgerArgs),
     #[command(flatten)]
     Signer(commands::Command),
 }
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Decode(args) => decode::run(&args),
+        Command::Ledger(args) => ledger::run(&args, &cli.global),
         Command::Signer(command) => commands::run(&command, &cli.global),
     }
 }

@@ -307,14 +307,14 @@ fn an_unknown_setting_and_an_unknown_driver_fail() {
 
     write_private(
         &home.config_path(),
-        "vaults:\n  hsm:\n    driver: pkcs11\nwatermark:\n  driver: file\n",
+        "vaults:\n  hsm:\n    driver: pkcs12\nwatermark:\n  driver: file\n",
     );
     let out = home.run(&["config", "check"]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
         err.contains(&format!(
-            "{}: vault `hsm`: `vaults.hsm.driver`: unknown driver `pkcs11`",
+            "{}: vault `hsm`: `vaults.hsm.driver`: unknown driver `pkcs12`",
             home.config_path().display()
         )),
         "{err}"

@@ -52,6 +52,11 @@ mod validate;
 pub use address::{ListenAddress, ListenHost};
 pub use error::{ConfigError, ConfigWarning};
 
+/// Parse a duration as ECAD Signatory's settings write it (`30s`, `1m30s`, `500ms`, `2h`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    duration::parse(text)
+}
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};

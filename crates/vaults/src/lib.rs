@@ -4,6 +4,8 @@
 //!   included ([`FileVault`]);
 //! - `mem`: keys given inline or generated at start, in memory only, for tests ([`MemVault`]);
 //! - `pkcs11`: keys in a PKCS#11 token (HSMs, SoftHSM2), feature `pkcs11`.
+//! - `ledger` (feature `ledger`): keys on a Ledger device running the Tezos Baking app
+//!   ([`ledger::LedgerVault`]).
 //!
 //! [`registry`] is the one list of drivers; [`open`] builds an `Arc<dyn Vault>` from a
 //! configured instance through it; an unknown driver or bad settings fail with the
@@ -14,6 +16,8 @@ mod deadline;
 mod error;
 mod file;
 mod keyring;
+#[cfg(feature = "ledger")]
+pub mod ledger;
 mod mem;
 mod password;
 #[cfg(feature = "pkcs11")]

@@ -81,6 +81,8 @@ pub static DRIVERS: &[&dyn Driver] = &[
     &crate::mem::MemDriver,
     #[cfg(feature = "pkcs11")]
     &crate::pkcs11::Pkcs11Driver,
+    #[cfg(feature = "ledger")]
+    &crate::ledger::LedgerDriver,
 ];
 
 /// The names of the drivers in this build, in registry order.
