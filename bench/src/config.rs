@@ -30,6 +30,13 @@ pub struct WriteConfigArgs {
     /// (nothing on disk, never for production: shows what durability costs).
     #[arg(long, value_enum, default_value_t = WatermarkDriver::File)]
     watermark_driver: WatermarkDriver,
+    /// Instead of the file vault, this vault (YAML under `vaults:`, e.g. a `pkcs11` vault
+    /// holding the same keys).
+    #[arg(long)]
+    vault_yaml: Option<PathBuf>,
+    /// Enable only the keys of these curves (`tz1,tz3`); default all.
+    #[arg(long, value_delimiter = ',')]
+    curves: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -83,6 +90,9 @@ pub fn write_config(args: &WriteConfigArgs) -> Result<(), BenchError> {
     let pkhs: Vec<_> = read_vault(&args.vault_file)?
         .iter()
         .map(|key| key.public_key().hash())
+        .filter(|pkh| {
+            args.curves.is_empty() || args.curves.iter().any(|c| c == pkh.curve().address_kind())
+        })
         .collect();
 
     let mut y = String::new();
@@ -92,12 +102,23 @@ pub fn write_config(args: &WriteConfigArgs) -> Result<(), BenchError> {
     let _ = writeln!(y, "  utility_address: {}", quote(&args.utility_address));
     // The load generator finds the keys to use with `GET /known_keys`.
     let _ = writeln!(y, "  allow_list_known_keys: true");
-    let _ = writeln!(y, "vaults:\n  local:\n    driver: file\n    config:");
-    let _ = writeln!(
-        y,
-        "      file: {}",
-        quote(&args.vault_file.to_string_lossy())
-    );
+    match &args.vault_yaml {
+        Some(path) => {
+            let vault = std::fs::read_to_string(path).map_err(|source| BenchError::Io {
+                context: format!("reading {}", path.display()),
+                source,
+            })?;
+            let _ = writeln!(y, "vaults:\n{}", vault.trim_end());
+        }
+        None => {
+            let _ = writeln!(y, "vaults:\n  local:\n    driver: file\n    config:");
+            let _ = writeln!(
+                y,
+                "      file: {}",
+                quote(&args.vault_file.to_string_lossy())
+            );
+        }
+    }
     let _ = writeln!(y, "watermark:\n  driver: {}", args.watermark_driver.name());
     let _ = writeln!(y, "tezos:");
     for pkh in &pkhs {
@@ -148,6 +169,8 @@ mod tests {
             utility_address: "127.0.0.1:9583".to_string(),
             output: output.clone(),
             watermark_driver: driver,
+            vault_yaml: None,
+            curves: Vec::new(),
         })
         .unwrap();
         let config = signatory_config::Config::load_with_env(&output, &|_| None).unwrap();

@@ -13,6 +13,7 @@ mod ceiling;
 mod client;
 mod config;
 mod load;
+mod pkcs11;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -41,6 +42,8 @@ enum Command {
     WriteConfig(config::WriteConfigArgs),
     /// Serve the signer API doing only HTTP and cryptography: what this host allows.
     Ceiling(ceiling::CeilingArgs),
+    /// What the `pkcs11` vault adds to a raw C_Sign on the same token, in one process.
+    Pkcs11Overhead(pkcs11::OverheadArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Run(args) => load::block_on(args.threads, load::run(args)),
         Command::Wait(args) => load::block_on(1, load::wait(args)),
         Command::Ceiling(args) => ceiling::serve(args),
+        Command::Pkcs11Overhead(args) => load::block_on(2, pkcs11::overhead(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
