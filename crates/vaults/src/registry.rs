@@ -140,6 +140,18 @@ mod tests {
         assert!(names.contains(&"file") && names.contains(&"mem"));
     }
 
+    /// Run by `scripts/test.sh` in a build without the default features.
+    #[cfg(not(feature = "pkcs11"))]
+    #[test]
+    fn a_driver_left_out_of_the_build_names_its_feature() {
+        let e = driver("hsm", "pkcs11").err().unwrap().to_string();
+        assert_eq!(
+            e,
+            "vault `hsm`: `vaults.hsm.driver`: driver `pkcs11` is not in this build; build \
+             with the cargo feature `pkcs11` of signatory-vaults (on by default)"
+        );
+    }
+
     #[test]
     fn unknown_drivers_are_refused_naming_the_setting() {
         let e = driver("hsm", "nosuch").err().unwrap().to_string();
