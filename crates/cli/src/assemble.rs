@@ -63,15 +63,26 @@ pub async fn open_vaults_with(
     Ok(opened)
 }
 
+/// What [`open_and_check_vaults`] found.
+#[derive(Debug)]
+pub struct OpenedService {
+    pub keys: HashMap<PublicKeyHash, KeyEntry>,
+    /// Vaults that could not be opened or listed (name, reason).
+    pub unavailable: Vec<(String, String)>,
+    /// Enabled keys no open vault holds (only when some vault is unavailable).
+    pub missing: Vec<PublicKeyHash>,
+}
+
 /// The vault checks `serve` makes before it starts, and `config check` makes the same way:
 /// some vault is configured, every vault opens or is unavailable, and every key under
 /// `tezos:` is held by one. Keys missing while a vault is unavailable may be in it: `serve`
 /// starts without them (logged); with every vault open, a missing key stops the start.
-/// Returns the service's keys and the vaults that could not be opened.
+/// Returns the service's keys, the vaults that could not be opened and the enabled keys
+/// no open vault holds.
 pub async fn open_and_check_vaults(
     config: &Config,
     passwords: &EnvPasswords,
-) -> Result<(HashMap<PublicKeyHash, KeyEntry>, Vec<(String, String)>), CliError> {
+) -> Result<OpenedService, CliError> {
     // Without a vault nothing can sign: a configuration mistake, not a signer to run.
     if config.vaults.is_empty() {
         return Err(CliError::NoVaults {
@@ -83,13 +94,21 @@ pub async fn open_and_check_vaults(
     let mut unavailable = opened.unavailable;
     unavailable.extend(found.unlisted);
     if unavailable.is_empty() {
-        return Ok((require_all_enabled(config, &found.keys)?, unavailable));
+        return Ok(OpenedService {
+            keys: require_all_enabled(config, &found.keys)?,
+            unavailable,
+            missing: Vec::new(),
+        });
     }
-    let (entries, missing) = key_entries(&config.tezos, &found.keys);
+    let (keys, missing) = key_entries(&config.tezos, &found.keys);
     for pkh in &missing {
         tracing::error!(%pkh, "enabled key not found in the open vaults; it may be in an unavailable vault and is not served");
     }
-    Ok((entries, unavailable))
+    Ok(OpenedService {
+        keys,
+        unavailable,
+        missing,
+    })
 }
 
 /// Request kinds a baker signs for consensus: a key allowed any of them should be bound to

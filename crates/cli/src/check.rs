@@ -42,8 +42,9 @@ pub fn run(
                 .enable_all()
                 .build()
                 .map_err(CliError::Runtime)?;
-            let (_, unavailable) =
-                runtime.block_on(crate::assemble::open_and_check_vaults(&config, passwords))?;
+            let unavailable = runtime
+                .block_on(crate::assemble::open_and_check_vaults(&config, passwords))?
+                .unavailable;
             // `serve` would start without these vaults: a check must not pass.
             if unavailable.is_empty() {
                 return Ok(());

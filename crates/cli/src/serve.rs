@@ -78,10 +78,11 @@ pub async fn assemble(
     let store = tokio::task::spawn_blocking(move || choice.open(&store_flags))
         .await
         .map_err(|e| CliError::Server(format!("opening the watermark store: {e}")))??;
-    let (keys, unavailable) = open_and_check_vaults(config, passwords).await?;
-    let service = SignService::new(keys, store)
+    let opened = open_and_check_vaults(config, passwords).await?;
+    let service = SignService::new(opened.keys, store)
         .with_protocol(config.tezos_protocol)
-        .with_unavailable_vaults(unavailable);
+        .with_unavailable_vaults(opened.unavailable)
+        .with_missing_keys(opened.missing);
     for (pkh, key) in service.keys() {
         match &key.policy {
             Some(policy) => {

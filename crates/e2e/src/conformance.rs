@@ -213,22 +213,25 @@ pub async fn run(backend: Backend) -> Result<(), HarnessError> {
             )));
         }
         outage.bring_back().await;
-        let public_key = public_key(&signer, pkh).await?;
-        // The backend may need a moment (a library restart is rate-limited to one a second).
-        let mut last = None;
-        for _ in 0..20 {
-            level += 1;
-            match sign_and_verify(&signer, pkh, &public_key, level).await {
-                Ok(()) => {
-                    last = None;
-                    break;
+        // Every key signs again (the backend may need a moment: a library restart is
+        // rate-limited to one a second).
+        for pkh in &keys {
+            let public_key = public_key(&signer, pkh).await?;
+            let mut last = None;
+            for _ in 0..20 {
+                level += 1;
+                match sign_and_verify(&signer, pkh, &public_key, level).await {
+                    Ok(()) => {
+                        last = None;
+                        break;
+                    }
+                    Err(e) => last = Some(e),
                 }
-                Err(e) => last = Some(e),
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        }
-        if let Some(e) = last {
-            return Err(fail(format!("after the backend came back: {e}")));
+            if let Some(e) = last {
+                return Err(fail(format!("{pkh} after the backend came back: {e}")));
+            }
         }
     }
     let _ = signer.terminate();

@@ -151,6 +151,17 @@ async fn a_pkcs11_signature_by_the_wrong_key_is_never_released() {
         response.text()
     );
     assert!(!response.text().contains("p2sig"), "{}", response.text());
+    // Refused by the check before release, not by a failing token (the log is written
+    // out every 20 ms).
+    let mut log = String::new();
+    for _ in 0..100 {
+        log = signer.log();
+        if log.contains("does not verify") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(log.contains("does not verify"), "{log}");
 }
 
 /// A vault whose token is absent at start: the other vaults serve, and `/healthz`,
@@ -161,6 +172,7 @@ async fn a_vault_that_cannot_open_leaves_the_others_serving() {
     use signatory_e2e::{KeySpec, Policy, SignerConfig, TestSigner};
     let hsm = SoftHsm::new(&[]).unwrap();
     let local = SecretKey::generate(Curve::Ed25519);
+    let ghost = SecretKey::generate(Curve::P256).public_key().hash();
     let mut signer = TestSigner::new(SignerConfig {
         keys: vec![KeySpec::new(local.clone(), Some(Policy::allow(&["preattestation"])))],
         vaults: vec![(
@@ -168,6 +180,8 @@ async fn a_vault_that_cannot_open_leaves_the_others_serving() {
             format!("    driver: pkcs11\n    config:\n      library_path: {LIBRARY}\n      pin: '{PIN}'\n"),
         )],
         env: vec![("SOFTHSM2_CONF".to_owned(), hsm.empty_conf().unwrap().display().to_string())],
+        // A key enabled for the HSM, which is not there.
+        enabled: vec![(ghost, Some(Policy::allow(&["preattestation"])))],
         ..SignerConfig::default()
     })
     .unwrap();
@@ -207,6 +221,13 @@ async fn a_vault_that_cannot_open_leaves_the_others_serving() {
     assert_eq!(health.status, 503);
     assert!(
         health.text().contains("vault hsm: not open"),
+        "{}",
+        health.text()
+    );
+    assert!(
+        health
+            .text()
+            .contains(&format!("enabled keys no open vault holds: {ghost}")),
         "{}",
         health.text()
     );

@@ -229,6 +229,9 @@ pub struct SignService {
     protocol: tezos_encoding::Protocol,
     /// Configured vaults that could not be opened, with the reason: health reports them.
     unavailable_vaults: Vec<(String, String)>,
+    /// Keys the configuration enables that no open vault holds (one may be in a vault
+    /// that could not be opened): health names them.
+    missing_keys: Vec<PublicKeyHash>,
 }
 
 /// How long one vault's health check may take before it counts as down.
@@ -243,7 +246,14 @@ impl SignService {
             checker: SignatureChecker::default(),
             protocol: tezos_encoding::Protocol::DEFAULT,
             unavailable_vaults: Vec::new(),
+            missing_keys: Vec::new(),
         }
+    }
+
+    /// Keys the configuration enables that no open vault holds.
+    pub fn with_missing_keys(mut self, keys: Vec<PublicKeyHash>) -> Self {
+        self.missing_keys = keys;
+        self
     }
 
     /// Vaults of the configuration that could not be opened (name, reason): the service
@@ -533,6 +543,10 @@ impl SignService {
                     .iter()
                     .map(|(name, reason)| format!("vault {name}: not open: {reason}")),
             )
+            .chain((!self.missing_keys.is_empty()).then(|| {
+                let keys: Vec<String> = self.missing_keys.iter().map(|k| k.to_b58check()).collect();
+                format!("enabled keys no open vault holds: {}", keys.join(", "))
+            }))
             .collect();
         if failures.is_empty() {
             Ok(())

@@ -73,7 +73,12 @@ pub trait Driver: Sync {
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Every driver of the project, and the cargo feature of `signatory-vaults` that builds it.
-pub const ALL_DRIVERS: [(&str, &str); 3] = [("file", "file"), ("mem", "mem"), ("pkcs11", "pkcs11")];
+pub const ALL_DRIVERS: [(&str, &str); 4] = [
+    ("file", "file"),
+    ("mem", "mem"),
+    ("pkcs11", "pkcs11"),
+    ("ledger", "ledger"),
+];
 
 /// The drivers in this build.
 pub static DRIVERS: &[&dyn Driver] = &[

@@ -312,6 +312,29 @@ async fn bad_setups_get_errors_that_name_the_setting_and_never_the_pin() {
     );
     assert!(text.contains(&format!("{slot:#x}")), "{text}");
 
+    // SoftHSM2 always has a free slot with an uninitialised token: a wrong slot, refused.
+    let free_slot = {
+        use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+        let ctx = Pkcs11::new(LIBRARY).unwrap();
+        let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+        let free = ctx
+            .get_slots_with_token()
+            .unwrap()
+            .into_iter()
+            .find(|s| !ctx.get_token_info(*s).unwrap().token_initialized())
+            .unwrap()
+            .id();
+        std::mem::forget(ctx);
+        free
+    };
+    let uninitialised = open_with(format!(
+        "library_path: {LIBRARY}\nslot: {free_slot}\npin: '{PIN}'\n"
+    ))
+    .await;
+    assert!(
+        matches!(&uninitialised, OpenError::Config { key_path, .. } if key_path == "vaults.hsm.config.slot"),
+        "{uninitialised}"
+    );
     let no_library = open_with(format!(
         "library_path: /nonexistent/libpkcs11.so\npin: '{PIN}'\n"
     ))

@@ -30,9 +30,14 @@ async fn a_token_that_goes_away_and_comes_back_signs_again() {
     };
     let vault = open("hsm", "pkcs11", &settings("gone")).await.unwrap();
     let other = open("other", "pkcs11", &settings("other")).await.unwrap();
-    let other_key = other.generate(Curve::Ed25519).await.unwrap();
+    let other_keys = [
+        other.generate(Curve::Ed25519).await.unwrap(),
+        other.generate(Curve::P256).await.unwrap(),
+    ];
     let key = vault.generate(Curve::P256).await.unwrap();
+    let second = vault.generate(Curve::Secp256k1).await.unwrap();
     assert_signs(vault.as_ref(), &key).await;
+    assert_signs(vault.as_ref(), &second).await;
     let token_dirs = hsm.conf.parent().unwrap().join("tokens");
     let away = hsm.conf.parent().unwrap().join("tokens-away");
     // Token directories are named by serial: move only this token's.
@@ -64,8 +69,13 @@ async fn a_token_that_goes_away_and_comes_back_signs_again() {
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_signs(vault.as_ref(), &key).await;
     assert!(vault.health().await.is_ok());
+    // Every key, not only the one whose call noticed: a restarted library numbers its
+    // objects anew, so each key's handle is looked up again.
+    assert_signs(vault.as_ref(), &second).await;
     // The other token's vault shares the library that was restarted: it signs too.
-    assert_signs(other.as_ref(), &other_key).await;
+    for key in &other_keys {
+        assert_signs(other.as_ref(), key).await;
+    }
 }
 
 async fn assert_signs(vault: &dyn Vault, key: &signatory_signer::vault::VaultKey) {

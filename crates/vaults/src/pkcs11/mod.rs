@@ -146,17 +146,48 @@ struct TokenKey {
     curve: Curve,
     /// How to find the private key object again after the token lost its handles.
     locator: Locator,
-    handle: Arc<Mutex<ObjectHandle>>,
+    /// The private key object, and the library generation its handle belongs to.
+    handle: Arc<Mutex<(u64, ObjectHandle)>>,
 }
 
 impl TokenKey {
-    /// Find the private key object again (the token renumbered its objects after a
-    /// restart, or the handle was only valid in a login that is gone).
-    fn find_again(&self, session: &Session) -> Result<(), Pkcs11Error> {
-        if let Some(handle) = find_one(session, ObjectClass::PRIVATE_KEY, &self.locator)? {
-            *self.handle.lock() = handle;
+    fn new(
+        key: VaultKey,
+        curve: Curve,
+        locator: Locator,
+        generation: u64,
+        handle: ObjectHandle,
+    ) -> Self {
+        TokenKey {
+            key,
+            curve,
+            locator,
+            handle: Arc::new(Mutex::new((generation, handle))),
         }
-        Ok(())
+    }
+
+    /// The private key's handle in library generation `generation`: looked up again when
+    /// it was found in another (a restarted library numbers its objects anew).
+    fn handle(&self, session: &Session, generation: u64) -> Result<ObjectHandle, Pkcs11Error> {
+        let (found_in, handle) = *self.handle.lock();
+        if found_in == generation {
+            return Ok(handle);
+        }
+        self.find_again(session, generation)
+    }
+
+    /// Find the private key object again: exactly one object must match, or the handle is
+    /// reported lost (the token renumbered its objects after a restart, or the handle was
+    /// only valid in a login that is gone).
+    fn find_again(&self, session: &Session, generation: u64) -> Result<ObjectHandle, Pkcs11Error> {
+        let handle = find_one(session, ObjectClass::PRIVATE_KEY, &self.locator)?.ok_or(
+            Pkcs11Error::Pkcs11(
+                RvError::KeyHandleInvalid,
+                cryptoki::context::Function::FindObjects,
+            ),
+        )?;
+        *self.handle.lock() = (generation, handle);
+        Ok(handle)
     }
 }
 
@@ -214,6 +245,8 @@ struct Token {
     in_use: AtomicUsize,
     /// Set when a login failed for the PIN: nothing logs in again until restart.
     pin_refused: Mutex<Option<String>>,
+    /// Held while logging in: concurrent requests after a lost login send the PIN once.
+    login: Mutex<()>,
 }
 
 impl fmt::Debug for Token {
@@ -264,7 +297,8 @@ fn pin_error(e: &Pkcs11Error) -> bool {
                 | RvError::PinInvalid
                 | RvError::PinLocked
                 | RvError::PinExpired
-                | RvError::PinLenRange,
+                | RvError::PinLenRange
+                | RvError::UserPinNotInitialized,
             _
         )
     )
@@ -322,6 +356,7 @@ impl Token {
 
     /// Log in unless the process already is (a login holds for all its sessions).
     fn log_in(&self, session: &Session) -> Result<(), Attempt> {
+        let _one_at_a_time = self.login.lock();
         if let Some(reason) = self.pin_refused.lock().clone() {
             return Err(Attempt::Failed(VaultError::backend(
                 &self.vault,
@@ -357,20 +392,22 @@ impl Token {
     fn attempt<T>(
         &self,
         what: &str,
-        prepare: &dyn Fn(&Session) -> Result<(), Pkcs11Error>,
-        op: &dyn Fn(&Session) -> Result<T, Pkcs11Error>,
+        prepare: &dyn Fn(&Session, u64) -> Result<(), Pkcs11Error>,
+        op: &dyn Fn(&Session, u64) -> Result<T, Pkcs11Error>,
     ) -> Result<T, (u64, Attempt)> {
         let _calls = self.library.calls.read();
         let generation = self.library.generation.load(Ordering::Acquire);
         let session = self.session(generation).map_err(|a| (generation, a))?;
-        match prepare(&session).and_then(|()| op(&session)) {
+        match prepare(&session, generation).and_then(|()| op(&session, generation)) {
             Ok(done) => {
                 self.idle.lock().push((generation, session));
                 Ok(done)
             }
             Err(e) if session_lost(&e) => {
-                // The idle sessions share its fate: dropped (closed) with it.
-                self.idle.lock().clear();
+                // The idle sessions share its fate: closed with it, but those of an older
+                // library generation only forgotten (their handles are not theirs any more).
+                drop(session);
+                self.discard_idle(generation);
                 Err((generation, Attempt::Lost(e)))
             }
             Err(e) => {
@@ -387,10 +424,10 @@ impl Token {
     fn with_session<T>(
         &self,
         what: &str,
-        op: impl Fn(&Session) -> Result<T, Pkcs11Error>,
-        recover: impl Fn(&Session) -> Result<(), Pkcs11Error>,
+        op: impl Fn(&Session, u64) -> Result<T, Pkcs11Error>,
+        recover: impl Fn(&Session, u64) -> Result<(), Pkcs11Error>,
     ) -> Result<T, VaultError> {
-        let lost = match self.attempt(what, &|_| Ok(()), &op) {
+        let lost = match self.attempt(what, &|_, _| Ok(()), &op) {
             Ok(done) => return Ok(done),
             Err((_, Attempt::Failed(e))) => return Err(e),
             Err((generation, Attempt::Lost(e))) => (generation, e),
@@ -408,6 +445,17 @@ impl Token {
             Attempt::Failed(e) => e,
             Attempt::Lost(e) => self.backend_error(what, e),
         })
+    }
+
+    /// Empty the idle pool: sessions of `generation` are closed, older ones forgotten.
+    fn discard_idle(&self, generation: u64) {
+        for (opened_in, session) in self.idle.lock().drain(..) {
+            if opened_in == generation {
+                drop(session);
+            } else {
+                std::mem::forget(session);
+            }
+        }
     }
 
     /// A read-write session for creating keys (not pooled), and the guard that keeps the
@@ -466,6 +514,7 @@ impl Pkcs11Vault {
             max_sessions: settings.max_sessions,
             in_use: AtomicUsize::new(0),
             pin_refused: Mutex::new(None),
+            login: Mutex::new(()),
         });
         let calls = token.library.calls.read();
         let generation = token.library.generation.load(Ordering::Acquire);
@@ -487,8 +536,8 @@ impl Pkcs11Vault {
             Attempt::Lost(e) => unavailable("opening a session", e),
         })?;
         let found = match &settings.keys {
-            Some(pairs) => configured_keys(vault, &session, pairs)?,
-            None => discover_keys(vault, &session, settings.search)
+            Some(pairs) => configured_keys(vault, &session, pairs, generation)?,
+            None => discover_keys(vault, &session, settings.search, generation)
                 .map_err(|e| unavailable("listing the token's private keys", e))?,
         };
         token.idle.lock().push((generation, session));
@@ -578,8 +627,10 @@ impl Vault for Pkcs11Vault {
             };
             let raw = token.with_session(
                 "signing",
-                |session| session.sign(&mechanism, *key.handle.lock(), &digest),
-                |session| key.find_again(session),
+                |session, generation| {
+                    session.sign(&mechanism, key.handle(session, generation)?, &digest)
+                },
+                |session, generation| key.find_again(session, generation).map(drop),
             )?;
             ec::signature(key.curve, &raw)
                 .map_err(|message| VaultError::backend(&token.vault, false, message))
@@ -596,8 +647,13 @@ impl Vault for Pkcs11Vault {
             token
                 .with_session(
                     "the health check",
-                    |session| session.get_attributes(*key.handle.lock(), &[AttributeType::Sign]),
-                    |session| key.find_again(session),
+                    |session, generation| {
+                        session.get_attributes(
+                            key.handle(session, generation)?,
+                            &[AttributeType::Sign],
+                        )
+                    },
+                    |session, generation| key.find_again(session, generation).map(drop),
                 )
                 .map(drop)
         })
@@ -718,15 +774,16 @@ fn label_pair(
             .map_err(|e| token.backend_error("labelling the new key", e))?;
     }
     let curve = public_key.curve();
-    Ok(TokenKey {
-        key: VaultKey::new(public_key, &token.vault).with_label(label.clone()),
+    Ok(TokenKey::new(
+        VaultKey::new(public_key, &token.vault).with_label(label.clone()),
         curve,
-        locator: Locator {
+        Locator {
             label: Some(label),
             id: Some(id.to_vec()),
         },
-        handle: Arc::new(Mutex::new(private)),
-    })
+        token.library.generation.load(Ordering::Acquire),
+        private,
+    ))
 }
 
 fn rand_id() -> [u8; 16] {
@@ -817,12 +874,20 @@ fn find_slot(vault: &str, ctx: &Pkcs11, choice: SlotChoice) -> Result<Slot, Open
                 })
         }
         SlotChoice::Id(id) => match slots.iter().copied().find(|slot| slot.id() == id) {
-            Some(slot) if initialized(&slot) => Ok(slot),
-            Some(_) => Err(OpenError::Unavailable {
-                vault: vault.to_owned(),
-                message: format!("the token in slot {id:#x} is not initialised or does not answer"),
-                source: None,
-            }),
+            Some(slot) => match ctx.get_token_info(slot) {
+                Ok(info) if info.token_initialized() => Ok(slot),
+                // A wrong slot, not a token that went away: the operator must fix it.
+                Ok(_) => Err(OpenError::Config {
+                    vault: vault.to_owned(),
+                    key_path: format!("vaults.{vault}.config.slot"),
+                    message: format!("the token in slot {id:#x} is not initialised"),
+                }),
+                Err(e) => Err(OpenError::Unavailable {
+                    vault: vault.to_owned(),
+                    message: format!("the token in slot {id:#x} does not answer: {e}"),
+                    source: Some(Arc::new(e)),
+                }),
+            },
             None => {
                 let known = slots
                     .iter()
@@ -951,6 +1016,7 @@ fn discover_keys(
     vault: &str,
     session: &Session,
     search: SearchOptions,
+    generation: u64,
 ) -> Result<Found, Pkcs11Error> {
     let mut keys = Vec::new();
     let mut unusable = Vec::new();
@@ -996,7 +1062,7 @@ fn discover_keys(
             continue;
         };
         match ec::public_key(curve, &point) {
-            Ok(public_key) => keys.push(token_key(vault, public_key, &info, object)),
+            Ok(public_key) => keys.push(token_key(vault, public_key, &info, object, generation)),
             Err(reason) => unusable.push(skip(reason)),
         }
     }
@@ -1008,6 +1074,7 @@ fn token_key(
     public_key: PublicKey,
     info: &PrivateKeyInfo,
     object: ObjectHandle,
+    generation: u64,
 ) -> TokenKey {
     let curve = public_key.curve();
     let mut key = VaultKey::new(public_key, vault);
@@ -1016,15 +1083,16 @@ fn token_key(
     } else if let Some(id) = &info.id {
         key = key.with_label(hex::encode(id));
     }
-    TokenKey {
+    TokenKey::new(
         key,
         curve,
-        locator: Locator {
+        Locator {
             label: info.label.clone(),
             id: info.id.clone(),
         },
-        handle: Arc::new(Mutex::new(object)),
-    }
+        generation,
+        object,
+    )
 }
 
 /// The configured key pairs: each must be found exactly once and be usable, or the vault
@@ -1033,6 +1101,7 @@ fn configured_keys(
     vault: &str,
     session: &Session,
     pairs: &[KeyPairSetting],
+    generation: u64,
 ) -> Result<Found, OpenError> {
     let config_error = |key_path: &str, message: String| OpenError::Config {
         vault: vault.to_owned(),
@@ -1118,7 +1187,7 @@ fn configured_keys(
                     .map_err(|reason| config_error(&public_path, reason))?
             }
         };
-        keys.push(token_key(vault, public_key, &info, object));
+        keys.push(token_key(vault, public_key, &info, object, generation));
     }
     Ok((keys, Vec::new()))
 }

@@ -93,8 +93,51 @@ impl fmt::Debug for Settings {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLocator {
+    #[serde(default, deserialize_with = "scalar_text")]
     label: Option<String>,
+    #[serde(default, deserialize_with = "hex_text")]
     id: Option<String>,
+}
+
+/// A scalar read as text, as ECAD's YAML library reads an unquoted `pin: 1234` or
+/// `label: 2024` into a string. (YAML drops the leading zeros of an unquoted number: such
+/// a value must be quoted.)
+fn scalar_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Unsigned(u64),
+        Signed(i64),
+        Bool(bool),
+    }
+    Ok(
+        Option::<Scalar>::deserialize(d)?.map(|scalar| match scalar {
+            Scalar::Text(text) => text,
+            Scalar::Unsigned(n) => n.to_string(),
+            Scalar::Signed(n) => n.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        }),
+    )
+}
+
+/// An object id: a string of hex digits. An unquoted number is refused: YAML has already
+/// dropped its leading zeros, which are part of the id.
+fn hex_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Text(String),
+        Other(serde::de::IgnoredAny),
+    }
+    match Option::<Id>::deserialize(d)? {
+        None => Ok(None),
+        Some(Id::Text(text)) => Ok(Some(text)),
+        Some(Id::Other(_)) => Err(serde::de::Error::custom(
+            "write the id in quotes (id: \"01\"): YAML reads an unquoted number and drops \
+             its leading zeros",
+        )),
+    }
 }
 
 #[derive(Deserialize)]
@@ -135,10 +178,12 @@ enum RawSlot {
 struct RawSettings {
     library_path: Option<PathBuf>,
     slot: Option<RawSlot>,
+    #[serde(default, deserialize_with = "scalar_text")]
     pin: Option<String>,
     keys: Option<Vec<RawKeyPair>>,
     public_keys_search_options: Option<RawSearchOptions>,
-    max_sessions: Option<usize>,
+    #[serde(default, deserialize_with = "scalar_text")]
+    max_sessions: Option<String>,
 }
 
 /// Parse `settings` of vault `vault`; `env` gives the fallback variables.
@@ -169,7 +214,7 @@ pub(crate) fn parse(
             } else {
                 format!("{base}.{at}")
             };
-            // serde's message names the field or type, never a value.
+            // The secrets (`pin`) take any scalar, so no type error can quote them.
             error(key_path, e.into_inner().to_string())
         })?,
     };
@@ -246,9 +291,9 @@ pub(crate) fn parse(
             extended_private: options.extended_private,
         },
     };
-    let max_sessions = match raw.max_sessions {
+    let max_sessions = match raw.max_sessions.map(|text| text.trim().parse::<usize>()) {
         None => DEFAULT_MAX_SESSIONS,
-        Some(n) if (1..=1024).contains(&n) => n,
+        Some(Ok(n)) if (1..=1024).contains(&n) => n,
         Some(_) => {
             return Err(error(
                 format!("{base}.max_sessions"),
