@@ -1,5 +1,6 @@
 //! The vault conformance suite ([`signatory_e2e::conformance`]) for every driver that can
-//! run here: `file` and `mem` (local), `pkcs11` against SoftHSM2.
+//! run here: `file` and `mem` (local), `pkcs11` against SoftHSM2, `ledger` against a fake
+//! Speculos (its TCP framing, the Baking app's answers from real keys).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -9,9 +10,11 @@
 
 use signatory_e2e::conformance::{run, Backend, Outage};
 use signatory_e2e::softhsm::{SoftHsm, LIBRARY, PIN};
+use signatory_e2e::speculos::{Model, Speculos};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use tezos_crypto::{Curve, SecretKey};
 
 #[tokio::test]
@@ -97,6 +100,62 @@ async fn the_pkcs11_driver_conforms_on_softhsm2() {
     })
     .await
     .unwrap();
+}
+
+/// The `ledger` driver through `serve`, over the Speculos TCP framing, against the Baking
+/// app's model holding one key per curve; the outage closes the port and every
+/// connection, then listens again on the same port.
+#[tokio::test]
+async fn the_ledger_driver_conforms_over_the_speculos_framing() {
+    // (key id as the configuration names it, P2, path, key)
+    let keys = [
+        (
+            "ed25519/44'/1729'/0'/0'",
+            0,
+            [44, 1729, 0, 0],
+            Curve::Ed25519,
+        ),
+        (
+            "secp256k1/44'/1729'/0'/1'",
+            1,
+            [44, 1729, 0, 1],
+            Curve::Secp256k1,
+        ),
+        ("P-256/44'/1729'/0'/2'", 2, [44, 1729, 0, 2], Curve::P256),
+    ];
+    let mut model = Model::new([1, 2, 5, 1]);
+    let mut pkhs = Vec::new();
+    for (_, p2, path, curve) in &keys {
+        let secret = SecretKey::generate(*curve);
+        pkhs.push(secret.public_key().hash());
+        model = model.with_key(*p2, path, secret);
+    }
+    let speculos = Arc::new(Speculos::start(model).unwrap());
+    let ids: Vec<String> = keys.iter().map(|(id, ..)| format!("\"{id}\"")).collect();
+    run(Backend {
+        vault: "nano".to_owned(),
+        yaml: format!(
+            "    driver: ledger\n    config:\n      transport: {}\n      keys: [{}]\n",
+            speculos.transport(),
+            ids.join(", ")
+        ),
+        env: Vec::new(),
+        curves: vec![Curve::Ed25519, Curve::Secp256k1, Curve::P256],
+        // The device derives its keys: `generate` is refused for every curve.
+        refused_curves: Curve::ALL.to_vec(),
+        keys: pkhs,
+        pooled: false,
+        outage: Some(Box::new(Arc::clone(&speculos))),
+    })
+    .await
+    .unwrap();
+    assert!(
+        speculos.unexpected().is_empty(),
+        "{:?}",
+        speculos.unexpected()
+    );
+    // `list`, `generate` and `serve` each connect; `serve` again after the outage.
+    assert!(speculos.connections() >= 3, "{}", speculos.connections());
 }
 
 /// A token that signs with another key than the one it claims (here: `public_value`
