@@ -158,6 +158,58 @@ async fn the_ledger_driver_conforms_over_the_speculos_framing() {
     assert!(speculos.connections() >= 3, "{}", speculos.connections());
 }
 
+/// A Ledger idle for `close_after` is released by `serve` and opened again for the next
+/// signature: a second connection to the emulator, and both signatures verify.
+#[tokio::test]
+async fn the_ledger_driver_reconnects_after_close_after() {
+    use signatory_e2e::requests::Consensus;
+    use signatory_e2e::{Policy, SignerConfig, TestSigner};
+    use tezos_crypto::SigningVersion;
+    let secret = SecretKey::generate(Curve::Ed25519);
+    let pkh = secret.public_key().hash();
+    let model = Model::new([1, 2, 5, 1]).with_key(0, &[44, 1729, 0, 0], secret.clone());
+    let speculos = Speculos::start(model).unwrap();
+    let mut signer = TestSigner::new(SignerConfig {
+        vaults: vec![(
+            "nano".to_owned(),
+            format!(
+                "    driver: ledger\n    config:\n      transport: {}\n      keys: [\"ed25519/0'/0'\"]\n      close_after: 100ms\n",
+                speculos.transport()
+            ),
+        )],
+        enabled: vec![(pkh, Some(Policy::allow(&["preattestation"])))],
+        ..SignerConfig::default()
+    })
+    .unwrap();
+    signer.start().await.unwrap();
+    let opened = speculos.connections();
+    for level in [10, 11] {
+        let bytes = Consensus::new(level, 0, 1).preattestation();
+        let mut conn = signer.connect().await.unwrap();
+        let response = conn.sign(&signer.key_path(&pkh), &bytes).await.unwrap();
+        let text = response
+            .json_str("signature")
+            .unwrap_or_else(|| panic!("{}", response.text()));
+        let signature = tezos_crypto::Signature::from_b58check(&text).unwrap();
+        secret
+            .public_key()
+            .verify(&bytes, &signature, SigningVersion::default())
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(
+        speculos.connections() > opened,
+        "no new connection after close_after: {} then {}",
+        opened,
+        speculos.connections()
+    );
+    assert!(
+        speculos.unexpected().is_empty(),
+        "{:?}",
+        speculos.unexpected()
+    );
+}
+
 /// A token that signs with another key than the one it claims (here: `public_value`
 /// naming a different key, as a mixed-up configuration or a faulty HSM would): the
 /// signature is checked before release, and never reaches the client.
