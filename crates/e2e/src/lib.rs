@@ -14,6 +14,7 @@ pub mod requests;
 pub mod signer;
 pub mod socket;
 pub mod softhsm;
+pub mod speculos;
 
 pub use client::{Connection, Response};
 pub use signer::{KeySpec, Policy, SignerConfig, TestSigner};

@@ -1,5 +1,6 @@
 //! The vault conformance suite ([`signatory_e2e::conformance`]) for every driver that can
-//! run here: `file` and `mem` (local), `pkcs11` against SoftHSM2.
+//! run here: `file` and `mem` (local), `pkcs11` against SoftHSM2, `ledger` against a fake
+//! Speculos (its TCP framing, the Baking app's answers from real keys).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -9,9 +10,11 @@
 
 use signatory_e2e::conformance::{run, Backend, Outage};
 use signatory_e2e::softhsm::{SoftHsm, LIBRARY, PIN};
+use signatory_e2e::speculos::{Model, Speculos};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use tezos_crypto::{Curve, SecretKey};
 
 #[tokio::test]
@@ -97,6 +100,114 @@ async fn the_pkcs11_driver_conforms_on_softhsm2() {
     })
     .await
     .unwrap();
+}
+
+/// The `ledger` driver through `serve`, over the Speculos TCP framing, against the Baking
+/// app's model holding one key per curve; the outage closes the port and every
+/// connection, then listens again on the same port.
+#[tokio::test]
+async fn the_ledger_driver_conforms_over_the_speculos_framing() {
+    // (key id as the configuration names it, P2, path, key)
+    let keys = [
+        (
+            "ed25519/44'/1729'/0'/0'",
+            0,
+            [44, 1729, 0, 0],
+            Curve::Ed25519,
+        ),
+        (
+            "secp256k1/44'/1729'/0'/1'",
+            1,
+            [44, 1729, 0, 1],
+            Curve::Secp256k1,
+        ),
+        ("P-256/44'/1729'/0'/2'", 2, [44, 1729, 0, 2], Curve::P256),
+    ];
+    let mut model = Model::new([1, 2, 5, 1]);
+    let mut pkhs = Vec::new();
+    for (_, p2, path, curve) in &keys {
+        let secret = SecretKey::generate(*curve);
+        pkhs.push(secret.public_key().hash());
+        model = model.with_key(*p2, path, secret);
+    }
+    let speculos = Arc::new(Speculos::start(model).unwrap());
+    let ids: Vec<String> = keys.iter().map(|(id, ..)| format!("\"{id}\"")).collect();
+    run(Backend {
+        vault: "nano".to_owned(),
+        yaml: format!(
+            "    driver: ledger\n    config:\n      transport: {}\n      keys: [{}]\n",
+            speculos.transport(),
+            ids.join(", ")
+        ),
+        env: Vec::new(),
+        curves: vec![Curve::Ed25519, Curve::Secp256k1, Curve::P256],
+        // The device derives its keys: `generate` is refused for every curve.
+        refused_curves: Curve::ALL.to_vec(),
+        keys: pkhs,
+        pooled: false,
+        outage: Some(Box::new(Arc::clone(&speculos))),
+    })
+    .await
+    .unwrap();
+    assert!(
+        speculos.unexpected().is_empty(),
+        "{:?}",
+        speculos.unexpected()
+    );
+    // `list`, `generate` and `serve` each connect; `serve` again after the outage.
+    assert!(speculos.connections() >= 3, "{}", speculos.connections());
+}
+
+/// A Ledger idle for `close_after` is released by `serve` and opened again for the next
+/// signature: a second connection to the emulator, and both signatures verify.
+#[tokio::test]
+async fn the_ledger_driver_reconnects_after_close_after() {
+    use signatory_e2e::requests::Consensus;
+    use signatory_e2e::{Policy, SignerConfig, TestSigner};
+    use tezos_crypto::SigningVersion;
+    let secret = SecretKey::generate(Curve::Ed25519);
+    let pkh = secret.public_key().hash();
+    let model = Model::new([1, 2, 5, 1]).with_key(0, &[44, 1729, 0, 0], secret.clone());
+    let speculos = Speculos::start(model).unwrap();
+    let mut signer = TestSigner::new(SignerConfig {
+        vaults: vec![(
+            "nano".to_owned(),
+            format!(
+                "    driver: ledger\n    config:\n      transport: {}\n      keys: [\"ed25519/0'/0'\"]\n      close_after: 100ms\n",
+                speculos.transport()
+            ),
+        )],
+        enabled: vec![(pkh, Some(Policy::allow(&["preattestation"])))],
+        ..SignerConfig::default()
+    })
+    .unwrap();
+    signer.start().await.unwrap();
+    let opened = speculos.connections();
+    for level in [10, 11] {
+        let bytes = Consensus::new(level, 0, 1).preattestation();
+        let mut conn = signer.connect().await.unwrap();
+        let response = conn.sign(&signer.key_path(&pkh), &bytes).await.unwrap();
+        let text = response
+            .json_str("signature")
+            .unwrap_or_else(|| panic!("{}", response.text()));
+        let signature = tezos_crypto::Signature::from_b58check(&text).unwrap();
+        secret
+            .public_key()
+            .verify(&bytes, &signature, SigningVersion::default())
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(
+        speculos.connections() > opened,
+        "no new connection after close_after: {} then {}",
+        opened,
+        speculos.connections()
+    );
+    assert!(
+        speculos.unexpected().is_empty(),
+        "{:?}",
+        speculos.unexpected()
+    );
 }
 
 /// A token that signs with another key than the one it claims (here: `public_value`

@@ -1,7 +1,8 @@
 //! The `ledger` driver against a fake transport: recorded exchanges
 //! (`fixtures/ledger/*.apdu`, written from the Baking app's documentation and sources) are
 //! replayed byte for byte; where a real key's answer is needed (public keys of every
-//! curve, signatures that must verify), a model of the app answers from real secret keys.
+//! curve, signatures that must verify), a model of the app answers from real secret keys
+//! (`signatory_e2e::speculos::Model`, which the end-to-end suite also serves over TCP).
 //! Any command the script or the model does not expect fails the test.
 //!
 //! No device and no Speculos emulator was available: this is all the driver was run
@@ -14,14 +15,14 @@
     clippy::indexing_slicing
 )]
 
-use k256::elliptic_curve::sec1::ToEncodedPoint;
 use parking_lot::Mutex;
+use signatory_e2e::speculos::Model;
 use signatory_signer::vault::{Vault, VaultError};
 use signatory_vaults::ledger::apdu::{self, KeyId, LevelRound};
 use signatory_vaults::ledger::transport::{Connector, Transport, TransportError};
 use signatory_vaults::ledger::{self, LedgerSettings, LedgerTarget, LedgerVault};
 use signatory_vaults::{open, OpenError};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,19 +33,6 @@ const PREATTESTATION: &str = "12ed9d217c2f50673bab6b20dfb0a88ca93b4a0c72a34c807a
 
 // ---------------------------------------------------------------------------------------
 // The fake device
-
-#[derive(Default)]
-struct Model {
-    /// (P2, encoded path) → key.
-    keys: HashMap<(u8, Vec<u8>), SecretKey>,
-    /// (P2, encoded path) → status word GET_PUBLIC_KEY answers instead.
-    refuse: HashMap<(u8, Vec<u8>), u16>,
-    version: [u8; 4],
-    signing: Option<(u8, Vec<u8>)>,
-    packets: usize,
-    /// Give ECDSA signatures with a high `s`, as a device may.
-    high_s: bool,
-}
 
 #[derive(Default)]
 struct State {
@@ -186,134 +174,6 @@ impl Transport for FakeTransport {
     }
 }
 
-fn with_sw(mut data: Vec<u8>, sw: u16) -> Vec<u8> {
-    data.extend_from_slice(&sw.to_be_bytes());
-    data
-}
-
-/// The answer of GET_PUBLIC_KEY as `src/apdu.c` writes it.
-fn public_key_answer(key: &SecretKey) -> Vec<u8> {
-    let pk = key.public_key();
-    let raw = match key.curve() {
-        Curve::Ed25519 => [&[0x02][..], pk.as_bytes()].concat(),
-        Curve::Secp256k1 => k256::PublicKey::from_sec1_bytes(pk.as_bytes())
-            .unwrap()
-            .to_encoded_point(false)
-            .as_bytes()
-            .to_vec(),
-        Curve::P256 => p256::PublicKey::from_sec1_bytes(pk.as_bytes())
-            .unwrap()
-            .to_encoded_point(false)
-            .as_bytes()
-            .to_vec(),
-        Curve::Bls12_381 => panic!("no BLS here"),
-    };
-    [vec![raw.len() as u8], raw].concat()
-}
-
-fn der_integer(v: &[u8]) -> Vec<u8> {
-    let v: Vec<u8> = v.iter().copied().skip_while(|b| *b == 0).collect();
-    let pad = v.first().is_some_and(|b| b & 0x80 != 0);
-    let mut out = vec![0x02, v.len() as u8 + u8::from(pad)];
-    if pad {
-        out.push(0);
-    }
-    out.extend(v);
-    out
-}
-
-fn negate_mod(order: &[u8; 32], s: &[u8]) -> Vec<u8> {
-    let mut out = vec![0u8; 32];
-    let mut borrow = 0i16;
-    for i in (0..32).rev() {
-        let mut d = i16::from(order[i]) - i16::from(s[i]) - borrow;
-        borrow = i16::from(d < 0);
-        if d < 0 {
-            d += 256;
-        }
-        out[i] = d as u8;
-    }
-    out
-}
-
-const SECP256K1_N: [u8; 32] = [
-    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe,
-    0xba, 0xae, 0xdc, 0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c, 0xd0, 0x36, 0x41, 0x41,
-];
-const P256_N: [u8; 32] = [
-    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
-];
-
-impl Model {
-    fn answer(&mut self, request: &[u8]) -> Result<Vec<u8>, String> {
-        let [cla, ins, p1, p2, lc, data @ ..] = request else {
-            return Err("a command shorter than its header".to_owned());
-        };
-        if *cla != apdu::CLA || usize::from(*lc) != data.len() {
-            return Err("a malformed command".to_owned());
-        }
-        match (*ins, *p1) {
-            (apdu::ins::VERSION, 0) if data.is_empty() => {
-                Ok(with_sw(self.version.to_vec(), 0x9000))
-            }
-            (apdu::ins::GET_PUBLIC_KEY, 0) => {
-                let at = (*p2, data.to_vec());
-                if let Some(sw) = self.refuse.get(&at) {
-                    return Ok(with_sw(vec![], *sw));
-                }
-                let key = self.keys.get(&at).ok_or("a public key the model has not")?;
-                Ok(with_sw(public_key_answer(key), 0x9000))
-            }
-            (apdu::ins::SIGN, apdu::P1_FIRST) => {
-                self.signing = Some((*p2, data.to_vec()));
-                self.packets = 0;
-                Ok(with_sw(vec![], 0x9000))
-            }
-            (apdu::ins::SIGN, p1) if p1 & !apdu::P1_LAST == apdu::P1_NEXT => {
-                let Some(at) = self.signing.clone() else {
-                    return Ok(with_sw(vec![], 0x917e));
-                };
-                self.packets += 1;
-                // src/apdu_sign.c: only one packet is parsed when baking.
-                if self.packets != 1 {
-                    return Ok(with_sw(vec![], 0x9405));
-                }
-                if p1 & apdu::P1_LAST == 0 {
-                    return Ok(with_sw(vec![], 0x9000));
-                }
-                self.signing = None;
-                let key = self
-                    .keys
-                    .get(&at)
-                    .ok_or("a signing key the model has not")?;
-                let sig = key.sign(data, SigningVersion::V3).unwrap();
-                let answer = match key.curve() {
-                    Curve::Ed25519 => sig.to_bytes(),
-                    curve => {
-                        let (r, s) = sig.as_bytes().split_at(32);
-                        let order = if curve == Curve::Secp256k1 {
-                            &SECP256K1_N
-                        } else {
-                            &P256_N
-                        };
-                        let s = if self.high_s {
-                            negate_mod(order, s)
-                        } else {
-                            s.to_vec()
-                        };
-                        let body = [der_integer(r), der_integer(&s)].concat();
-                        // The parity flag or-ed into the first byte (src/keys.c).
-                        [vec![0x31, body.len() as u8], body].concat()
-                    }
-                };
-                Ok(with_sw(answer, 0x9000))
-            }
-            _ => Err("a command the model does not know".to_owned()),
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Keys and settings
 
@@ -344,10 +204,7 @@ fn fixed_keys() -> Vec<(&'static str, SecretKey)> {
 }
 
 fn model_of(keys: &[(&str, SecretKey)]) -> Model {
-    let mut model = Model {
-        version: [1, 2, 5, 1],
-        ..Model::default()
-    };
+    let mut model = Model::new([1, 2, 5, 1]);
     for (id, key) in keys {
         let id = KeyId::parse(id).unwrap();
         model.keys.insert(

@@ -22,9 +22,10 @@
 //! The Baking app keeps its own high watermark and refuses (`0x6985`) what is below it;
 //! Signatory's own watermark is checked and made durable before the vault is asked.
 //!
-//! Tested only against a fake transport that replays the exchanges the app's sources and
-//! documentation describe (`tests/ledger.rs`); never against a device or the Speculos
-//! emulator, neither of which was available.
+//! Tested only against fakes: a transport that replays the exchanges the app's sources and
+//! documentation describe (`tests/ledger.rs`), and a fake Speculos TCP port answering from
+//! real keys (`signatory_e2e::speculos`, the vault conformance suite); never against a
+//! device or the Speculos emulator, neither of which was available.
 
 pub mod apdu;
 pub mod transport;
