@@ -118,3 +118,25 @@ impl OpenError {
         matches!(self, OpenError::Unavailable { .. })
     }
 }
+
+/// Deserialize the `config` value of vault `vault` into a driver's settings; an error names
+/// the key to fix (`vaults.<vault>.config.<path>`) and serde's reason, which names fields
+/// and types, not values.
+pub(crate) fn parse_settings<T: serde::de::DeserializeOwned>(
+    vault: &str,
+    settings: &signatory_config::DriverSettings,
+) -> Result<T, OpenError> {
+    serde_path_to_error::deserialize(settings.clone()).map_err(|e| {
+        let at = e.path().to_string();
+        let base = format!("vaults.{vault}.config");
+        OpenError::Config {
+            vault: vault.to_owned(),
+            key_path: if at == "." {
+                base
+            } else {
+                format!("{base}.{at}")
+            },
+            message: e.into_inner().to_string(),
+        }
+    })
+}

@@ -95,15 +95,7 @@ impl FileVaultOptions {
                     "is missing; give the secret key file: `config: {file: /path/to/secret.json}`"
                         .to_owned(),
                 )),
-                other => serde_path_to_error::deserialize(other.clone()).map_err(|e| {
-                    let at = e.path().to_string();
-                    let key_path = if at == "." {
-                        base.clone()
-                    } else {
-                        format!("{base}.{at}")
-                    };
-                    config_error(key_path, e.into_inner().to_string())
-                })?,
+                other => crate::error::parse_settings(vault, other)?,
             };
         let file = match settings.file {
             Some(file) if !file.as_os_str().is_empty() => file,
@@ -177,13 +169,7 @@ impl crate::registry::Driver for FileDriver {
         let mut options = FileVaultOptions::from_settings(vault, settings)?;
         passwords.apply(&mut options);
         let name = vault.to_owned();
-        let opened = tokio::task::spawn_blocking(move || FileVault::open(&name, &options))
-            .await
-            .map_err(|e| OpenError::Internal {
-                vault: vault.to_owned(),
-                message: e.to_string(),
-            })??;
-        Ok(Arc::new(opened))
+        crate::registry::open_blocking(vault, move || FileVault::open(&name, &options)).await
     }
 
     /// A new signer can start from `generate`: a key file that does not exist yet is

@@ -143,16 +143,7 @@ impl MemVault {
                 )
             }
             other => {
-                let parsed: Settings =
-                    serde_path_to_error::deserialize(other.clone()).map_err(|e| {
-                        let at = e.path().to_string();
-                        let key_path = if at == "." {
-                            base.clone()
-                        } else {
-                            format!("{base}.{at}")
-                        };
-                        config_error(key_path, e.into_inner().to_string())
-                    })?;
+                let parsed: Settings = crate::error::parse_settings(vault, other)?;
                 (parsed, format!("{base}.keys"))
             }
         };

@@ -69,6 +69,21 @@ pub trait Driver: Sync {
     }
 }
 
+/// Run a driver's blocking `open` (files, terminal prompts, key derivations, a token's
+/// library) on the blocking pool.
+pub(crate) async fn open_blocking<V: Vault + 'static>(
+    vault: &str,
+    open: impl FnOnce() -> Result<V, OpenError> + Send + 'static,
+) -> Result<Arc<dyn Vault>, OpenError> {
+    let opened = tokio::task::spawn_blocking(open)
+        .await
+        .map_err(|e| OpenError::Internal {
+            vault: vault.to_owned(),
+            message: e.to_string(),
+        })??;
+    Ok(Arc::new(opened))
+}
+
 /// The deadline of a backend call unless its driver says otherwise.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 

@@ -87,15 +87,7 @@ impl LedgerSettings {
                 "is missing; give at least `keys: [\"bip32-ed25519/0'/0'\"]`".to_owned(),
             ));
         }
-        let raw: Raw = serde_path_to_error::deserialize(settings.clone()).map_err(|e| {
-            let at = e.path().to_string();
-            let key_path = if at == "." {
-                base.clone()
-            } else {
-                format!("{base}.{at}")
-            };
-            config_error(key_path, e.into_inner().to_string())
-        })?;
+        let raw: Raw = crate::error::parse_settings(vault, settings)?;
         // An all-digit id is a number to YAML; ECAD (Go, yaml.v3) reads it as text.
         let id_text = match raw.id {
             None | Some(serde_yaml_ng::Value::Null) => None,

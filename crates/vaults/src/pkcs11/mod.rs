@@ -108,13 +108,7 @@ impl Driver for Pkcs11Driver {
                 .or_else(|| std::env::var(name).ok().map(zeroize::Zeroizing::new))
         })?;
         let name = vault.to_owned();
-        let opened = tokio::task::spawn_blocking(move || Pkcs11Vault::open(&name, settings))
-            .await
-            .map_err(|e| OpenError::Internal {
-                vault: vault.to_owned(),
-                message: e.to_string(),
-            })??;
-        Ok(Arc::new(opened))
+        crate::registry::open_blocking(vault, move || Pkcs11Vault::open(&name, settings)).await
     }
 }
 

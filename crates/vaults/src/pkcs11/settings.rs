@@ -207,16 +207,8 @@ pub(crate) fn parse(
             public_keys_search_options: None,
             max_sessions: None,
         },
-        other => serde_path_to_error::deserialize(other.clone()).map_err(|e| {
-            let at = e.path().to_string();
-            let key_path = if at == "." {
-                base.clone()
-            } else {
-                format!("{base}.{at}")
-            };
-            // The secrets (`pin`) take any scalar, so no type error can quote them.
-            error(key_path, e.into_inner().to_string())
-        })?,
+        // The secrets (`pin`) take any scalar, so no type error can quote them.
+        other => crate::error::parse_settings(vault, other)?,
     };
     let library_path = match raw.library_path {
         Some(path) if !path.as_os_str().is_empty() => path,
