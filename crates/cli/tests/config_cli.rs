@@ -390,7 +390,10 @@ fn version_names_the_version_and_drivers() {
         text.starts_with(&format!("signatory {}\n", env!("CARGO_PKG_VERSION"))),
         "{text}"
     );
-    assert!(text.contains("vault drivers: file, mem"), "{text}");
+    assert!(
+        text.contains("vault drivers: file, mem, pkcs11, ledger, yubihsm\n"),
+        "{text}"
+    );
 }
 
 #[test]

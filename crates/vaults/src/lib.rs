@@ -6,6 +6,8 @@
 //! - `pkcs11`: keys in a PKCS#11 token (HSMs, SoftHSM2), feature `pkcs11`.
 //! - `ledger` (feature `ledger`): keys on a Ledger device running the Tezos Baking app
 //!   ([`ledger::LedgerVault`]).
+//! - `yubihsm` (feature `yubihsm`): keys in a YubiHSM 2 through yubihsm-connector
+//!   ([`YubiHsmVault`]).
 //!
 //! [`registry`] is the one list of drivers; [`open`] builds an `Arc<dyn Vault>` from a
 //! configured instance through it; an unknown driver or bad settings fail with the
@@ -25,12 +27,16 @@ mod pkcs11;
 mod private_file;
 pub mod registry;
 mod secret_file;
+#[cfg(feature = "yubihsm")]
+mod yubi;
 
 pub use error::OpenError;
 pub use file::{FileVault, FileVaultOptions};
 pub use mem::{parse_curve, MemVault};
 pub use password::{EnvPasswords, PasswordSource};
 pub use registry::{driver, driver_names, Driver, DRIVERS};
+#[cfg(feature = "yubihsm")]
+pub use yubi::{YubiHsmOptions, YubiHsmVault};
 
 use signatory_config::{DriverSettings, VaultConfig};
 use signatory_signer::vault::Vault;

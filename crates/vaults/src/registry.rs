@@ -88,11 +88,12 @@ pub(crate) async fn open_blocking<V: Vault + 'static>(
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Every driver of the project, and the cargo feature of `signatory-vaults` that builds it.
-pub const ALL_DRIVERS: [(&str, &str); 4] = [
+pub const ALL_DRIVERS: [(&str, &str); 5] = [
     ("file", "file"),
     ("mem", "mem"),
     ("pkcs11", "pkcs11"),
     ("ledger", "ledger"),
+    ("yubihsm", "yubihsm"),
 ];
 
 /// The drivers in this build.
@@ -103,6 +104,8 @@ pub static DRIVERS: &[&dyn Driver] = &[
     &crate::pkcs11::Pkcs11Driver,
     #[cfg(feature = "ledger")]
     &crate::ledger::LedgerDriver,
+    #[cfg(feature = "yubihsm")]
+    &crate::yubi::YubiHsmDriver,
 ];
 
 /// The names of the drivers in this build, in registry order.
