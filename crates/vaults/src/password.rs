@@ -153,6 +153,7 @@ impl EnvPasswords {
     }
 
     /// The value taken from variable `name`, if it was.
+    #[cfg(any(feature = "pkcs11", feature = "yubihsm"))]
     pub(crate) fn get(&self, name: &str) -> Option<Zeroizing<String>> {
         self.values.get(name).cloned()
     }
