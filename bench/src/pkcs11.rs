@@ -61,6 +61,7 @@ pub async fn overhead(args: OverheadArgs) -> Result<(), BenchError> {
         .ok_or_else(|| setup("no such slot"))?;
     let session = ctx.open_ro_session(slot).map_err(setup)?;
     let _ = session.login(UserType::User, Some(&AuthPin::from(args.pin.as_str())));
+    let mut ceilings = Vec::new();
     println!("| curve | path | signatures | p50 ms | p99 ms |");
     println!("|---|---|---:|---:|---:|");
     for curve in [Curve::Ed25519, Curve::P256] {
@@ -115,6 +116,45 @@ pub async fn overhead(args: OverheadArgs) -> Result<(), BenchError> {
             "| {curve} | the driver adds (p50) | | {:.3} | |",
             driver_50 - raw_50
         );
+        ceilings.push((curve, handle));
+    }
+    // The token's own ceiling: raw C_Sign from T threads, each on its own session, for
+    // 3 s: no signer can sign faster than this on this machine.
+    println!();
+    println!("| curve | raw C_Sign threads | signatures/s |");
+    println!("|---|---:|---:|");
+    for (curve, handle) in &ceilings {
+        for threads in [1usize, 2, 4] {
+            let deadline = Instant::now() + Duration::from_secs(3);
+            let total: usize = std::thread::scope(|scope| {
+                let workers: Vec<_> = (0..threads)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            let Ok(session) = ctx.open_ro_session(slot) else {
+                                return 0;
+                            };
+                            let mechanism = match curve {
+                                Curve::Ed25519 => {
+                                    Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure))
+                                }
+                                _ => Mechanism::Ecdsa,
+                            };
+                            let digest = blake2b_256(b"\x13 ceiling");
+                            let mut n = 0;
+                            while Instant::now() < deadline {
+                                if session.sign(&mechanism, *handle, &digest).is_err() {
+                                    break;
+                                }
+                                n += 1;
+                            }
+                            n
+                        })
+                    })
+                    .collect();
+                workers.into_iter().map(|w| w.join().unwrap_or(0)).sum()
+            });
+            println!("| {curve} | {threads} | {:.0} |", total as f64 / 3.0);
+        }
     }
     std::mem::forget(ctx);
     Ok(())
