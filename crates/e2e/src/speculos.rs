@@ -11,7 +11,6 @@
 
 use crate::conformance::Outage;
 use crate::HarnessError;
-use k256::elliptic_curve::sec1::ToEncodedPoint;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::{Read, Write};
@@ -138,19 +137,11 @@ fn with_sw(mut data: Vec<u8>, sw: u16) -> Vec<u8> {
 /// for Ed25519 or the uncompressed point for ECDSA.
 fn public_key_answer(key: &SecretKey) -> Result<Vec<u8>, String> {
     let pk = key.public_key();
-    let bad = |e: k256::elliptic_curve::Error| e.to_string();
     let raw = match key.curve() {
         Curve::Ed25519 => [&[0x02][..], pk.as_bytes()].concat(),
-        Curve::Secp256k1 => k256::PublicKey::from_sec1_bytes(pk.as_bytes())
-            .map_err(bad)?
-            .to_encoded_point(false)
-            .as_bytes()
-            .to_vec(),
-        Curve::P256 => p256::PublicKey::from_sec1_bytes(pk.as_bytes())
-            .map_err(bad)?
-            .to_encoded_point(false)
-            .as_bytes()
-            .to_vec(),
+        Curve::Secp256k1 | Curve::P256 => {
+            pk.to_uncompressed_point().ok_or("no uncompressed point")?
+        }
         Curve::Bls12_381 => return Err("the model has no BLS".to_owned()),
     };
     Ok([vec![raw.len() as u8], raw].concat())

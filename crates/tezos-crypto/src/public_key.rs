@@ -167,6 +167,36 @@ impl PublicKey {
         }
     }
 
+    /// A secp256k1 or P-256 key from an uncompressed SEC1 point (`04 ‖ x ‖ y`, the form
+    /// HSMs and devices return), checked to be a point of the curve (x and y both: a
+    /// corrupted y is refused, not rounded to a parity bit), then compressed.
+    pub fn from_uncompressed_point(curve: Curve, point: &[u8]) -> Result<Self, CryptoError> {
+        let wrong = || invalid(curve, "not an uncompressed point of the curve");
+        if point.len() != 65 || point.first() != Some(&0x04) {
+            return Err(wrong());
+        }
+        let compressed: Vec<u8> = match curve {
+            Curve::Secp256k1 => secp256k1::PublicKey::from_slice(point)
+                .map_err(|_| wrong())?
+                .serialize()
+                .to_vec(),
+            Curve::P256 => {
+                let group = p256_group()?;
+                let mut ctx = openssl::bn::BigNumContext::new().map_err(backend)?;
+                let point = EcPoint::from_bytes(group, point, &mut ctx).map_err(|_| wrong())?;
+                point
+                    .to_bytes(
+                        group,
+                        openssl::ec::PointConversionForm::COMPRESSED,
+                        &mut ctx,
+                    )
+                    .map_err(backend)?
+            }
+            Curve::Ed25519 | Curve::Bls12_381 => return Err(wrong()),
+        };
+        PublicKey::from_bytes(curve, &compressed)
+    }
+
     /// The key as an uncompressed SEC1 point (`04 ‖ x ‖ y`), the form PKCS#11 tokens
     /// store; `None` for Ed25519 and BLS keys, which have no such form.
     pub fn to_uncompressed_point(&self) -> Option<Vec<u8>> {

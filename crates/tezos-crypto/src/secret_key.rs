@@ -363,6 +363,15 @@ mod tests {
                     assert_eq!(point[1..33], public.as_bytes()[1..]);
                     let odd = point[64] & 1 == 1;
                     assert_eq!(public.as_bytes()[0], if odd { 3 } else { 2 });
+                    assert_eq!(
+                        PublicKey::from_uncompressed_point(curve, &point).unwrap(),
+                        public
+                    );
+                    // A y that is not the curve's for this x is refused, whatever its parity.
+                    let mut bent = point.clone();
+                    bent[64] ^= 0x02;
+                    assert!(PublicKey::from_uncompressed_point(curve, &bent).is_err());
+                    assert!(PublicKey::from_uncompressed_point(curve, &point[1..]).is_err());
                 }
                 (Curve::Ed25519 | Curve::Bls12_381, None) => {}
                 (curve, point) => panic!("{curve}: {point:?}"),

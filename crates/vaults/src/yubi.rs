@@ -769,12 +769,10 @@ fn public_key(curve: Curve, raw: &[u8]) -> Result<PublicKey, CryptoError> {
                     found: raw.len(),
                 });
             }
-            let (x, y) = raw.split_at(32);
-            let odd = y.last().map_or(0, |b| b & 1);
-            let mut compressed = Vec::with_capacity(33);
-            compressed.push(0x02 | odd);
-            compressed.extend_from_slice(x);
-            PublicKey::from_bytes(curve, &compressed)
+            let mut point = Vec::with_capacity(65);
+            point.push(0x04);
+            point.extend_from_slice(raw);
+            PublicKey::from_uncompressed_point(curve, &point)
         }
     }
 }

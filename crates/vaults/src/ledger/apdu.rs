@@ -453,12 +453,7 @@ pub fn parse_public_key(data: &[u8], derivation: Derivation) -> Result<PublicKey
         (Curve::Ed25519, [0x02, raw @ ..]) if raw.len() == 32 => PublicKey::from_bytes(curve, raw)
             .map_err(|_| DecodeError("an Ed25519 public key that is not a point")),
         (Curve::Secp256k1 | Curve::P256, [0x04, xy @ ..]) if xy.len() == 64 => {
-            let (x, y) = xy.split_at(32);
-            let odd = y.last().is_some_and(|b| b & 1 == 1);
-            let mut compressed = Vec::with_capacity(33);
-            compressed.push(if odd { 0x03 } else { 0x02 });
-            compressed.extend_from_slice(x);
-            PublicKey::from_bytes(curve, &compressed)
+            PublicKey::from_uncompressed_point(curve, key)
                 .map_err(|_| DecodeError("an ECDSA public key that is not a point of its curve"))
         }
         _ => Err(DecodeError(
@@ -745,15 +740,9 @@ mod tests {
     }
 
     fn ecdsa_answer(key: &SecretKey) -> Vec<u8> {
-        // The uncompressed point is not exposed by tezos-crypto; build it from the
-        // compressed one only to check the parity handling (y's last byte decides).
-        let pk = key.public_key();
-        let compressed = pk.as_bytes();
-        let mut out = vec![65, 0x04];
-        out.extend_from_slice(&compressed[1..]);
-        let mut y = [0u8; 32];
-        y[31] = if compressed[0] == 0x03 { 1 } else { 0 };
-        out.extend_from_slice(&y);
+        let point = key.public_key().to_uncompressed_point().unwrap();
+        let mut out = vec![65];
+        out.extend_from_slice(&point);
         out
     }
 
@@ -779,6 +768,10 @@ mod tests {
                 key.public_key()
             );
             assert!(parse_public_key(&answer[..40], derivation).is_err());
+            // A y that does not go with x is refused, not read for its parity.
+            let mut bent = answer.clone();
+            bent[65] ^= 0x02;
+            assert!(parse_public_key(&bent, derivation).is_err());
         }
         assert!(parse_public_key(&[], Derivation::Ed25519).is_err());
     }

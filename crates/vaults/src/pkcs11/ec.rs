@@ -53,18 +53,12 @@ pub(crate) fn public_key(curve: Curve, ec_point: &[u8]) -> Result<PublicKey, Str
                 )
             })?,
     };
-    let compressed = match (curve, point) {
-        (Curve::Secp256k1 | Curve::P256, [0x04, xy @ ..]) if xy.len() == 64 => {
-            let (x, y) = xy.split_at(32);
-            let odd = y.last().is_some_and(|last| last & 1 == 1);
-            let mut key = Vec::with_capacity(33);
-            key.push(if odd { 0x03 } else { 0x02 });
-            key.extend_from_slice(x);
-            key
+    match (curve, point) {
+        (Curve::Secp256k1 | Curve::P256, [0x04, ..]) if point.len() == 65 => {
+            PublicKey::from_uncompressed_point(curve, point).map_err(|e| e.to_string())
         }
-        _ => point.to_vec(),
-    };
-    PublicKey::from_bytes(curve, &compressed).map_err(|e| e.to_string())
+        _ => PublicKey::from_bytes(curve, point).map_err(|e| e.to_string()),
+    }
 }
 
 /// Whether `bytes` is exactly one DER OCTET STRING.
