@@ -62,7 +62,9 @@ pub enum LedgerCommand {
         #[command(flatten)]
         device: DeviceArg,
     },
-    /// Print the app's levels and rounds and its chain.
+    /// Print the app's levels and rounds and its chain (ECAD's `get-high-watermarks`
+    /// too: this prints them all).
+    #[command(alias = "get-high-watermarks")]
     GetHighWatermark {
         #[command(flatten)]
         device: DeviceArg,
@@ -258,6 +260,13 @@ mod tests {
             args.command,
             LedgerCommand::SetHighWatermark { level: 0, .. }
         ));
+        // ECAD's plural spelling.
+        for spelling in ["get-high-watermark", "get-high-watermarks"] {
+            assert!(matches!(
+                parse(&[spelling]).command,
+                LedgerCommand::GetHighWatermark { .. }
+            ));
+        }
         assert_eq!(args.transport, "tcp://127.0.0.1:9999");
         assert!(matches!(
             parse(&["deauthorize-baking", "bip25519/0'/0'"]).command,

@@ -270,15 +270,16 @@ impl YubiHsmOptions {
     }
 }
 
-/// The password as a string; any other YAML value is refused without being echoed
-/// (serde's message would quote it).
+/// The password as a string (or an unquoted number, as ECAD reads it); any other YAML
+/// value is refused without being echoed (serde's message would quote it).
 fn password<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Zeroizing<String>>, D::Error> {
     match serde_yaml_ng::Value::deserialize(d)? {
         serde_yaml_ng::Value::Null => Ok(None),
         serde_yaml_ng::Value::String(s) => Ok(Some(Zeroizing::new(s))),
-        _ => Err(serde::de::Error::custom(
-            "must be a string (quote it in YAML if it looks like a number)",
-        )),
+        // ECAD's YAML library reads an unquoted number into the string (YAML has already
+        // dropped any leading zeros: such a password must be quoted).
+        serde_yaml_ng::Value::Number(n) => Ok(Some(Zeroizing::new(n.to_string()))),
+        _ => Err(serde::de::Error::custom("must be a string")),
     }
 }
 
@@ -648,8 +649,11 @@ impl Inner {
                 message: format!("{what}: label `{label_text}`: {e}"),
                 source: None,
             })?;
-        // The lowest free object id. A real YubiHSM would also pick one for id 0, as ECAD
+        // The lowest free object ids. A real YubiHSM would also pick one for id 0, as ECAD
         // asks it to, but the yubihsm crate's MockHsm stores an object under id 0 instead.
+        // The listing shows only this auth key's domains, while ids are unique across the
+        // device: an id another domain holds is answered "object exists", and the next one
+        // is tried.
         let _one_at_a_time = self.store_lock.lock();
         let filters = [object::Filter::Type(object::Type::AsymmetricKey)];
         let taken: std::collections::BTreeSet<object::Id> = self
@@ -657,33 +661,46 @@ impl Inner {
             .into_iter()
             .map(|e| e.object_id)
             .collect();
-        let id =
-            (1..=0xfffe)
-                .find(|id| !taken.contains(id))
-                .ok_or_else(|| VaultError::Backend {
-                    vault: self.name.clone(),
-                    transient: false,
-                    message: format!("{what}: no free object id left on the YubiHSM"),
-                    source: None,
-                })?;
-        // Signing only: no export under wrap, no other capability.
-        let id = match secret {
-            None => self.run(what, &|c| {
-                c.generate_asymmetric_key(id, label.clone(), domains, capability, algorithm)
-            })?,
-            Some(bytes) => self.run(what, &|c| {
-                // The crate takes the bytes as a `Vec` into its command buffer and does not
-                // wipe it afterwards; nothing here can change that.
-                c.put_asymmetric_key(
-                    id,
-                    label.clone(),
-                    domains,
-                    capability,
-                    algorithm,
-                    bytes.to_vec(),
-                )
-            })?,
+        let candidates: Vec<object::Id> = (1..=0xfffe)
+            .filter(|id| !taken.contains(id))
+            .take(ID_ATTEMPTS)
+            .collect();
+        if candidates.is_empty() {
+            return Err(VaultError::backend(
+                &self.name,
+                false,
+                format!("{what}: no free object id left on the YubiHSM"),
+            ));
+        }
+        let exists = |e: &yubihsm::client::Error| {
+            e.device_error() == Some(yubihsm::device::ErrorKind::ObjectExists)
         };
+        // Signing only: no export under wrap, no other capability.
+        let id = self.run(what, &|c| {
+            let mut last = None;
+            for &id in &candidates {
+                let stored = match secret {
+                    None => {
+                        c.generate_asymmetric_key(id, label.clone(), domains, capability, algorithm)
+                    }
+                    // The crate takes the bytes as a `Vec` into its command buffer and does
+                    // not wipe it afterwards; nothing here can change that.
+                    Some(bytes) => c.put_asymmetric_key(
+                        id,
+                        label.clone(),
+                        domains,
+                        capability,
+                        algorithm,
+                        bytes.to_vec(),
+                    ),
+                };
+                match stored {
+                    Err(e) if exists(&e) => last = Some(e),
+                    done => return done,
+                }
+            }
+            Err(last.unwrap_or_else(|| yubihsm::client::ErrorKind::ProtocolError.into()))
+        })?;
         let public = self.run(what, &|c| c.get_public_key(id))?;
         let public_key = public_key(curve, &public.bytes).map_err(|e| VaultError::Backend {
             vault: self.name.clone(),
@@ -747,6 +764,9 @@ fn curve_word(curve: Curve) -> &'static str {
 }
 
 /// `0x0042` or `0x0042:label`.
+/// How many free-looking object ids a new key tries before giving up.
+const ID_ATTEMPTS: usize = 16;
+
 fn key_label(id: object::Id, label: &object::Label) -> String {
     match label.try_as_str() {
         Ok(text) if !text.trim_end_matches('\0').is_empty() => {
@@ -1061,7 +1081,15 @@ mod tests {
         );
         let e = err("{address: 'h:1', password: p, auth_key_id: 70000}");
         assert!(e.contains("vaults.hsm.config.auth_key_id"), "{e}");
-        let e = err("{address: 'h:1', password: 918273645, auth_key_id: 1}");
+        // An unquoted number is read as ECAD reads it; a mapping is refused, unechoed.
+        let o = YubiHsmOptions::from_settings_with(
+            "hsm",
+            &yaml("{address: 'h:1', password: 918273645, auth_key_id: 1}"),
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(o.password.as_str(), "918273645");
+        let e = err("{address: 'h:1', password: {secret: 918273645}, auth_key_id: 1}");
         assert!(
             e.contains("vaults.hsm.config.password") && !e.contains("918273645"),
             "{e}"

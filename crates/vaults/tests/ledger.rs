@@ -420,6 +420,23 @@ async fn a_locked_device_is_reported_as_locked() {
     fake.assert_done();
 }
 
+/// The Tezos Wallet app answers the same commands, but keeps no watermark and asks for a
+/// button press on every signature: refused, the app to open named.
+#[tokio::test]
+async fn the_wallet_app_is_refused() {
+    let keys = fixed_keys();
+    let mut model = model_of(&keys);
+    model.version = [0, 3, 0, 0];
+    let fake = Fake::model(model);
+    let vault = vault(&settings_for(&[ED]), &fake);
+    let err = vault.list_keys().await.unwrap_err();
+    assert!(err.to_string().contains("not Tezos Baking"), "{err}");
+    assert!(
+        err.to_string().contains("open the Tezos Baking app"),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn a_device_that_went_away_is_transient_and_the_next_call_recovers() {
     let keys = fixed_keys();

@@ -232,6 +232,16 @@ impl Device {
                 };
                 let answer = device.exchange(&apdu::version())?;
                 device.version = apdu::parse_version(&answer)?;
+                // The Tezos Wallet app would answer too, but keeps no watermark and asks
+                // for a button press on every signature.
+                if !device.version.is_baking() {
+                    return Err(LedgerError::Status {
+                        ins: apdu::ins::VERSION,
+                        status: 0x6e00,
+                        kind: StatusKind::WrongApp,
+                        name: "the open app is not Tezos Baking",
+                    });
+                }
                 let matches = match id {
                     None => true,
                     Some(id) => device.short_id()? == id,
