@@ -111,6 +111,61 @@ pub async fn open_and_check_vaults(
     })
 }
 
+/// How often a vault unavailable at start is tried again.
+pub const REOPEN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Try the service's unavailable vaults again every `interval` until each has opened and
+/// its keys joined the service (with their policies, as at start). A vault that now fails
+/// for its settings (a PIN the token refuses) is logged and not tried again: retrying
+/// could lock the token.
+pub async fn reopen_unavailable(
+    config: Config,
+    service: Arc<signatory_signer::service::SignService>,
+    passwords: EnvPasswords,
+    interval: std::time::Duration,
+) {
+    let mut given_up: Vec<String> = Vec::new();
+    loop {
+        let waiting: Vec<String> = service
+            .unavailable_vaults()
+            .into_iter()
+            .map(|(name, _)| name)
+            .filter(|name| !given_up.contains(name))
+            .collect();
+        if waiting.is_empty() {
+            return;
+        }
+        tokio::time::sleep(interval).await;
+        for name in waiting {
+            let Some(vault_config) = config.vaults.get(&name) else {
+                given_up.push(name);
+                continue;
+            };
+            let vault = match signatory_vaults::open_configured_with(vault_config, &passwords).await
+            {
+                Ok(vault) => vault,
+                Err(e) if e.is_unavailable() => {
+                    tracing::debug!(vault = %name, error = %signatory_signer::vault::error_chain(&e), "vault still unavailable");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(vault = %name, error = %e, "vault cannot open; not tried again until restart");
+                    given_up.push(name);
+                    continue;
+                }
+            };
+            let found = list_vault_keys(std::slice::from_ref(&vault)).await;
+            if !found.unlisted.is_empty() {
+                continue;
+            }
+            let (entries, _) = key_entries(&config.tezos, &found.keys);
+            let count = entries.len();
+            service.add_vault_keys(&name, entries);
+            tracing::info!(vault = %name, keys = count, "vault opened after start; its keys are served");
+        }
+    }
+}
+
 /// Request kinds a baker signs for consensus: a key allowed any of them should be bound to
 /// its chain, or it signs for whichever chain asks (a test network's node, say).
 const CONSENSUS_KINDS: [&str; 4] = [

@@ -62,7 +62,21 @@ pub fn run(
     let store_flags = opts.store_flags();
     runtime.block_on(async move {
         let service = Arc::new(assemble(&config, &store_flags, &passwords).await?);
-        run_server(&config, service).await
+        // Vaults unavailable at start are tried again in the background; their keys join
+        // the service when they open.
+        let reopening = (!service.unavailable_vaults().is_empty()).then(|| {
+            tokio::spawn(crate::assemble::reopen_unavailable(
+                config.clone(),
+                Arc::clone(&service),
+                passwords,
+                crate::assemble::REOPEN_INTERVAL,
+            ))
+        });
+        let served = run_server(&config, service).await;
+        if let Some(task) = reopening {
+            task.abort();
+        }
+        served
     })
 }
 
@@ -82,7 +96,16 @@ pub async fn assemble(
     let service = SignService::new(opened.keys, store)
         .with_protocol(config.tezos_protocol)
         .with_unavailable_vaults(opened.unavailable)
-        .with_missing_keys(opened.missing);
+        .with_missing_keys(
+            opened
+                .missing
+                .iter()
+                .filter_map(|pkh| {
+                    let policy = config.tezos.get(pkh)?;
+                    Some((*pkh, crate::assemble::key_policy(policy)))
+                })
+                .collect(),
+        );
     for (pkh, key) in service.keys() {
         match &key.policy {
             Some(policy) => {

@@ -350,3 +350,90 @@ async fn a_vault_that_cannot_open_leaves_the_others_serving() {
         signer.log()
     );
 }
+
+/// A vault unavailable at start (its token absent) is tried again while the signer runs:
+/// once the token is there and holds the enabled key, the key is served, with no restart.
+#[tokio::test]
+async fn a_vault_unavailable_at_start_joins_once_its_token_appears() {
+    use signatory_e2e::requests::Consensus;
+    use signatory_e2e::{Policy, SignerConfig, TestSigner};
+    let hsm = SoftHsm::new(&[]).unwrap();
+    let conf = hsm.empty_conf().unwrap();
+    let key = SecretKey::generate(Curve::P256);
+    let pkh = key.public_key().hash();
+    let mut signer = TestSigner::new(SignerConfig {
+        vaults: vec![(
+            "hsm".to_owned(),
+            format!("    driver: pkcs11\n    config:\n      library_path: {LIBRARY}\n      pin: '{PIN}'\n"),
+        )],
+        enabled: vec![(pkh, Some(Policy::allow(&["preattestation"])))],
+        env: vec![("SOFTHSM2_CONF".to_owned(), conf.display().to_string())],
+        ..SignerConfig::default()
+    })
+    .unwrap();
+    signer.start().await.unwrap();
+    let mut conn = signer.connect().await.unwrap();
+    let absent = conn
+        .sign(
+            &signer.key_path(&pkh),
+            &Consensus::new(5, 0, 1).preattestation(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(absent.status, 404, "{}", absent.text());
+
+    // The token appears, and the key is put in it (by the CLI, another process).
+    let made = std::process::Command::new("softhsm2-util")
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            "late",
+            "--so-pin",
+            "5678",
+            "--pin",
+            PIN,
+        ])
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let imported = std::process::Command::new(signatory_e2e::binary::signatory_bin().unwrap())
+        .args(["import", "--vault", "hsm", "-c"])
+        .arg(&signer.config_path)
+        .arg(key.to_b58check().as_str())
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .unwrap();
+    assert!(imported.status.success(), "{imported:?}");
+
+    // Tried again every 10 s: within 30 s the key signs.
+    let mut last = String::new();
+    for level in 6..36 {
+        let mut conn = signer.connect().await.unwrap();
+        let bytes = Consensus::new(level, 0, 1).preattestation();
+        let response = conn.sign(&signer.key_path(&pkh), &bytes).await.unwrap();
+        if response.status == 200 {
+            let signature =
+                tezos_crypto::Signature::from_b58check(&response.json_str("signature").unwrap())
+                    .unwrap();
+            key.public_key()
+                .verify(&bytes, &signature, tezos_crypto::SigningVersion::default())
+                .unwrap();
+            let mut utility = signatory_e2e::Connection::connect(signer.utility)
+                .await
+                .unwrap();
+            let health = utility.get("/healthz").await.unwrap();
+            assert_eq!(health.status, 200, "{}", health.text());
+            assert!(
+                signer.log().contains("vault opened after start"),
+                "{}",
+                signer.log()
+            );
+            return;
+        }
+        last = format!("{} {}", response.status, response.text());
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    panic!("the key was never served: {last}\n{}", signer.log());
+}

@@ -79,7 +79,7 @@ impl AppState {
             .keys()
             .into_iter()
             .filter(|(_, entry)| entry.policy.is_some())
-            .map(|(pkh, _)| *pkh)
+            .map(|(pkh, _)| pkh)
             .collect();
         let text: Vec<String> = known.iter().map(PublicKeyHash::to_b58check).collect();
         let body = serde_json::json!({ "known_keys": text });

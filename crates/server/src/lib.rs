@@ -164,13 +164,18 @@ pub fn app_state(cfg: &ServerConfig, service: Arc<SignService>) -> Result<AppSta
     let metrics = Metrics::new()?;
     let store = service.store();
     store.observe_io(metrics.store_io_observer(store.name()));
+    // The keys served now and the enabled ones whose vault may open later: their
+    // policies' clients are known to the authenticator from the start.
+    let served = service.keys();
+    let missing = service.missing_keys();
+    let enabled = served
+        .iter()
+        .filter_map(|(pkh, entry)| entry.policy.as_ref().map(|policy| (*pkh, policy)))
+        .chain(missing.iter().map(|(pkh, policy)| (*pkh, policy)));
     let mut policies = Vec::new();
-    for (pkh, entry) in service.keys() {
-        let Some(policy) = &entry.policy else {
-            continue;
-        };
-        metrics.warm_up(pkh);
-        policies.push((*pkh, policy.authorized_clients.as_ref()));
+    for (pkh, policy) in enabled {
+        metrics.warm_up(&pkh);
+        policies.push((pkh, policy.authorized_clients.as_ref()));
     }
     let auth = Authenticator::new(
         cfg.authorized_keys.clone(),

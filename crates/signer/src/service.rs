@@ -221,17 +221,19 @@ async fn unreachable_lock() -> tokio::sync::MutexGuard<'static, ()> {
 /// The signing service: keys, their vaults and policies, and the watermark store.
 #[derive(Debug)]
 pub struct SignService {
-    keys: HashMap<PublicKeyHash, KeyEntry>,
+    /// Keys can join while the service runs (a vault that was unavailable at start opens
+    /// later); entries are shared, so a request holds its key without holding the lock.
+    keys: std::sync::RwLock<HashMap<PublicKeyHash, Arc<KeyEntry>>>,
     store: Arc<dyn WatermarkStore>,
     locks: SlotLocks,
     checker: SignatureChecker,
     /// The protocol the chain runs: decides the layouts the bytes cannot tell apart.
     protocol: tezos_encoding::Protocol,
     /// Configured vaults that could not be opened, with the reason: health reports them.
-    unavailable_vaults: Vec<(String, String)>,
+    unavailable_vaults: std::sync::Mutex<Vec<(String, String)>>,
     /// Keys the configuration enables that no open vault holds (one may be in a vault
-    /// that could not be opened): health names them.
-    missing_keys: Vec<PublicKeyHash>,
+    /// that could not be opened), with their policies: health names them.
+    missing_keys: std::sync::Mutex<Vec<(PublicKeyHash, KeyPolicy)>>,
 }
 
 /// How long one vault's health check may take before it counts as down.
@@ -240,27 +242,56 @@ pub const VAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 impl SignService {
     pub fn new(keys: HashMap<PublicKeyHash, KeyEntry>, store: Arc<dyn WatermarkStore>) -> Self {
         SignService {
-            keys,
+            keys: std::sync::RwLock::new(
+                keys.into_iter()
+                    .map(|(pkh, entry)| (pkh, Arc::new(entry)))
+                    .collect(),
+            ),
             store,
             locks: SlotLocks::new(),
             checker: SignatureChecker::default(),
             protocol: tezos_encoding::Protocol::DEFAULT,
-            unavailable_vaults: Vec::new(),
-            missing_keys: Vec::new(),
+            unavailable_vaults: std::sync::Mutex::new(Vec::new()),
+            missing_keys: std::sync::Mutex::new(Vec::new()),
         }
     }
 
-    /// Keys the configuration enables that no open vault holds.
-    pub fn with_missing_keys(mut self, keys: Vec<PublicKeyHash>) -> Self {
-        self.missing_keys = keys;
+    /// Keys the configuration enables that no open vault holds, with their policies.
+    pub fn with_missing_keys(self, keys: Vec<(PublicKeyHash, KeyPolicy)>) -> Self {
+        *lock(&self.missing_keys) = keys;
         self
     }
 
     /// Vaults of the configuration that could not be opened (name, reason): the service
     /// runs without them, and its health says so.
-    pub fn with_unavailable_vaults(mut self, vaults: Vec<(String, String)>) -> Self {
-        self.unavailable_vaults = vaults;
+    pub fn with_unavailable_vaults(self, vaults: Vec<(String, String)>) -> Self {
+        *lock(&self.unavailable_vaults) = vaults;
         self
+    }
+
+    /// The vaults still unavailable (name, reason).
+    pub fn unavailable_vaults(&self) -> Vec<(String, String)> {
+        lock(&self.unavailable_vaults).clone()
+    }
+
+    /// The enabled keys no open vault holds, with their policies.
+    pub fn missing_keys(&self) -> Vec<(PublicKeyHash, KeyPolicy)> {
+        lock(&self.missing_keys).clone()
+    }
+
+    /// Vault `vault`, unavailable until now, opened: serve `keys` (those it holds). A key
+    /// the service already serves is kept as it is (the first vault holding a key serves
+    /// it, as at start).
+    pub fn add_vault_keys(&self, vault: &str, keys: HashMap<PublicKeyHash, KeyEntry>) {
+        let mut served = self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (pkh, entry) in keys {
+            served.entry(pkh).or_insert_with(|| Arc::new(entry));
+        }
+        lock(&self.missing_keys).retain(|(pkh, _)| !served.contains_key(pkh));
+        lock(&self.unavailable_vaults).retain(|(name, _)| name != vault);
     }
 
     /// Decode requests as `protocol` encodes them (default: [`tezos_encoding::Protocol::DEFAULT`]).
@@ -269,14 +300,18 @@ impl SignService {
         self
     }
 
-    pub fn key(&self, pkh: &PublicKeyHash) -> Option<&KeyEntry> {
-        self.keys.get(pkh)
+    pub fn key(&self, pkh: &PublicKeyHash) -> Option<Arc<KeyEntry>> {
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(pkh)
+            .cloned()
     }
 
     /// The vaults that hold the service's keys, once each, by name.
     pub fn vaults(&self) -> Vec<Arc<dyn Vault>> {
         let mut vaults: Vec<Arc<dyn Vault>> = Vec::new();
-        for key in self.keys.values() {
+        for (_, key) in self.keys() {
             if !vaults.iter().any(|v| v.name() == key.vault.name()) {
                 vaults.push(Arc::clone(&key.vault));
             }
@@ -286,9 +321,15 @@ impl SignService {
     }
 
     /// Every key the vaults hold, enabled or not, sorted.
-    pub fn keys(&self) -> Vec<(&PublicKeyHash, &KeyEntry)> {
-        let mut keys: Vec<_> = self.keys.iter().collect();
-        keys.sort_by_key(|(pkh, _)| **pkh);
+    pub fn keys(&self) -> Vec<(PublicKeyHash, Arc<KeyEntry>)> {
+        let mut keys: Vec<_> = self
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(pkh, entry)| (*pkh, Arc::clone(entry)))
+            .collect();
+        keys.sort_by_key(|(pkh, _)| *pkh);
         keys
     }
 
@@ -296,10 +337,9 @@ impl SignService {
         &self.store
     }
 
-    pub fn public_key(&self, pkh: &PublicKeyHash) -> Result<&PublicKey, SignError> {
-        self.keys
-            .get(pkh)
-            .map(|k| &k.public_key)
+    pub fn public_key(&self, pkh: &PublicKeyHash) -> Result<PublicKey, SignError> {
+        self.key(pkh)
+            .map(|k| k.public_key.clone())
             .ok_or(SignError::UnknownKey(*pkh))
     }
 
@@ -312,7 +352,7 @@ impl SignService {
             log_payloads: false,
             result: Err(SignError::UnknownKey(*req.pkh)),
         };
-        let Some(key) = self.keys.get(req.pkh) else {
+        let Some(key) = self.key(req.pkh) else {
             return report;
         };
         report.vault = Some(key.vault.name().to_string());
@@ -359,11 +399,11 @@ impl SignService {
         }
         report.result = match slot {
             Some((wkey, wreq)) => {
-                self.sign_watermarked(key, &req, &wkey, &wreq, &mut report.timings)
+                self.sign_watermarked(&key, &req, &wkey, &wreq, &mut report.timings)
                     .await
             }
             None => self
-                .sign_and_verify(key, &req, &mut report.timings)
+                .sign_and_verify(&key, &req, &mut report.timings)
                 .await
                 .map(|signature| Signed {
                     signature_b58: signature.to_b58check(),
@@ -480,7 +520,7 @@ impl SignService {
         override_pk: Option<&PublicKey>,
         client: Option<&PublicKeyHash>,
     ) -> Result<Signature, SignError> {
-        let key = self.keys.get(pkh).ok_or(SignError::UnknownKey(*pkh))?;
+        let key = self.key(pkh).ok_or(SignError::UnknownKey(*pkh))?;
         let policy = key.policy.as_ref().ok_or(SignError::KeyNotEnabled(*pkh))?;
         if !matches!(key.public_key, PublicKey::Bls(_)) {
             return Err(SignError::NotBls);
@@ -539,14 +579,17 @@ impl SignService {
             .into_iter()
             .chain(vault_failures.into_iter().map(|(_, failure)| failure))
             .chain(
-                self.unavailable_vaults
+                self.unavailable_vaults()
                     .iter()
                     .map(|(name, reason)| format!("vault {name}: not open: {reason}")),
             )
-            .chain((!self.missing_keys.is_empty()).then(|| {
-                let keys: Vec<String> = self.missing_keys.iter().map(|k| k.to_b58check()).collect();
-                format!("enabled keys no open vault holds: {}", keys.join(", "))
-            }))
+            .chain({
+                let missing = self.missing_keys();
+                (!missing.is_empty()).then(|| {
+                    let keys: Vec<String> = missing.iter().map(|(k, _)| k.to_b58check()).collect();
+                    format!("enabled keys no open vault holds: {}", keys.join(", "))
+                })
+            })
             .collect();
         if failures.is_empty() {
             Ok(())
@@ -615,4 +658,11 @@ fn replayed(stored: String) -> Result<Signed, SignError> {
         signature_b58: stored,
         replayed: true,
     })
+}
+
+/// A mutex's data, poisoned or not (its holders only replace or filter a list).
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

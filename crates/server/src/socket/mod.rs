@@ -165,7 +165,7 @@ async fn answer(
     match request {
         SocketRequest::Sign(message) => sign(state, message, peer, request_timeout).await,
         SocketRequest::PublicKey(pkh) => match state.service.public_key(&pkh) {
-            Ok(key) => wire::public_key_reply(key),
+            Ok(key) => wire::public_key_reply(&key),
             Err(e) => wire::error_reply(&ApiError::from(&e).message),
         },
         SocketRequest::AuthorizedKeys => {

@@ -199,6 +199,8 @@ struct Library {
     calls: RwLock<()>,
     generation: AtomicU64,
     restarted_at: Mutex<Option<Instant>>,
+    /// Vaults open on this library: with none, restarting it disturbs nobody.
+    users: AtomicUsize,
 }
 
 impl Library {
@@ -212,7 +214,7 @@ impl Library {
         if restarted_at.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
             return;
         }
-        tracing::warn!(vault, "re-initialising the PKCS#11 library");
+        tracing::info!(vault, "re-initialising the PKCS#11 library");
         let _ = self.ctx.clone().finalize();
         if let Err(e) = self
             .ctx
@@ -241,6 +243,15 @@ struct Token {
     pin_refused: Mutex<Option<String>>,
     /// Held while logging in: concurrent requests after a lost login send the PIN once.
     login: Mutex<()>,
+}
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        self.library.users.fetch_sub(1, Ordering::AcqRel);
+        // Sessions of an older library generation are not theirs to close any more.
+        let generation = self.library.generation.load(Ordering::Acquire);
+        self.discard_idle(generation);
+    }
 }
 
 impl fmt::Debug for Token {
@@ -497,7 +508,16 @@ impl Pkcs11Vault {
             source: Some(Arc::new(e)),
         };
         let library = library(vault, &settings)?;
-        let slot = find_slot(vault, &library.ctx, settings.slot)?;
+        // A library loaded before (by an earlier attempt while the token was absent) may
+        // not see a token that appeared since: restarted, if no open vault uses it.
+        let slot = match find_slot(vault, &library.ctx, settings.slot) {
+            Err(OpenError::Unavailable { .. }) if library.users.load(Ordering::Acquire) == 0 => {
+                library.restart(vault, library.generation.load(Ordering::Acquire));
+                find_slot(vault, &library.ctx, settings.slot)?
+            }
+            other => other?,
+        };
+        library.users.fetch_add(1, Ordering::AcqRel);
         let token = Arc::new(Token {
             vault: vault.to_owned(),
             library,
@@ -832,6 +852,7 @@ fn library(vault: &str, settings: &Settings) -> Result<Arc<Library>, OpenError> 
         calls: RwLock::new(()),
         generation: AtomicU64::new(0),
         restarted_at: Mutex::new(None),
+        users: AtomicUsize::new(0),
     });
     loaded.push((path, Arc::clone(&library)));
     Ok(library)
