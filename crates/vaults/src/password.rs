@@ -152,10 +152,13 @@ impl EnvPasswords {
         EnvPasswords { values }
     }
 
-    /// The value taken from variable `name`, if it was.
+    /// Variable `name`: the value taken from it at start, else the environment's.
     #[cfg(any(feature = "pkcs11", feature = "yubihsm"))]
-    pub(crate) fn get(&self, name: &str) -> Option<Zeroizing<String>> {
-        self.values.get(name).cloned()
+    pub(crate) fn lookup(&self, name: &str) -> Option<Zeroizing<String>> {
+        self.values
+            .get(name)
+            .cloned()
+            .or_else(|| std::env::var(name).ok().map(Zeroizing::new))
     }
 
     /// In `options`, a password to come from a variable taken here is the value taken.
@@ -165,6 +168,41 @@ impl EnvPasswords {
                 options.password = PasswordSource::Given(value.clone());
             }
         }
+    }
+}
+
+/// The environment as a driver's settings check (`config check`, before opening) reads it:
+/// the secret `variable` has been taken out of it by then, so it reads as set; whether it
+/// really was is reported when the vault is opened.
+#[cfg(any(feature = "pkcs11", feature = "yubihsm"))]
+pub(crate) fn environment_before_open(
+    variable: &'static str,
+) -> impl Fn(&str) -> Option<Zeroizing<String>> {
+    move |name| {
+        if name == variable {
+            Some(Zeroizing::new("(checked at open)".to_owned()))
+        } else {
+            std::env::var(name).ok().map(Zeroizing::new)
+        }
+    }
+}
+
+/// A driver's [`crate::Driver::secret_variables`] for one secret setting `key` with the
+/// fallback `variable`: the variable, unless the settings give the secret themselves.
+#[cfg(any(feature = "pkcs11", feature = "yubihsm"))]
+pub(crate) fn fallback_variable(
+    settings: &signatory_config::DriverSettings,
+    key: &str,
+    variable: &str,
+) -> Vec<String> {
+    let given = settings
+        .get(key)
+        .and_then(signatory_config::DriverSettings::as_str)
+        .is_some_and(|secret| !secret.is_empty());
+    if given {
+        Vec::new()
+    } else {
+        vec![variable.to_owned()]
     }
 }
 

@@ -69,23 +69,16 @@ impl Driver for YubiHsmDriver {
     fn check_settings(&self, vault: &str, settings: &DriverSettings) -> Result<(), OpenError> {
         // The password fallback has been taken out of the environment by then: a missing
         // password is reported at open.
-        YubiHsmOptions::from_settings_with(vault, settings, &|name| match name {
-            ENV_PASSWORD => Some("(checked at open)".to_owned()),
-            other => std::env::var(other).ok(),
-        })
+        YubiHsmOptions::from_settings_with(
+            vault,
+            settings,
+            &crate::password::environment_before_open(ENV_PASSWORD),
+        )
         .map(drop)
     }
 
     fn secret_variables(&self, _vault: &str, settings: &DriverSettings) -> Vec<String> {
-        let given = settings
-            .get("password")
-            .and_then(DriverSettings::as_str)
-            .is_some_and(|p| !p.is_empty());
-        if given {
-            Vec::new()
-        } else {
-            vec![ENV_PASSWORD.to_owned()]
-        }
+        crate::password::fallback_variable(settings, "password", ENV_PASSWORD)
     }
 
     async fn open(
@@ -94,12 +87,8 @@ impl Driver for YubiHsmDriver {
         settings: &DriverSettings,
         passwords: &EnvPasswords,
     ) -> Result<Arc<dyn Vault>, OpenError> {
-        let options = YubiHsmOptions::from_settings_with(vault, settings, &|name| {
-            passwords
-                .get(name)
-                .map(|p| p.as_str().to_owned())
-                .or_else(|| std::env::var(name).ok())
-        })?;
+        let options =
+            YubiHsmOptions::from_settings_with(vault, settings, &|name| passwords.lookup(name))?;
         Ok(Arc::new(YubiHsmVault::open(vault, options).await?))
     }
 
@@ -142,14 +131,16 @@ impl YubiHsmOptions {
     /// Parse the driver's `config` value, with ECAD's environment fallbacks; errors name
     /// `vaults.<vault>.config…`.
     pub fn from_settings(vault: &str, settings: &serde_yaml_ng::Value) -> Result<Self, OpenError> {
-        Self::from_settings_with(vault, settings, &|var| std::env::var(var).ok())
+        Self::from_settings_with(vault, settings, &|var| {
+            std::env::var(var).ok().map(Zeroizing::new)
+        })
     }
 
     /// [`YubiHsmOptions::from_settings`] with the environment read through `lookup`.
     pub fn from_settings_with(
         vault: &str,
         settings: &serde_yaml_ng::Value,
-        lookup: &dyn Fn(&str) -> Option<String>,
+        lookup: &dyn Fn(&str) -> Option<Zeroizing<String>>,
     ) -> Result<Self, OpenError> {
         #[derive(Deserialize)]
         #[serde(
@@ -195,7 +186,7 @@ impl YubiHsmOptions {
 
         let address = match settings.address.filter(|a| !a.is_empty()) {
             Some(a) => a,
-            None => env(ENV_ADDRESS).ok_or_else(|| {
+            None => env(ENV_ADDRESS).map(|a| a.to_string()).ok_or_else(|| {
                 config_error(
                     "address",
                     format!(
@@ -209,7 +200,7 @@ impl YubiHsmOptions {
 
         let password = match settings.password.filter(|p| !p.is_empty()) {
             Some(p) => p,
-            None => env(ENV_PASSWORD).map(Zeroizing::new).ok_or_else(|| {
+            None => env(ENV_PASSWORD).ok_or_else(|| {
                 config_error(
                     "password",
                     format!(
@@ -1018,7 +1009,7 @@ mod tests {
         serde_yaml_ng::from_str(text).unwrap()
     }
 
-    fn no_env(_: &str) -> Option<String> {
+    fn no_env(_: &str) -> Option<Zeroizing<String>> {
         None
     }
 
@@ -1041,10 +1032,10 @@ mod tests {
     #[test]
     fn absent_settings_come_from_ecads_environment_variables() {
         let env = |var: &str| match var {
-            ENV_ADDRESS => Some("10.0.0.7:12345".to_owned()),
-            ENV_PASSWORD => Some("from-env".to_owned()),
-            ENV_AUTH_KEY_ID => Some("0x0002".to_owned()),
-            ENV_KEY_IMPORT_DOMAINS => Some("3".to_owned()),
+            ENV_ADDRESS => Some(Zeroizing::new("10.0.0.7:12345".to_owned())),
+            ENV_PASSWORD => Some(Zeroizing::new("from-env".to_owned())),
+            ENV_AUTH_KEY_ID => Some(Zeroizing::new("0x0002".to_owned())),
+            ENV_KEY_IMPORT_DOMAINS => Some(Zeroizing::new("3".to_owned())),
             _ => None,
         };
         let o =

@@ -85,15 +85,7 @@ impl Driver for Pkcs11Driver {
     }
 
     fn secret_variables(&self, _vault: &str, settings: &DriverSettings) -> Vec<String> {
-        let pin_given = settings
-            .get("pin")
-            .and_then(DriverSettings::as_str)
-            .is_some_and(|pin| !pin.is_empty());
-        if pin_given {
-            Vec::new()
-        } else {
-            vec!["PKCS11_PIN".to_owned()]
-        }
+        crate::password::fallback_variable(settings, "pin", "PKCS11_PIN")
     }
 
     async fn open(
@@ -102,11 +94,7 @@ impl Driver for Pkcs11Driver {
         settings: &DriverSettings,
         passwords: &EnvPasswords,
     ) -> Result<Arc<dyn Vault>, OpenError> {
-        let settings = settings::parse(vault, settings, &|name| {
-            passwords
-                .get(name)
-                .or_else(|| std::env::var(name).ok().map(zeroize::Zeroizing::new))
-        })?;
+        let settings = settings::parse(vault, settings, &|name| passwords.lookup(name))?;
         let name = vault.to_owned();
         crate::registry::open_blocking(vault, move || Pkcs11Vault::open(&name, settings)).await
     }
@@ -115,10 +103,11 @@ impl Driver for Pkcs11Driver {
 /// The settings as far as they can be checked before opening: the PIN fallback has been
 /// taken out of the environment by then (a missing PIN is reported at open).
 fn parse_without_pin(vault: &str, settings: &DriverSettings) -> Result<Settings, OpenError> {
-    settings::parse(vault, settings, &|name| match name {
-        "PKCS11_PIN" => Some(zeroize::Zeroizing::new("(checked at open)".to_owned())),
-        other => std::env::var(other).ok().map(zeroize::Zeroizing::new),
-    })
+    settings::parse(
+        vault,
+        settings,
+        &crate::password::environment_before_open("PKCS11_PIN"),
+    )
 }
 
 fn library_missing(vault: &str, settings: &Settings) -> OpenError {
