@@ -58,13 +58,13 @@ fn fail(message: String) -> HarnessError {
     }
 }
 
-fn key_type(curve: Curve) -> &'static str {
-    match curve {
-        Curve::Ed25519 => "tz1",
-        Curve::Secp256k1 => "tz2",
-        Curve::P256 => "tz3",
-        Curve::Bls12_381 => "tz4",
-    }
+/// `signatory generate --vault <vault> -t <curve's address kind>`.
+fn generate(
+    signer: &TestSigner,
+    vault: &str,
+    curve: Curve,
+) -> Result<std::process::Output, HarnessError> {
+    signer.cli(&["generate", "--vault", vault, "-t", curve.address_kind()])
 }
 
 /// Run the suite; an error says which step failed and how.
@@ -79,18 +79,12 @@ pub async fn run(backend: Backend) -> Result<(), HarnessError> {
         if keys.iter().any(|pkh| pkh.curve() == *curve) {
             continue;
         }
-        let out = signer.cli(&[
-            "generate",
-            "--vault",
-            &backend.vault,
-            "-t",
-            key_type(*curve),
-        ])?;
+        let out = generate(&signer, &backend.vault, *curve)?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() {
             return Err(fail(format!(
                 "`generate -t {}` failed: {}",
-                key_type(*curve),
+                curve.address_kind(),
                 String::from_utf8_lossy(&out.stderr)
             )));
         }
@@ -102,18 +96,12 @@ pub async fn run(backend: Backend) -> Result<(), HarnessError> {
         keys.push(pkh);
     }
     for curve in &backend.refused_curves {
-        let out = signer.cli(&[
-            "generate",
-            "--vault",
-            &backend.vault,
-            "-t",
-            key_type(*curve),
-        ])?;
+        let out = generate(&signer, &backend.vault, *curve)?;
         let stderr = String::from_utf8_lossy(&out.stderr);
         if out.status.success() || !stderr.contains("does not support") {
             return Err(fail(format!(
                 "`generate -t {}` should be refused: {}{stderr}",
-                key_type(*curve),
+                curve.address_kind(),
                 out.status
             )));
         }

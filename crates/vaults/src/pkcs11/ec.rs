@@ -1,6 +1,7 @@
 //! What PKCS#11 tokens return, in Tezos terms: the curve of `CKA_EC_PARAMS`, the public key
 //! of `CKA_EC_POINT`, and signatures. Pure.
 
+use cryptoki::object::KeyType;
 use tezos_crypto::{Curve, PublicKey, Signature};
 
 /// DER object identifiers of the curves, as `CKA_EC_PARAMS` holds them.
@@ -18,6 +19,26 @@ pub(crate) fn ec_params(curve: Curve) -> Option<&'static [u8]> {
         Curve::P256 => Some(P256_OID),
         Curve::Bls12_381 => None,
     }
+}
+
+/// The `CKA_KEY_TYPE` of a key of `curve` (BLS has none; it is refused before).
+pub(crate) fn key_type(curve: Curve) -> KeyType {
+    match curve {
+        Curve::Ed25519 => KeyType::EC_EDWARDS,
+        Curve::Secp256k1 | Curve::P256 | Curve::Bls12_381 => KeyType::EC,
+    }
+}
+
+/// The `CKA_EC_POINT` of `public_key`, as the standard has it and [`public_key`] reads it:
+/// a DER OCTET STRING around the raw Ed25519 point or the uncompressed EC point.
+pub(crate) fn ec_point(public_key: &PublicKey) -> Vec<u8> {
+    let point = public_key
+        .to_uncompressed_point()
+        .unwrap_or_else(|| public_key.as_bytes().to_vec());
+    // 32 or 65 bytes: always the short DER length form.
+    let mut out = vec![0x04, point.len() as u8];
+    out.extend_from_slice(&point);
+    out
 }
 
 /// The Tezos curve of `CKA_EC_PARAMS`, or what the parameters are when no Tezos key has them.
@@ -93,11 +114,10 @@ pub(crate) fn signature(curve: Curve, raw: &[u8]) -> Result<Signature, String> {
             raw.len()
         ));
     }
-    let signature = Signature::from_bytes(curve, raw).map_err(|e| e.to_string())?;
-    Ok(match curve {
-        Curve::Secp256k1 | Curve::P256 => signature.normalize_low_s(),
-        _ => signature,
-    })
+    // Ed25519 signatures come back unchanged.
+    Ok(Signature::from_bytes(curve, raw)
+        .map_err(|e| e.to_string())?
+        .normalize_low_s())
 }
 
 #[cfg(test)]
@@ -139,6 +159,11 @@ mod tests {
             }
         }
         assert!(public_key(Curve::P256, &[0x04, 0x02, 1, 2]).is_err());
+        // What import writes is what discovery reads.
+        for curve in [Curve::Ed25519, Curve::Secp256k1, Curve::P256] {
+            let key = SecretKey::generate(curve).public_key();
+            assert_eq!(public_key(curve, &ec_point(&key)).unwrap(), key);
+        }
         assert!(public_key(Curve::Ed25519, &[0u8; 31]).is_err());
     }
 

@@ -677,10 +677,11 @@ impl Vault for Pkcs11Vault {
             .blocking(move |token| {
                 let (_calls, session) = token.rw_session()?;
                 let id: [u8; 16] = rand_id();
-                let (mechanism, key_type) = match curve {
-                    Curve::Ed25519 => (Mechanism::EccEdwardsKeyPairGen, KeyType::EC_EDWARDS),
-                    _ => (Mechanism::EccKeyPairGen, KeyType::EC),
+                let mechanism = match curve {
+                    Curve::Ed25519 => Mechanism::EccEdwardsKeyPairGen,
+                    _ => Mechanism::EccKeyPairGen,
                 };
+                let key_type = ec::key_type(curve);
                 let public_template = [
                     Attribute::Token(true),
                     Attribute::Verify(true),
@@ -718,13 +719,7 @@ impl Vault for Pkcs11Vault {
                 let (_calls, session) = token.rw_session()?;
                 let id: [u8; 16] = rand_id();
                 let public_key = key.public_key();
-                let key_type = match curve {
-                    Curve::Ed25519 => KeyType::EC_EDWARDS,
-                    _ => KeyType::EC,
-                };
-                let point = public_key
-                    .to_uncompressed_point()
-                    .unwrap_or_else(|| public_key.as_bytes().to_vec());
+                let key_type = ec::key_type(curve);
                 let secret = key.expose_secret_bytes();
                 let private_template = [
                     Attribute::Class(ObjectClass::PRIVATE_KEY),
@@ -742,7 +737,7 @@ impl Vault for Pkcs11Vault {
                     Attribute::Class(ObjectClass::PUBLIC_KEY),
                     Attribute::KeyType(key_type),
                     Attribute::EcParams(params.to_vec()),
-                    Attribute::EcPoint(der_octet_string(&point)),
+                    Attribute::EcPoint(ec::ec_point(&public_key)),
                     Attribute::Token(true),
                     Attribute::Verify(true),
                     Attribute::Id(id.to_vec()),
@@ -794,17 +789,6 @@ fn rand_id() -> [u8; 16] {
     let mut id = [0u8; 16];
     rand_core::OsRng.fill_bytes(&mut id);
     id
-}
-
-fn der_octet_string(content: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x04];
-    match u8::try_from(content.len()) {
-        Ok(len) if len < 0x80 => out.push(len),
-        Ok(len) => out.extend_from_slice(&[0x81, len]),
-        Err(_) => {}
-    }
-    out.extend_from_slice(content);
-    out
 }
 
 /// The library at `settings.library_path`, loaded and initialised once per process: vaults
