@@ -10,11 +10,14 @@
 pub mod binary;
 pub mod client;
 pub mod conformance;
+pub mod fakes;
+pub mod moto;
 pub mod requests;
 pub mod signer;
 pub mod socket;
 pub mod softhsm;
 pub mod speculos;
+pub mod tcp_gate;
 
 pub use client::{Connection, Response};
 pub use signer::{KeySpec, Policy, SignerConfig, TestSigner};

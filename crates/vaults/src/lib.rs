@@ -8,12 +8,16 @@
 //!   ([`ledger::LedgerVault`]).
 //! - `yubihsm` (feature `yubihsm`): keys in a YubiHSM 2 through yubihsm-connector
 //!   ([`YubiHsmVault`]).
+//! - `awskms` (feature `awskms`): tz2 and tz3 keys in AWS KMS, which also seals with KMS
+//!   Encrypt/Decrypt.
 //!
 //! [`registry`] is the one list of drivers; [`open`] builds an `Arc<dyn Vault>` from a
 //! configured instance through it; an unknown driver or bad settings fail with the
 //! instance name and the key path to fix.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "awskms")]
+mod awskms;
 mod deadline;
 mod error;
 mod file;
