@@ -71,7 +71,8 @@ async fn throttling_is_retried_and_counted() {
     sign_and_verify(vault.as_ref(), &tz3).await;
     assert_eq!(fake.requests("Sign") - before, 3, "two throttled attempts, then one signed");
     let stats = vault.call_stats().unwrap();
-    assert_eq!(stats.retries, 2, "{stats:?}");
+    assert_eq!((stats.retries, stats.throttled), (2, 2), "{stats:?}");
+    assert_eq!(stats.refused, 0, "{stats:?}");
 }
 
 #[tokio::test]
@@ -88,7 +89,8 @@ async fn access_denied_is_never_retried() {
     assert!(!e.is_transient(), "{e}");
     assert!(e.to_string().contains("AccessDeniedException"), "{e}");
     assert_eq!(fake.requests("Sign") - before, 1);
-    assert_eq!(vault.call_stats().unwrap().retries, 0);
+    let stats = vault.call_stats().unwrap();
+    assert_eq!((stats.retries, stats.refused), (0, 1), "{stats:?}");
     // The next call is not affected.
     sign_and_verify(vault.as_ref(), &tz2).await;
 }
@@ -111,6 +113,8 @@ async fn server_errors_are_retried_until_the_retries_run_out() {
     assert!(e.to_string().contains("KMSInternalException"), "{e}");
     // One attempt and the default policy's three retries.
     assert_eq!(fake.requests("Sign") - before, 4);
+    let stats = vault.call_stats().unwrap();
+    assert_eq!((stats.server_errors, stats.timeouts, stats.retries), (5, 1, 5), "{stats:?}");
 }
 
 #[tokio::test]
@@ -124,6 +128,7 @@ async fn an_unreachable_kms_is_a_transient_failure_and_the_vault_recovers() {
         .await
         .unwrap_err();
     assert!(e.is_transient(), "{e}");
+    assert!(vault.call_stats().unwrap().connection_errors >= 4);
     assert!(vault.health().await.is_err());
     fake.up().await.unwrap();
     sign_and_verify(vault.as_ref(), &tz2).await;

@@ -103,10 +103,12 @@ impl FakeKey {
             "KeySpec": self.spec,
             "MultiRegion": false,
         });
-        if self.secret.is_some() {
-            meta["SigningAlgorithms"] = json!(["ECDSA_SHA_256"]);
-        } else {
-            meta["EncryptionAlgorithms"] = json!(["SYMMETRIC_DEFAULT"]);
+        if let Some(fields) = meta.as_object_mut() {
+            if self.secret.is_some() {
+                fields.insert("SigningAlgorithms".into(), json!(["ECDSA_SHA_256"]));
+            } else {
+                fields.insert("EncryptionAlgorithms".into(), json!(["SYMMETRIC_DEFAULT"]));
+            }
         }
         meta
     }
@@ -371,7 +373,7 @@ async fn handle(
         "TrentService.ListKeys" => list_keys(&shared, &request),
         "TrentService.DescribeKey" => match find(&shared, &request) {
             Ok(key) => ok(json!({ "KeyMetadata": key.metadata() })),
-            Err(e) => e,
+            Err(e) => *e,
         },
         "TrentService.GetPublicKey" => get_public_key(&shared, &request),
         "TrentService.Sign" => sign(&shared, &request),
@@ -383,7 +385,8 @@ async fn handle(
     }
 }
 
-fn find<'a>(shared: &'a Shared, request: &Value) -> Result<&'a FakeKey, Response> {
+/// The key a request names (by id or ARN), or KMS's NotFoundException.
+fn find<'a>(shared: &'a Shared, request: &Value) -> Result<&'a FakeKey, Box<Response>> {
     let wanted = request
         .get("KeyId")
         .and_then(Value::as_str)
@@ -398,11 +401,11 @@ fn find<'a>(shared: &'a Shared, request: &Value) -> Result<&'a FakeKey, Response
             } else {
                 format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/{wanted}")
             };
-            error(
+            Box::new(error(
                 StatusCode::BAD_REQUEST,
                 "NotFoundException",
                 &format!("Key '{arn}' does not exist"),
-            )
+            ))
         })
 }
 
@@ -427,8 +430,8 @@ fn list_keys(shared: &Shared, request: &Value) -> Response {
         .collect();
     let next = start + page.len();
     let mut body = json!({ "Keys": page, "Truncated": next < shared.keys.len() });
-    if next < shared.keys.len() {
-        body["NextMarker"] = json!(next.to_string());
+    if let (true, Some(fields)) = (next < shared.keys.len(), body.as_object_mut()) {
+        fields.insert("NextMarker".into(), json!(next.to_string()));
     }
     ok(body)
 }
@@ -444,7 +447,7 @@ fn disabled(key: &FakeKey) -> Response {
 fn get_public_key(shared: &Shared, request: &Value) -> Response {
     let key = match find(shared, request) {
         Ok(key) => key,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     if !key.enabled {
         return disabled(key);
@@ -476,7 +479,7 @@ fn internal() -> Response {
 fn sign(shared: &Shared, request: &Value) -> Response {
     let key = match find(shared, request) {
         Ok(key) => key,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     if !key.enabled {
         return disabled(key);

@@ -139,9 +139,9 @@ impl fmt::Debug for AwsKmsVault {
     }
 }
 
-/// Why one key of a listing was not kept: skipped with a reason, or the listing failed.
+/// One key of a listing: kept, or skipped with the reason.
 enum Described {
-    Usable(KmsKey),
+    Usable(Box<KmsKey>),
     Skipped(String),
 }
 
@@ -316,12 +316,12 @@ impl AwsKmsVault {
                 )))
             }
         };
-        Ok(Described::Usable(KmsKey {
+        Ok(Described::Usable(Box::new(KmsKey {
             id: meta.key_id,
             curve,
             public_key,
             label: meta.arn.unwrap_or_else(|| arn.to_owned()),
-        }))
+        })))
     }
 
     fn key(&self, pkh: &PublicKeyHash) -> Result<KmsKey, VaultError> {
@@ -367,7 +367,7 @@ impl Vault for AwsKmsVault {
         let mut unusable = Vec::new();
         for (id, arn) in self.key_ids().await? {
             match self.describe(&id, &arn).await? {
-                Described::Usable(key) => found.push(key),
+                Described::Usable(key) => found.push(*key),
                 Described::Skipped(reason) => {
                     tracing::warn!(vault = %self.name, key = %arn, "skipping KMS key: {reason}");
                     unusable.push(UnusableKey { id: arn, reason });
@@ -467,7 +467,7 @@ impl Vault for AwsKmsVault {
         let arn = meta.arn.clone().unwrap_or_else(|| meta.key_id.clone());
         match self.describe(&meta.key_id, &arn).await? {
             Described::Usable(key) => {
-                self.keys.write().insert(key.public_key.hash(), key.clone());
+                self.keys.write().insert(key.public_key.hash(), (*key).clone());
                 Ok(self.describe_key(&key))
             }
             Described::Skipped(reason) => Err(VaultError::backend(
