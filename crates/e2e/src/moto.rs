@@ -58,8 +58,7 @@ fn tool(name: &str) -> Result<PathBuf, HarnessError> {
 
 /// `tests/services/moto_digest.py` in this checkout.
 fn digest_wrapper() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/services/moto_digest.py")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/services/moto_digest.py")
 }
 
 fn http_error(addr: SocketAddr, detail: String) -> HarnessError {
@@ -162,10 +161,9 @@ impl Moto {
         let stream = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(|e| http_error(addr, format!("connect: {e}")))?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| http_error(addr, format!("handshake: {e}")))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| http_error(addr, format!("handshake: {e}")))?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -249,7 +247,10 @@ pub fn decode_blob(text: &str) -> Vec<u8> {
 pub fn hermetic_aws_env() -> Vec<(String, String)> {
     [
         ("AWS_CONFIG_FILE", "/nonexistent/aws-config"),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials"),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials",
+        ),
         ("AWS_EC2_METADATA_DISABLED", "true"),
     ]
     .into_iter()

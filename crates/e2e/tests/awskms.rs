@@ -93,7 +93,10 @@ fn verified(public: &PublicKey, bytes: &[u8], response: &signatory_e2e::Response
 #[tokio::test]
 async fn wrong_signatures_of_unpatched_moto_are_never_released() {
     let moto = Moto::start_unpatched().await.unwrap();
-    let id = moto.create_key("ECC_NIST_P256", "SIGN_VERIFY").await.unwrap();
+    let id = moto
+        .create_key("ECC_NIST_P256", "SIGN_VERIFY")
+        .await
+        .unwrap();
     let public = moto.public_key(&id).await.unwrap();
     let (mut signer, response, _) =
         sign_once(yaml(&moto.endpoint()), hermetic_aws_env(), &public).await;
@@ -113,7 +116,10 @@ async fn wrong_signatures_of_unpatched_moto_are_never_released() {
 #[tokio::test]
 async fn an_ecad_configuration_starts_and_signs_unchanged() {
     let moto = Moto::start().await.unwrap();
-    let id = moto.create_key("ECC_SECG_P256K1", "SIGN_VERIFY").await.unwrap();
+    let id = moto
+        .create_key("ECC_SECG_P256K1", "SIGN_VERIFY")
+        .await
+        .unwrap();
     let public = moto.public_key(&id).await.unwrap();
     let ecad = "    driver: awskms\n    config:\n      access_key_id: AKIDEXAMPLE\n      \
                 secret_access_key: wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY\n      \
@@ -123,7 +129,9 @@ async fn an_ecad_configuration_starts_and_signs_unchanged() {
     env.push(("AWS_ENDPOINT_URL".to_owned(), moto.endpoint()));
     let (mut signer, response, bytes) = sign_once(ecad, env, &public).await;
     verified(&public, &bytes, &response);
-    assert!(!signer.log().contains("wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY"));
+    assert!(!signer
+        .log()
+        .contains("wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY"));
     let _ = signer.terminate();
 }
 
@@ -176,7 +184,10 @@ async fn no_credentials_anywhere_is_reported_not_guessed() {
         !stdout.contains(&public.hash().to_b58check()),
         "{stdout}\n{stderr}"
     );
-    assert!(stderr.to_lowercase().contains("credentials"), "{stdout}\n{stderr}");
+    assert!(
+        stderr.to_lowercase().contains("credentials"),
+        "{stdout}\n{stderr}"
+    );
     assert!(fake.requests("ListKeys") == 0 || fake.access_key_ids().is_empty());
     let _ = signer.terminate();
 }

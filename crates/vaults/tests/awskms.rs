@@ -48,7 +48,13 @@ async fn the_fake_kms_keys_are_found_and_sign_as_tezos_verifies() {
     let (_, tz2) = fake.add_key(Curve::Secp256k1).unwrap();
     let (_, tz3) = fake.add_key(Curve::P256).unwrap();
     let vault = open(&fake.endpoint()).await;
-    let mut listed: Vec<_> = vault.list_keys().await.unwrap().into_iter().map(|k| k.pkh).collect();
+    let mut listed: Vec<_> = vault
+        .list_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.pkh)
+        .collect();
     listed.sort();
     let mut expected = vec![tz2.hash(), tz3.hash()];
     expected.sort();
@@ -58,7 +64,10 @@ async fn the_fake_kms_keys_are_found_and_sign_as_tezos_verifies() {
         sign_and_verify(vault.as_ref(), &tz2).await;
         sign_and_verify(vault.as_ref(), &tz3).await;
     }
-    assert_eq!(fake.access_key_ids().into_iter().collect::<Vec<_>>(), ["AKIDTEST"]);
+    assert_eq!(
+        fake.access_key_ids().into_iter().collect::<Vec<_>>(),
+        ["AKIDTEST"]
+    );
 }
 
 #[tokio::test]
@@ -69,7 +78,11 @@ async fn throttling_is_retried_and_counted() {
     let before = fake.requests("Sign");
     fake.fail_next_of("Sign", 2, Fault::Throttling);
     sign_and_verify(vault.as_ref(), &tz3).await;
-    assert_eq!(fake.requests("Sign") - before, 3, "two throttled attempts, then one signed");
+    assert_eq!(
+        fake.requests("Sign") - before,
+        3,
+        "two throttled attempts, then one signed"
+    );
     let stats = vault.call_stats().unwrap();
     assert_eq!((stats.retries, stats.throttled), (2, 2), "{stats:?}");
     assert_eq!(stats.refused, 0, "{stats:?}");
@@ -114,7 +127,11 @@ async fn server_errors_are_retried_until_the_retries_run_out() {
     // One attempt and the default policy's three retries.
     assert_eq!(fake.requests("Sign") - before, 4);
     let stats = vault.call_stats().unwrap();
-    assert_eq!((stats.server_errors, stats.timeouts, stats.retries), (5, 1, 5), "{stats:?}");
+    assert_eq!(
+        (stats.server_errors, stats.timeouts, stats.retries),
+        (5, 1, 5),
+        "{stats:?}"
+    );
 }
 
 #[tokio::test]
@@ -153,11 +170,17 @@ async fn one_key_kms_will_not_describe_is_skipped_not_the_vault() {
     let vault = open(&fake.endpoint()).await;
     fake.fail_next_of("DescribeKey", 1, Fault::AccessDenied);
     let listed = vault.list_keys().await.unwrap();
-    assert_eq!(listed.iter().map(|k| k.pkh).collect::<Vec<_>>(), [tz2.hash()]);
+    assert_eq!(
+        listed.iter().map(|k| k.pkh).collect::<Vec<_>>(),
+        [tz2.hash()]
+    );
     let unusable = vault.unusable_keys();
     assert_eq!(unusable.len(), 1, "{unusable:?}");
     assert!(unusable[0].id.ends_with(&denied), "{unusable:?}");
-    assert!(unusable[0].reason.contains("AccessDeniedException"), "{unusable:?}");
+    assert!(
+        unusable[0].reason.contains("AccessDeniedException"),
+        "{unusable:?}"
+    );
     // A throttled listing is retried, not a reason to skip keys.
     fake.fail_next_of("GetPublicKey", 1, Fault::Throttling);
     assert_eq!(vault.list_keys().await.unwrap().len(), 2);
@@ -177,22 +200,44 @@ async fn listing_follows_every_page() {
         expected.push(fake.add_key(Curve::P256).unwrap().1.hash());
     }
     let vault = open(&fake.endpoint()).await;
-    let mut listed: Vec<_> = vault.list_keys().await.unwrap().into_iter().map(|k| k.pkh).collect();
+    let mut listed: Vec<_> = vault
+        .list_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.pkh)
+        .collect();
     listed.sort();
     expected.sort();
     assert_eq!(listed, expected);
     let unusable = vault.unusable_keys();
     assert_eq!(unusable.len(), 1);
-    assert!(unusable[0].reason.contains("ENCRYPT_DECRYPT"), "{unusable:?}");
-    assert_eq!(fake.requests("ListKeys"), 2 * 3, "three pages, at open and here");
+    assert!(
+        unusable[0].reason.contains("ENCRYPT_DECRYPT"),
+        "{unusable:?}"
+    );
+    assert_eq!(
+        fake.requests("ListKeys"),
+        2 * 3,
+        "three pages, at open and here"
+    );
 }
 
 #[tokio::test]
 async fn discovery_on_moto_skips_disabled_symmetric_and_other_specs_with_a_reason() {
     let moto = Moto::start().await.unwrap();
-    let tz2 = moto.create_key("ECC_SECG_P256K1", "SIGN_VERIFY").await.unwrap();
-    let tz3 = moto.create_key("ECC_NIST_P256", "SIGN_VERIFY").await.unwrap();
-    let disabled = moto.create_key("ECC_NIST_P256", "SIGN_VERIFY").await.unwrap();
+    let tz2 = moto
+        .create_key("ECC_SECG_P256K1", "SIGN_VERIFY")
+        .await
+        .unwrap();
+    let tz3 = moto
+        .create_key("ECC_NIST_P256", "SIGN_VERIFY")
+        .await
+        .unwrap();
+    let disabled = moto
+        .create_key("ECC_NIST_P256", "SIGN_VERIFY")
+        .await
+        .unwrap();
     moto.call("DisableKey", serde_json::json!({ "KeyId": disabled }))
         .await
         .unwrap();
@@ -200,7 +245,10 @@ async fn discovery_on_moto_skips_disabled_symmetric_and_other_specs_with_a_reaso
         .create_key("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT")
         .await
         .unwrap();
-    let p384 = moto.create_key("ECC_NIST_P384", "SIGN_VERIFY").await.unwrap();
+    let p384 = moto
+        .create_key("ECC_NIST_P384", "SIGN_VERIFY")
+        .await
+        .unwrap();
     let rsa = moto.create_key("RSA_2048", "SIGN_VERIFY").await.unwrap();
 
     let vault = open(&moto.endpoint()).await;
@@ -208,7 +256,10 @@ async fn discovery_on_moto_skips_disabled_symmetric_and_other_specs_with_a_reaso
     let labels: Vec<String> = listed.iter().filter_map(|k| k.label.clone()).collect();
     assert_eq!(listed.len(), 2, "{labels:?}");
     for id in [&tz2, &tz3] {
-        assert!(labels.iter().any(|l| l.ends_with(id.as_str())), "{labels:?}");
+        assert!(
+            labels.iter().any(|l| l.ends_with(id.as_str())),
+            "{labels:?}"
+        );
     }
     let curves: Vec<Curve> = listed.iter().map(|k| k.pkh.curve()).collect();
     assert!(curves.contains(&Curve::Secp256k1) && curves.contains(&Curve::P256));
@@ -221,7 +272,10 @@ async fn discovery_on_moto_skips_disabled_symmetric_and_other_specs_with_a_reaso
             .unwrap_or_else(|| panic!("{id} not among the unusable keys: {unusable:?}"))
     };
     assert!(reason(&disabled).contains("Disabled"), "{unusable:?}");
-    assert!(reason(&symmetric).contains("ENCRYPT_DECRYPT"), "{unusable:?}");
+    assert!(
+        reason(&symmetric).contains("ENCRYPT_DECRYPT"),
+        "{unusable:?}"
+    );
     assert!(reason(&p384).contains("ECC_NIST_P384"), "{unusable:?}");
     assert!(reason(&rsa).contains("RSA_2048"), "{unusable:?}");
     for key in &listed {
@@ -246,7 +300,10 @@ async fn sealing_round_trips_on_moto_and_refuses_another_key_or_a_changed_blob()
     let secret = b"a BLS secret key's 32 bytes.....";
     let sealed = sealer.seal(&key, secret).await.unwrap();
     assert!(!sealed.windows(secret.len()).any(|w| w == secret));
-    assert_eq!(sealer.unseal(&key, &sealed).await.unwrap().as_slice(), secret);
+    assert_eq!(
+        sealer.unseal(&key, &sealed).await.unwrap().as_slice(),
+        secret
+    );
 
     let e = sealer.unseal(&other, &sealed).await.unwrap_err();
     assert!(!e.is_transient(), "{e}");
@@ -266,6 +323,9 @@ async fn sealing_round_trips_on_moto_and_refuses_another_key_or_a_changed_blob()
     assert!(sealer.unseal(&key, &foreign).await.is_err());
     assert!(matches!(
         sealer.seal("", secret).await.unwrap_err(),
-        VaultError::Backend { transient: false, .. }
+        VaultError::Backend {
+            transient: false,
+            ..
+        }
     ));
 }

@@ -50,7 +50,11 @@ impl Fault {
     fn answer(self, target: &str) -> Response {
         let action = target.strip_prefix("TrentService.").unwrap_or(target);
         match self {
-            Fault::Throttling => error(StatusCode::BAD_REQUEST, "ThrottlingException", "Rate exceeded"),
+            Fault::Throttling => error(
+                StatusCode::BAD_REQUEST,
+                "ThrottlingException",
+                "Rate exceeded",
+            ),
             Fault::Internal => error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "KMSInternalException",
@@ -150,7 +154,9 @@ impl Drop for FakeKms {
 }
 
 fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-    shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn error(status: StatusCode, kind: &str, message: &str) -> Response {
@@ -377,11 +383,7 @@ async fn handle(
         },
         "TrentService.GetPublicKey" => get_public_key(&shared, &request),
         "TrentService.Sign" => sign(&shared, &request),
-        _ => error(
-            StatusCode::BAD_REQUEST,
-            "UnknownOperationException",
-            "",
-        ),
+        _ => error(StatusCode::BAD_REQUEST, "UnknownOperationException", ""),
     }
 }
 
@@ -456,7 +458,10 @@ fn get_public_key(shared: &Shared, request: &Value) -> Response {
         return error(
             StatusCode::BAD_REQUEST,
             "UnsupportedOperationException",
-            &format!("{} key usage is ENCRYPT_DECRYPT which is not valid for GetPublicKey.", key.arn()),
+            &format!(
+                "{} key usage is ENCRYPT_DECRYPT which is not valid for GetPublicKey.",
+                key.arn()
+            ),
         );
     };
     match secret.public_key_to_der() {
@@ -488,7 +493,10 @@ fn sign(shared: &Shared, request: &Value) -> Response {
         return error(
             StatusCode::BAD_REQUEST,
             "InvalidKeyUsageException",
-            &format!("{} key usage is ENCRYPT_DECRYPT which is not valid for signing.", key.arn()),
+            &format!(
+                "{} key usage is ENCRYPT_DECRYPT which is not valid for signing.",
+                key.arn()
+            ),
         );
     };
     let algorithm = request
@@ -499,7 +507,10 @@ fn sign(shared: &Shared, request: &Value) -> Response {
         return error(
             StatusCode::BAD_REQUEST,
             "InvalidKeyUsageException",
-            &format!("Algorithm {algorithm} is incompatible with key spec {}.", key.spec),
+            &format!(
+                "Algorithm {algorithm} is incompatible with key spec {}.",
+                key.spec
+            ),
         );
     }
     let Some(message) = request

@@ -78,7 +78,10 @@ where
         }
         // A response that could not be read (cut short, not KMS's format).
         SdkError::ResponseError(_) => {
-            let message = format!("unreadable answer from KMS: {}", DisplayErrorContext(&error));
+            let message = format!(
+                "unreadable answer from KMS: {}",
+                DisplayErrorContext(&error)
+            );
             transient(FailureClass::Server, message, error)
         }
         // The request could not be built or signed (no credentials, no region): ours.
@@ -123,7 +126,11 @@ mod tests {
             let failure = classify("kms", "signing", service_error(status, code));
             assert_eq!(failure.class, class, "{code}");
             assert!(failure.error.is_transient(), "{code}");
-            assert!(failure.error.to_string().contains(code), "{}", failure.error);
+            assert!(
+                failure.error.to_string().contains(code),
+                "{}",
+                failure.error
+            );
         }
     }
 
@@ -151,11 +158,19 @@ mod tests {
         assert_eq!(failure.class, FailureClass::Timeout);
         assert!(failure.error.is_transient());
         let io = aws_sdk_kms::error::ConnectorError::io("connection refused".into());
-        let failure = classify("kms", "signing", SdkError::<SignError>::dispatch_failure(io));
+        let failure = classify(
+            "kms",
+            "signing",
+            SdkError::<SignError>::dispatch_failure(io),
+        );
         assert_eq!(failure.class, FailureClass::Connection);
         assert!(failure.error.is_transient());
         let user = aws_sdk_kms::error::ConnectorError::user("bad endpoint".into());
-        let failure = classify("kms", "signing", SdkError::<SignError>::dispatch_failure(user));
+        let failure = classify(
+            "kms",
+            "signing",
+            SdkError::<SignError>::dispatch_failure(user),
+        );
         assert_eq!(failure.class, FailureClass::Refused);
         let construction: SdkError<SignError> = SdkError::construction_failure("no credentials");
         let failure = classify("kms", "signing", construction);

@@ -38,9 +38,7 @@ use aws_sdk_kms::types::{KeyUsageType, MessageType, SigningAlgorithmSpec, Tag};
 use parking_lot::RwLock;
 use settings::AwsKmsOptions;
 use signatory_config::DriverSettings;
-use signatory_signer::vault::{
-    CallStats, Sealer, UnusableKey, Vault, VaultError, VaultKey,
-};
+use signatory_signer::vault::{CallStats, Sealer, UnusableKey, Vault, VaultError, VaultKey};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
@@ -415,7 +413,10 @@ impl Vault for AwsKmsVault {
             VaultError::backend(
                 &self.name,
                 false,
-                format!("signing with {}: KMS's signature is not DER ECDSA: {e}", key.id),
+                format!(
+                    "signing with {}: KMS's signature is not DER ECDSA: {e}",
+                    key.id
+                ),
             )
         })
     }
@@ -467,7 +468,9 @@ impl Vault for AwsKmsVault {
         let arn = meta.arn.clone().unwrap_or_else(|| meta.key_id.clone());
         match self.describe(&meta.key_id, &arn).await? {
             Described::Usable(key) => {
-                self.keys.write().insert(key.public_key.hash(), (*key).clone());
+                self.keys
+                    .write()
+                    .insert(key.public_key.hash(), (*key).clone());
                 Ok(self.describe_key(&key))
             }
             Described::Skipped(reason) => Err(VaultError::backend(

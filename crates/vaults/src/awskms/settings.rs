@@ -32,7 +32,10 @@ impl fmt::Debug for StaticCredentials {
         f.debug_struct("StaticCredentials")
             .field("access_key_id", &"REDACTED")
             .field("secret_access_key", &"REDACTED")
-            .field("session_token", &self.session_token.as_ref().map(|_| "REDACTED"))
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "REDACTED"),
+            )
             .field("source", &self.source)
             .finish()
     }
@@ -197,10 +200,7 @@ impl AwsKmsOptions {
 mod tests {
     use super::*;
 
-    fn parse(
-        yaml: &str,
-        env: &[(&str, &str)],
-    ) -> Result<AwsKmsOptions, OpenError> {
+    fn parse(yaml: &str, env: &[(&str, &str)]) -> Result<AwsKmsOptions, OpenError> {
         let settings: DriverSettings = serde_yaml_ng::from_str(yaml).unwrap();
         let env: Vec<(String, String)> = env
             .iter()
@@ -252,7 +252,9 @@ mod tests {
         .unwrap();
         let credentials = options.credentials.unwrap();
         assert_eq!(credentials.secret_access_key.as_str(), "from-env");
-        let e = parse("access_key_id: AKIDEXAMPLE\n", &[]).unwrap_err().to_string();
+        let e = parse("access_key_id: AKIDEXAMPLE\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("`vaults.kms.config.secret_access_key`: is missing"),
             "{e}"
@@ -300,7 +302,9 @@ mod tests {
         assert!(!e.contains("wJalrXUtnFEMI"), "{e}");
         let e = parse("regoin: eu-west-1\n", &[]).unwrap_err().to_string();
         assert!(e.contains("unknown field `regoin`"), "{e}");
-        let e = parse("endpoint: localhost:4566\n", &[]).unwrap_err().to_string();
+        let e = parse("endpoint: localhost:4566\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`vaults.kms.config.endpoint`"), "{e}");
         let e = parse("region: 'eu west'\n", &[]).unwrap_err().to_string();
         assert!(e.contains("`vaults.kms.config.region`"), "{e}");
