@@ -3,6 +3,9 @@
 //! closable port in front of moto; released moto's wrong signatures refused before release;
 //! ECAD's configuration as its docs write it; credentials from the standard variables of the
 //! serve process.
+//!
+//! Multi-threaded runtimes: the conformance suite runs the CLI as a blocking child process,
+//! during which the in-process port forwarders and fakes must keep answering.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -40,7 +43,7 @@ fn yaml(endpoint: &str) -> String {
     )
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_awskms_driver_conforms_on_moto() {
     let moto = Arc::new(Moto::start().await.unwrap());
     run(Backend {
@@ -90,7 +93,7 @@ fn verified(public: &PublicKey, bytes: &[u8], response: &signatory_e2e::Response
 
 /// Released moto signs SHA-256 of the digest it is sent: the signer's check against the
 /// public key catches it and releases nothing.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_signatures_of_unpatched_moto_are_never_released() {
     let moto = Moto::start_unpatched().await.unwrap();
     let id = moto
@@ -113,7 +116,7 @@ async fn wrong_signatures_of_unpatched_moto_are_never_released() {
 
 /// ECAD's documented configuration (keys and region only) as is; the emulator's address
 /// comes from the SDK's standard `AWS_ENDPOINT_URL`, as a user would point it elsewhere.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ecad_configuration_starts_and_signs_unchanged() {
     let moto = Moto::start().await.unwrap();
     let id = moto
@@ -138,7 +141,7 @@ async fn an_ecad_configuration_starts_and_signs_unchanged() {
 /// No keys in the configuration: the serve process's `AWS_ACCESS_KEY_ID` /
 /// `AWS_SECRET_ACCESS_KEY` sign the requests (the fake records the key id of each SigV4
 /// signature); the secret never reaches the log.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_from_the_serve_environment_work_with_no_keys_in_the_config() {
     let fake = FakeKms::start().await.unwrap();
     let (_, public) = fake.add_key(Curve::P256).unwrap();
@@ -162,7 +165,7 @@ async fn credentials_from_the_serve_environment_work_with_no_keys_in_the_config(
 
 /// Without any credentials (no keys, no variables, no profile, no instance metadata) the
 /// vault does not open and says why; nothing reaches KMS unsigned.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_credentials_anywhere_is_reported_not_guessed() {
     let fake = FakeKms::start().await.unwrap();
     let (_, public) = fake.add_key(Curve::P256).unwrap();
@@ -178,16 +181,20 @@ async fn no_credentials_anywhere_is_reported_not_guessed() {
     })
     .unwrap();
     let listed = signer.cli(&["list"]).unwrap();
-    let stderr = String::from_utf8_lossy(&listed.stderr).to_string();
     let stdout = String::from_utf8_lossy(&listed.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&listed.stderr).to_string();
+    // The key is listed only as missing, and the vault as unavailable for want of
+    // credentials, said once (not retried as if KMS were down).
+    let key_line = stdout
+        .lines()
+        .find(|l| l.starts_with(&public.hash().to_b58check()))
+        .unwrap_or_default();
+    assert!(key_line.contains("MISSING"), "{stdout}\n{stderr}");
     assert!(
-        !stdout.contains(&public.hash().to_b58check()),
+        stdout.contains("VAULT UNAVAILABLE") && stdout.contains("no usable AWS credentials"),
         "{stdout}\n{stderr}"
     );
-    assert!(
-        stderr.to_lowercase().contains("credentials"),
-        "{stdout}\n{stderr}"
-    );
-    assert!(fake.requests("ListKeys") == 0 || fake.access_key_ids().is_empty());
+    assert!(!stdout.contains("(temporary)"), "{stdout}");
+    assert_eq!(fake.requests("ListKeys"), 0, "nothing unsigned reaches KMS");
     let _ = signer.terminate();
 }

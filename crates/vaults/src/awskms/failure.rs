@@ -2,8 +2,27 @@
 //! [`crate::net::with_retries`] retries and counts them as every network driver does.
 
 use crate::net::{Failure, FailureClass};
-use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use signatory_signer::vault::VaultError;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
+use signatory_signer::vault::{error_chain, VaultError};
+
+/// Whether the credential chain failed, and if so whether for good: no credentials
+/// anywhere, or a provider misconfigured, is not cured by a retry; a provider that timed
+/// out or failed (instance metadata busy, STS down) may be.
+fn credentials_failure(error: &(dyn std::error::Error + 'static)) -> Option<bool> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if let Some(credentials) = e.downcast_ref::<CredentialsError>() {
+            return Some(matches!(
+                credentials,
+                CredentialsError::CredentialsNotLoaded(_)
+                    | CredentialsError::InvalidConfiguration(_)
+            ));
+        }
+        cause = e.source();
+    }
+    None
+}
 
 /// The retry class of a KMS error code that says "try again", whatever its HTTP status
 /// (KMS answers `ThrottlingException` with 400).
@@ -65,7 +84,21 @@ where
             } else {
                 FailureClass::Connection
             };
-            let message = format!("cannot reach KMS: {}", DisplayErrorContext(&error));
+            match credentials_failure(&error) {
+                Some(true) => {
+                    let message = format!("no usable AWS credentials: {}", error_chain(&error));
+                    return Failure::refused(
+                        VaultError::backend(vault, false, format!("{operation}: {message}"))
+                            .caused_by(error),
+                    );
+                }
+                Some(false) => {
+                    let message = format!("AWS credentials: {}", error_chain(&error));
+                    return transient(class, message, error);
+                }
+                None => {}
+            }
+            let message = format!("cannot reach KMS: {}", error_chain(&error));
             if dispatch.is_user() {
                 // Our side is at fault (a malformed endpoint, no credentials): retrying
                 // does not help.
@@ -78,15 +111,12 @@ where
         }
         // A response that could not be read (cut short, not KMS's format).
         SdkError::ResponseError(_) => {
-            let message = format!(
-                "unreadable answer from KMS: {}",
-                DisplayErrorContext(&error)
-            );
+            let message = format!("unreadable answer from KMS: {}", error_chain(&error));
             transient(FailureClass::Server, message, error)
         }
         // The request could not be built or signed (no credentials, no region): ours.
         _ => {
-            let message = DisplayErrorContext(&error).to_string();
+            let message = error_chain(&error);
             Failure::refused(
                 VaultError::backend(vault, false, format!("{operation}: {message}"))
                     .caused_by(error),
@@ -176,5 +206,43 @@ mod tests {
         let failure = classify("kms", "signing", construction);
         assert_eq!(failure.class, FailureClass::Refused);
         assert!(!failure.error.is_transient());
+    }
+
+    #[test]
+    fn missing_credentials_are_not_retried_but_a_busy_provider_is() {
+        use aws_sdk_kms::error::ConnectorError;
+        let missing = ConnectorError::other(
+            Box::new(CredentialsError::not_loaded(
+                "no credentials found in chain",
+            )),
+            None,
+        );
+        let failure = classify(
+            "kms",
+            "listing keys",
+            SdkError::<SignError>::dispatch_failure(missing),
+        );
+        assert_eq!(failure.class, FailureClass::Refused);
+        assert!(!failure.error.is_transient());
+        assert!(
+            failure
+                .error
+                .to_string()
+                .contains("no usable AWS credentials"),
+            "{}",
+            failure.error
+        );
+        let busy = ConnectorError::other(
+            Box::new(CredentialsError::provider_timed_out(
+                std::time::Duration::from_secs(1),
+            )),
+            None,
+        );
+        let failure = classify(
+            "kms",
+            "listing keys",
+            SdkError::<SignError>::dispatch_failure(busy),
+        );
+        assert!(failure.error.is_transient(), "{}", failure.error);
     }
 }
