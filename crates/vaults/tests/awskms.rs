@@ -329,3 +329,22 @@ async fn sealing_round_trips_on_moto_and_refuses_another_key_or_a_changed_blob()
         }
     ));
 }
+
+#[tokio::test]
+async fn generate_creates_a_signing_key_and_is_never_retried() {
+    let fake = FakeKms::start().await.unwrap();
+    let vault = open(&fake.endpoint()).await;
+    let made = vault.generate(Curve::Secp256k1).await.unwrap();
+    assert_eq!(made.pkh.curve(), Curve::Secp256k1);
+    sign_and_verify(vault.as_ref(), &made.public_key).await;
+    // A CreateKey whose answer was lost may have made a key: one attempt only.
+    fake.fail_next_of("CreateKey", 1, Fault::Internal);
+    let e = vault.generate(Curve::P256).await.unwrap_err();
+    assert!(e.to_string().contains("KMSInternalException"), "{e}");
+    assert_eq!(fake.requests("CreateKey"), 2);
+    for curve in [Curve::Ed25519, Curve::Bls12_381] {
+        let e = vault.generate(curve).await.unwrap_err();
+        assert!(matches!(e, VaultError::Unsupported { .. }), "{e}");
+    }
+    assert_eq!(fake.requests("CreateKey"), 2);
+}

@@ -1,5 +1,6 @@
 //! A fake AWS KMS: the JSON 1.1 API subset the `awskms` driver uses (`X-Amz-Target:
-//! TrentService.ListKeys`, `DescribeKey`, `GetPublicKey`, `Sign`), in process on a loopback
+//! TrentService.ListKeys`, `DescribeKey`, `GetPublicKey`, `Sign`, and `CreateKey` of the two
+//! signing specs), in process on a loopback
 //! port, for tests and the benchmark that need what moto cannot give: a per-call delay,
 //! throttling, server errors, access denied, and an outage with the keys kept.
 //!
@@ -374,7 +375,7 @@ async fn handle(
             "Start of structure or map found where not expected.",
         );
     };
-    let shared = lock(&shared);
+    let mut shared = lock(&shared);
     match target.as_str() {
         "TrentService.ListKeys" => list_keys(&shared, &request),
         "TrentService.DescribeKey" => match find(&shared, &request) {
@@ -383,6 +384,7 @@ async fn handle(
         },
         "TrentService.GetPublicKey" => get_public_key(&shared, &request),
         "TrentService.Sign" => sign(&shared, &request),
+        "TrentService.CreateKey" => create_key(&mut shared, &request),
         _ => error(StatusCode::BAD_REQUEST, "UnknownOperationException", ""),
     }
 }
@@ -436,6 +438,37 @@ fn list_keys(shared: &Shared, request: &Value) -> Response {
         fields.insert("NextMarker".into(), json!(next.to_string()));
     }
     ok(body)
+}
+
+/// CreateKey of the two signing specs the fake has (others are refused as unsupported here,
+/// not as KMS would).
+fn create_key(shared: &mut Shared, request: &Value) -> Response {
+    let spec = request.get("KeySpec").and_then(Value::as_str);
+    let usage = request.get("KeyUsage").and_then(Value::as_str);
+    let (nid, spec) = match (spec, usage) {
+        (Some("ECC_SECG_P256K1"), Some("SIGN_VERIFY")) => (Nid::SECP256K1, "ECC_SECG_P256K1"),
+        (Some("ECC_NIST_P256"), Some("SIGN_VERIFY")) => (Nid::X9_62_PRIME256V1, "ECC_NIST_P256"),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "ValidationException",
+                "the fake KMS creates only ECC_SECG_P256K1 and ECC_NIST_P256 SIGN_VERIFY keys",
+            )
+        }
+    };
+    let Ok(secret) = EcGroup::from_curve_name(nid).and_then(|group| EcKey::generate(&group)) else {
+        return internal();
+    };
+    let key = FakeKey {
+        id: random_key_id(),
+        spec,
+        usage: "SIGN_VERIFY",
+        enabled: true,
+        secret: Some(secret),
+    };
+    let answer = ok(json!({ "KeyMetadata": key.metadata() }));
+    shared.keys.push(key);
+    answer
 }
 
 fn disabled(key: &FakeKey) -> Response {
