@@ -348,3 +348,14 @@ async fn generate_creates_a_signing_key_and_is_never_retried() {
     }
     assert_eq!(fake.requests("CreateKey"), 2);
 }
+
+#[tokio::test]
+async fn the_fake_delay_holds_each_call() {
+    let fake = FakeKms::start().await.unwrap();
+    let (_, tz3) = fake.add_key(Curve::P256).unwrap();
+    let vault = open(&fake.endpoint()).await;
+    fake.set_delay(std::time::Duration::from_millis(20));
+    let started = std::time::Instant::now();
+    sign_and_verify(vault.as_ref(), &tz3).await;
+    assert!(started.elapsed() >= std::time::Duration::from_millis(20));
+}
