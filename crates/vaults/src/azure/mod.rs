@@ -33,7 +33,7 @@ use credential::{Credential, TokenCache};
 use parking_lot::RwLock;
 use rest::{KeyBundle, KeyVaultClient, B64URL};
 use signatory_config::DriverSettings;
-use signatory_signer::vault::{UnusableKey, Vault, VaultError, VaultKey};
+use signatory_signer::vault::{CallStats, UnusableKey, Vault, VaultError, VaultKey};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -439,6 +439,10 @@ impl Vault for AzureVault {
 
     async fn health(&self) -> Result<(), VaultError> {
         self.client.probe().await
+    }
+
+    fn call_stats(&self) -> Option<CallStats> {
+        Some(self.client.counters.stats())
     }
 
     async fn generate(&self, curve: Curve) -> Result<VaultKey, VaultError> {

@@ -187,12 +187,7 @@ impl KeyVaultClient {
             .await
             .map_err(|e| Failure::from_reqwest(&self.vault, operation, e))?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = net::retry_after(response.headers());
         let bytes = response
             .bytes()
             .await
@@ -215,15 +210,13 @@ impl KeyVaultClient {
                             ),
                         )));
                     }
-                    tokio::time::sleep(wait).await;
                 }
             }
-            return Err(Failure::from_status(
-                &self.vault,
-                operation,
-                status,
-                &detail,
-            ));
+            // `with_retries` waits what Retry-After asks (up to its cap) before the retry.
+            return Err(
+                Failure::from_status(&self.vault, operation, status, &detail)
+                    .with_retry_after(retry_after),
+            );
         }
         serde_json::from_slice(&bytes)
             .map(Answer::Done)
