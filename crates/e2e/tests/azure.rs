@@ -491,3 +491,17 @@ async fn discovery_pages_through_the_vault_and_skips_keys_tezos_cannot_use() {
     // Five keys in pages of two: three pages.
     assert!(fake.count("list") >= 3);
 }
+
+#[tokio::test]
+async fn a_next_page_outside_the_vault_is_refused_without_sending_the_token() {
+    let fake = FakeAzure::start().unwrap();
+    let elsewhere = FakeAzure::start().unwrap();
+    fake.add_secret_client(CLIENT, SECRET, ALL_PERMISSIONS);
+    fake.set_page_size(1);
+    fake.add_ec_key("a", Curve::P256).unwrap();
+    fake.add_ec_key("b", Curve::P256).unwrap();
+    fake.set_next_link_base(Some(&elsewhere.url));
+    let e = open(&secret_yaml(&fake)).await.unwrap_err();
+    assert!(e.to_string().contains("outside the vault"), "{e}");
+    assert_eq!(elsewhere.count("list") + elsewhere.count("unauthorized"), 0);
+}

@@ -107,6 +107,8 @@ struct Inner {
     token_lifetime: Duration,
     mode: Mode,
     page_size: usize,
+    /// Where `nextLink` points instead of this vault (a misbehaving or hostile service).
+    next_link_base: Option<String>,
     delay: Duration,
     counts: BTreeMap<&'static str, usize>,
 }
@@ -175,6 +177,7 @@ impl FakeAzure {
             token_lifetime: Duration::from_secs(3599),
             mode: Mode::Up,
             page_size: 25,
+            next_link_base: None,
             delay: Duration::ZERO,
             counts: BTreeMap::new(),
         }));
@@ -324,6 +327,11 @@ impl FakeAzure {
 
     pub fn set_page_size(&self, size: usize) {
         self.state.lock().page_size = size.max(1);
+    }
+
+    /// Make `nextLink` point at `base` instead of this vault.
+    pub fn set_next_link_base(&self, base: Option<&str>) {
+        self.state.lock().next_link_base = base.map(str::to_owned);
     }
 
     /// Forget every token issued so far (they answer 401 from now on).
@@ -893,9 +901,10 @@ async fn list(
         .take(size)
         .map(|(name, key)| json!({"kid": format!("{url}/keys/{name}"), "attributes": attributes(key)}))
         .collect();
+    let next_base = inner.next_link_base.clone().unwrap_or_else(|| url.clone());
     let next = (skip + size < inner.keys.len()).then(|| {
         format!(
-            "{url}/keys?api-version=7.4&$skiptoken={}&maxresults={size}",
+            "{next_base}/keys?api-version=7.4&$skiptoken={}&maxresults={size}",
             skip + size
         )
     });
