@@ -71,6 +71,15 @@ impl Driver for AzureDriver {
         AzureSettings::parse(vault, settings, &environment_before_open).map(drop)
     }
 
+    /// The settings, and the credential files present and private (nothing is sent).
+    fn preflight(
+        &self,
+        vault: &str,
+        settings: &DriverSettings,
+    ) -> Option<Result<String, OpenError>> {
+        Some(preflight(vault, settings))
+    }
+
     fn secret_variables(&self, _vault: &str, _settings: &DriverSettings) -> Vec<String> {
         settings::SECRET_VARIABLES
             .iter()
@@ -91,6 +100,21 @@ impl Driver for AzureDriver {
     fn deadline(&self) -> Option<Duration> {
         Some(CALL_DEADLINE)
     }
+}
+
+fn preflight(vault: &str, settings: &DriverSettings) -> Result<String, OpenError> {
+    use settings::CredentialSettings as C;
+    let parsed = AzureSettings::parse(vault, settings, &environment_before_open)?;
+    let (kind, private_files) = match &parsed.credential {
+        C::ClientSecret { .. } => ("a client secret", Vec::new()),
+        C::Pkcs12 { path, .. } => ("a PKCS #12 client certificate", vec![path]),
+        C::PrivateKey { key_path, .. } => ("a client certificate's private key", vec![key_path]),
+        C::ManagedIdentity { .. } => ("the host's managed identity", Vec::new()),
+    };
+    for path in private_files {
+        crate::private_file::open(vault, path, "read the client credential")?;
+    }
+    Ok(format!("Azure Key Vault {} with {kind}", parsed.vault))
 }
 
 /// A key the vault signs with: its name and version in Key Vault.
@@ -529,6 +553,30 @@ mod tests {
             serde_json::json!({})
         )
         .contains("sign"));
+    }
+
+    #[test]
+    fn preflight_names_the_credential_and_refuses_a_readable_key_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("sp.key");
+        std::fs::write(&key, b"not read here").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let settings: DriverSettings = serde_yaml_ng::from_str(&format!(
+            "vault: https://v.vault.azure.net\ntenant_id: t\nclient_id: c\n\
+             client_private_key: {}\nclient_certificate_thumbprint: \
+             6B7DDE60582104C37600BB337555E7517F5B834C\n",
+            key.display()
+        ))
+        .unwrap();
+        let e = preflight("az", &settings).unwrap_err();
+        assert!(matches!(e, OpenError::Permissions { .. }), "{e}");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let ok = preflight("az", &settings).unwrap();
+        assert_eq!(
+            ok,
+            "Azure Key Vault https://v.vault.azure.net with a client certificate's private key"
+        );
     }
 
     #[test]
