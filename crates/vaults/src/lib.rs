@@ -8,12 +8,16 @@
 //!   ([`ledger::LedgerVault`]).
 //! - `yubihsm` (feature `yubihsm`): keys in a YubiHSM 2 through yubihsm-connector
 //!   ([`YubiHsmVault`]).
+//! - `azure` (feature `azure`): EC keys in Azure Key Vault or Managed HSM over its REST API
+//!   ([`azure::AzureVault`]).
 //!
 //! [`registry`] is the one list of drivers; [`open`] builds an `Arc<dyn Vault>` from a
 //! configured instance through it; an unknown driver or bad settings fail with the
 //! instance name and the key path to fix.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "azure")]
+pub mod azure;
 mod deadline;
 mod error;
 mod file;

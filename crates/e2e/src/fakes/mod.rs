@@ -1,0 +1,4 @@
+//! In-process fakes of the network backends the drivers talk to, faithful to the
+//! documented REST API subset each driver uses.
+
+pub mod azure;
