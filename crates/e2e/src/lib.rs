@@ -10,6 +10,7 @@
 pub mod binary;
 pub mod client;
 pub mod conformance;
+pub mod fakes;
 pub mod requests;
 pub mod signer;
 pub mod socket;

@@ -8,12 +8,15 @@
 //!   ([`ledger::LedgerVault`]).
 //! - `yubihsm` (feature `yubihsm`): keys in a YubiHSM 2 through yubihsm-connector
 //!   ([`YubiHsmVault`]).
+//! - `cloudkms` (feature `cloudkms`): keys in a Google Cloud KMS key ring, over its REST API.
 //!
 //! [`registry`] is the one list of drivers; [`open`] builds an `Arc<dyn Vault>` from a
 //! configured instance through it; an unknown driver or bad settings fail with the
 //! instance name and the key path to fix.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "cloudkms")]
+mod cloudkms;
 mod deadline;
 mod error;
 mod file;
