@@ -1070,7 +1070,7 @@ fn unwrap_import(job_key: &PKey<Private>, wrapped: &[u8]) -> Option<Vec<u8>> {
 /// RFC 5649 unwrap (n > 1 semiblocks): RFC 3394's unwrap, whose integrity check value
 /// must be A65959A6 ‖ MLI with MLI within the last semiblock and zero padding after it.
 pub fn kwp_unwrap(kek: &[u8], wrapped: &[u8]) -> Option<Vec<u8>> {
-    if wrapped.len() < 24 || wrapped.len() % 8 != 0 {
+    if wrapped.len() < 24 || !wrapped.len().is_multiple_of(8) {
         return None;
     }
     let key = openssl::aes::AesKey::new_decrypt(kek).ok()?;

@@ -103,23 +103,32 @@ struct CredentialsFile {
     client_email: Option<String>,
     #[serde(default)]
     private_key_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "secret")]
     private_key: Option<Zeroizing<String>>,
     #[serde(default)]
     token_uri: Option<String>,
     #[serde(default)]
     client_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "secret")]
     client_secret: Option<Zeroizing<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "secret")]
     refresh_token: Option<Zeroizing<String>>,
+}
+
+/// A secret string, straight into wiped memory.
+fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Zeroizing<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(|s| s.map(Zeroizing::new))
+}
+
+fn required_secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Zeroizing<String>, D::Error> {
+    String::deserialize(d).map(Zeroizing::new)
 }
 
 /// Find the credentials in ADC order. `env` reads the environment (tests give their own).
 pub(crate) fn find(
     vault: &str,
     settings: &CloudKmsSettings,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<Credentials, OpenError> {
     if let Some(data) = &settings.application_credentials_data {
         return parse(vault, data.as_bytes(), "`application_credentials_data`")
@@ -270,6 +279,7 @@ struct Token {
 /// The token endpoint's answer.
 #[derive(Deserialize)]
 struct TokenAnswer {
+    #[serde(deserialize_with = "required_secret")]
     access_token: Zeroizing<String>,
     #[serde(default)]
     expires_in: Option<u64>,

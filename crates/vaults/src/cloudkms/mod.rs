@@ -147,7 +147,7 @@ fn is_child_name(name: &str, parent: &str) -> bool {
             !rest.is_empty()
                 && rest
                     .split('/')
-                    .all(|segment| settings::is_resource_id(segment))
+                    .all(settings::is_resource_id)
         })
 }
 
@@ -163,7 +163,7 @@ impl CloudKmsVault {
     pub(crate) async fn open(
         name: &str,
         settings: CloudKmsSettings,
-        env: &dyn Fn(&str) -> Option<String>,
+        env: &(dyn Fn(&str) -> Option<String> + Sync),
     ) -> Result<CloudKmsVault, OpenError> {
         let credentials = auth::find(name, &settings, env)?;
         let client = crate::net::http_client(name, &crate::net::ClientTls::default(), settings.timeout)?;

@@ -39,9 +39,9 @@ pub(crate) fn pkcs8(key: &SecretKey) -> Result<Zeroizing<Vec<u8>>, String> {
             };
             let group = EcGroup::from_curve_name(nid).map_err(fail)?;
             let d = openssl::bn::BigNum::from_slice(&secret[..]).map_err(fail)?;
-            let ctx = openssl::bn::BigNumContext::new().map_err(fail)?;
+            let mut ctx = openssl::bn::BigNumContext::new().map_err(fail)?;
             let mut point = EcPoint::new(&group).map_err(fail)?;
-            point.mul_generator(&group, &d, &ctx).map_err(fail)?;
+            point.mul_generator2(&group, &d, &mut ctx).map_err(fail)?;
             let ec = EcKey::from_private_components(&group, &d, &point).map_err(fail)?;
             PKey::from_ec_key(ec).map_err(fail)?
         }
