@@ -261,7 +261,7 @@ async fn throttling_is_retried_and_counted_a_refusal_is_not() {
     public.verify(MESSAGE, &signature, SigningVersion::default()).unwrap();
     assert_eq!(fake.stats().sign_requests, before + 3);
     let stats = vault.call_stats().unwrap();
-    assert_eq!(stats.retries, 2, "{stats:?}");
+    assert_eq!((stats.retries, stats.throttled), (2, 2), "{stats:?}");
 
     fake.deny_signing(true);
     let before = fake.stats().sign_requests;

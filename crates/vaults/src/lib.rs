@@ -24,20 +24,24 @@ mod keyring;
 #[cfg(feature = "ledger")]
 pub mod ledger;
 mod mem;
+#[cfg(feature = "net")]
+mod net;
 mod password;
 #[cfg(feature = "pkcs11")]
 mod pkcs11;
 mod private_file;
 pub mod registry;
+mod sealed;
 mod secret_file;
 #[cfg(feature = "yubihsm")]
 mod yubi;
 
 pub use error::OpenError;
-pub use file::{FileVault, FileVaultOptions};
+pub use file::{seal_key_file, FileVault, FileVaultOptions};
 pub use mem::{parse_curve, MemVault};
 pub use password::{EnvPasswords, PasswordSource};
 pub use registry::{driver, driver_names, Driver, DRIVERS};
+pub use sealed::SealedBy;
 #[cfg(feature = "yubihsm")]
 pub use yubi::{YubiHsmOptions, YubiHsmVault};
 
@@ -61,12 +65,29 @@ pub async fn open_with_passwords(
     settings: &DriverSettings,
     passwords: &EnvPasswords,
 ) -> Result<Arc<dyn Vault>, OpenError> {
-    registry::open_vault(name, driver, settings, passwords).await
+    registry::open_vault(name, driver, settings, passwords, &[]).await
 }
 
 /// [`open`] for a configured instance.
 pub async fn open_configured(config: &VaultConfig) -> Result<Arc<dyn Vault>, OpenError> {
     open(&config.name, &config.driver, &config.config).await
+}
+
+/// [`open_configured_with`], with the vaults already open that this one may use (the
+/// vault that unseals a sealed key file).
+pub async fn open_configured_among(
+    config: &VaultConfig,
+    passwords: &EnvPasswords,
+    opened: &[Arc<dyn Vault>],
+) -> Result<Arc<dyn Vault>, OpenError> {
+    registry::open_vault(
+        &config.name,
+        &config.driver,
+        &config.config,
+        passwords,
+        opened,
+    )
+    .await
 }
 
 /// [`open_with_passwords`] for a configured instance.

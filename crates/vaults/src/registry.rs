@@ -43,6 +43,19 @@ pub trait Driver: Sync {
         passwords: &EnvPasswords,
     ) -> Result<Arc<dyn Vault>, OpenError>;
 
+    /// [`Driver::open`], for a driver that uses vaults opened before it (a sealed key
+    /// file is unsealed by the vault it names). Other drivers ignore `opened`.
+    async fn open_among(
+        &self,
+        vault: &str,
+        settings: &DriverSettings,
+        passwords: &EnvPasswords,
+        opened: &[Arc<dyn Vault>],
+    ) -> Result<Arc<dyn Vault>, OpenError> {
+        let _ = opened;
+        self.open(vault, settings, passwords).await
+    }
+
     /// Environment variables holding secrets this vault reads at open (a PIN fallback):
     /// taken out of the environment at start, as `password_env` variables are.
     fn secret_variables(&self, vault: &str, settings: &DriverSettings) -> Vec<String> {
@@ -136,15 +149,19 @@ pub fn driver(vault: &str, name: &str) -> Result<&'static dyn Driver, OpenError>
     }
 }
 
-/// Open vault `vault` of driver `name`, its backend calls bounded by the driver's deadline.
+/// Open vault `vault` of driver `name`, its backend calls bounded by the driver's deadline;
+/// `opened` are the vaults already open, which it may use.
 pub async fn open_vault(
     vault: &str,
     name: &str,
     settings: &DriverSettings,
     passwords: &EnvPasswords,
+    opened: &[Arc<dyn Vault>],
 ) -> Result<Arc<dyn Vault>, OpenError> {
     let driver = driver(vault, name)?;
-    let opened = driver.open(vault, settings, passwords).await?;
+    let opened = driver
+        .open_among(vault, settings, passwords, opened)
+        .await?;
     Ok(match driver.deadline() {
         Some(deadline) => Arc::new(Deadlined::new(opened, deadline)),
         None => opened,

@@ -252,6 +252,7 @@ impl Kms {
             .await
             .map_err(|e| Failure::from_reqwest(&self.vault, operation, e))?;
         let status = response.status().as_u16();
+        let retry_after = net::retry_after(response.headers());
         let body = response
             .bytes()
             .await
@@ -285,6 +286,6 @@ impl Kms {
             ));
         }
         refused.store(status, Ordering::Relaxed);
-        Err(Failure::from_status(&self.vault, operation, status, &detail))
+        Err(Failure::from_status(&self.vault, operation, status, &detail).with_retry_after(retry_after))
     }
 }
