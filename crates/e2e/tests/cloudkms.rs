@@ -97,11 +97,19 @@ async fn the_cloudkms_driver_conforms() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ecads_documented_configuration_starts_and_signs() {
     let fake = FakeCloudKms::start().await.unwrap();
-    let version = fake.add_key("sigyhsm", "ASYMMETRIC_SIGN", &[("EC_SIGN_P256_SHA256", "ENABLED")]);
+    let version = fake.add_key(
+        "sigyhsm",
+        "ASYMMETRIC_SIGN",
+        &[("EC_SIGN_P256_SHA256", "ENABLED")],
+    );
     let public = PublicKey::from_spki_der(&fake.public_key_der(&version[0]).unwrap()).unwrap();
     let pkh = public.hash();
     let dir = tempfile::tempdir().unwrap();
-    let sa = private_file(dir.path(), "signatory-testing-a7sdfew625aecb.json", &fake.service_account_json());
+    let sa = private_file(
+        dir.path(),
+        "signatory-testing-a7sdfew625aecb.json",
+        &fake.service_account_json(),
+    );
     let yaml = format!(
         "    driver: cloudkms\n    config:\n      project: {}\n      location: {}\n      \
          key_ring: {}\n      application_credentials: {}\n      endpoint: {}\n",
@@ -113,7 +121,10 @@ async fn ecads_documented_configuration_starts_and_signs() {
     );
     let mut signer = TestSigner::new(SignerConfig {
         vaults: vec![("gcp".to_owned(), yaml)],
-        enabled: vec![(pkh, Some(Policy::allow(&["preattestation", "attestation", "block"])))],
+        enabled: vec![(
+            pkh,
+            Some(Policy::allow(&["preattestation", "attestation", "block"])),
+        )],
         ..SignerConfig::default()
     })
     .unwrap();
@@ -131,7 +142,10 @@ async fn ecads_documented_configuration_starts_and_signs() {
         .verify(&bytes, &signature, SigningVersion::default())
         .unwrap();
     let log = signer.log();
-    assert!(!log.contains("PRIVATE KEY") && !log.contains("ya29."), "{log}");
+    assert!(
+        !log.contains("PRIVATE KEY") && !log.contains("ya29."),
+        "{log}"
+    );
 }
 
 /// Credentials from the metadata server (`GCE_METADATA_HOST`, `Metadata-Flavor`), when no
@@ -139,7 +153,11 @@ async fn ecads_documented_configuration_starts_and_signs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metadata_server_gives_the_token_when_nothing_else_does() {
     let fake = FakeCloudKms::start().await.unwrap();
-    let version = fake.add_key("baker", "ASYMMETRIC_SIGN", &[("EC_SIGN_ED25519", "ENABLED")]);
+    let version = fake.add_key(
+        "baker",
+        "ASYMMETRIC_SIGN",
+        &[("EC_SIGN_ED25519", "ENABLED")],
+    );
     let public = PublicKey::from_spki_der(&fake.public_key_der(&version[0]).unwrap()).unwrap();
     let home = tempfile::tempdir().unwrap();
     let yaml = format!(
@@ -156,7 +174,10 @@ async fn the_metadata_server_gives_the_token_when_nothing_else_does() {
         env: vec![
             ("GCE_METADATA_HOST".to_owned(), fake.metadata_host()),
             ("HOME".to_owned(), home.path().display().to_string()),
-            ("CLOUDSDK_CONFIG".to_owned(), home.path().join("none").display().to_string()),
+            (
+                "CLOUDSDK_CONFIG".to_owned(),
+                home.path().join("none").display().to_string(),
+            ),
             ("GOOGLE_APPLICATION_CREDENTIALS".to_owned(), String::new()),
         ],
         ..SignerConfig::default()
@@ -165,13 +186,21 @@ async fn the_metadata_server_gives_the_token_when_nothing_else_does() {
     signer.start().await.unwrap();
     let bytes = Consensus::new(9, 0, 1).preattestation();
     let mut conn = signer.connect().await.unwrap();
-    let response = conn.sign(&signer.key_path(&public.hash()), &bytes).await.unwrap();
+    let response = conn
+        .sign(&signer.key_path(&public.hash()), &bytes)
+        .await
+        .unwrap();
     assert_eq!(response.status, 200, "{}", response.text());
     let signature =
         tezos_crypto::Signature::from_b58check(&response.json_str("signature").unwrap()).unwrap();
-    public.verify(&bytes, &signature, SigningVersion::default()).unwrap();
+    public
+        .verify(&bytes, &signature, SigningVersion::default())
+        .unwrap();
     let stats = fake.stats();
-    assert!(stats.metadata_tokens >= 1 && stats.token_grants == 0, "{stats:?}");
+    assert!(
+        stats.metadata_tokens >= 1 && stats.token_grants == 0,
+        "{stats:?}"
+    );
 }
 
 /// gcloud's `authorized_user` file as inline `application_credentials_data`: the
@@ -179,7 +208,11 @@ async fn the_metadata_server_gives_the_token_when_nothing_else_does() {
 #[tokio::test]
 async fn gcloud_user_credentials_use_the_refresh_token_grant() {
     let fake = FakeCloudKms::start().await.unwrap();
-    fake.add_key("baker", "ASYMMETRIC_SIGN", &[("EC_SIGN_P256_SHA256", "ENABLED")]);
+    fake.add_key(
+        "baker",
+        "ASYMMETRIC_SIGN",
+        &[("EC_SIGN_P256_SHA256", "ENABLED")],
+    );
     let data = fake.authorized_user_json().replace('\'', "''");
     let vault = open(&format!(
         "{{project: {}, location: {}, key_ring: {}, endpoint: '{}', \
@@ -210,7 +243,10 @@ async fn a_refused_service_account_is_a_configuration_error() {
     let e = open(&config(&fake, &sa, "")).await.unwrap_err();
     let text = e.to_string();
     assert!(!e.is_unavailable(), "{text}");
-    assert!(text.contains("invalid_grant") && text.contains("vault `kms`"), "{text}");
+    assert!(
+        text.contains("invalid_grant") && text.contains("vault `kms`"),
+        "{text}"
+    );
     assert!(!text.contains("PRIVATE KEY"), "{text}");
 }
 
@@ -220,7 +256,11 @@ async fn a_refused_service_account_is_a_configuration_error() {
 async fn tokens_are_refreshed_before_they_expire_one_exchange_at_a_time() {
     let fake = FakeCloudKms::start().await.unwrap();
     fake.set_token_lifetime(2);
-    let version = fake.add_key("baker", "ASYMMETRIC_SIGN", &[("EC_SIGN_SECP256K1_SHA256", "ENABLED")]);
+    let version = fake.add_key(
+        "baker",
+        "ASYMMETRIC_SIGN",
+        &[("EC_SIGN_SECP256K1_SHA256", "ENABLED")],
+    );
     let public = PublicKey::from_spki_der(&fake.public_key_der(&version[0]).unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let sa = private_file(dir.path(), "sa.json", &fake.service_account_json());
@@ -236,7 +276,9 @@ async fn tokens_are_refreshed_before_they_expire_one_exchange_at_a_time() {
     }
     while let Some(done) = tasks.join_next().await {
         let signature = done.unwrap().unwrap();
-        public.verify(MESSAGE, &signature, SigningVersion::default()).unwrap();
+        public
+            .verify(MESSAGE, &signature, SigningVersion::default())
+            .unwrap();
     }
     let stats = fake.stats();
     assert_eq!(stats.token_grants, before + 1, "{stats:?}");
@@ -247,7 +289,11 @@ async fn tokens_are_refreshed_before_they_expire_one_exchange_at_a_time() {
 #[tokio::test]
 async fn throttling_is_retried_and_counted_a_refusal_is_not() {
     let fake = FakeCloudKms::start().await.unwrap();
-    let version = fake.add_key("baker", "ASYMMETRIC_SIGN", &[("EC_SIGN_P256_SHA256", "ENABLED")]);
+    let version = fake.add_key(
+        "baker",
+        "ASYMMETRIC_SIGN",
+        &[("EC_SIGN_P256_SHA256", "ENABLED")],
+    );
     let public = PublicKey::from_spki_der(&fake.public_key_der(&version[0]).unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let sa = private_file(dir.path(), "sa.json", &fake.service_account_json());
@@ -257,15 +303,23 @@ async fn throttling_is_retried_and_counted_a_refusal_is_not() {
 
     fake.fail_next(429, 2);
     let before = fake.stats().sign_requests;
-    let signature = vault.sign(&pkh, MESSAGE, SigningVersion::default()).await.unwrap();
-    public.verify(MESSAGE, &signature, SigningVersion::default()).unwrap();
+    let signature = vault
+        .sign(&pkh, MESSAGE, SigningVersion::default())
+        .await
+        .unwrap();
+    public
+        .verify(MESSAGE, &signature, SigningVersion::default())
+        .unwrap();
     assert_eq!(fake.stats().sign_requests, before + 3);
     let stats = vault.call_stats().unwrap();
     assert_eq!((stats.retries, stats.throttled), (2, 2), "{stats:?}");
 
     fake.deny_signing(true);
     let before = fake.stats().sign_requests;
-    let e = vault.sign(&pkh, MESSAGE, SigningVersion::default()).await.unwrap_err();
+    let e = vault
+        .sign(&pkh, MESSAGE, SigningVersion::default())
+        .await
+        .unwrap_err();
     assert!(!e.is_transient(), "{e}");
     assert!(e.to_string().contains("PERMISSION_DENIED"), "{e}");
     assert_eq!(fake.stats().sign_requests, before + 1);
@@ -275,7 +329,10 @@ async fn throttling_is_retried_and_counted_a_refusal_is_not() {
     fake.deny_signing(false);
     fake.fail_next(503, 4);
     let before = fake.stats().sign_requests;
-    let e = vault.sign(&pkh, MESSAGE, SigningVersion::default()).await.unwrap_err();
+    let e = vault
+        .sign(&pkh, MESSAGE, SigningVersion::default())
+        .await
+        .unwrap_err();
     assert!(e.is_transient(), "{e}");
     assert_eq!(fake.stats().sign_requests, before + 4);
 }
@@ -303,13 +360,18 @@ async fn keys_are_imported_through_an_import_job_and_sign() {
             .sign(&public.hash(), MESSAGE, SigningVersion::default())
             .await
             .unwrap();
-        public.verify(MESSAGE, &signature, SigningVersion::default()).unwrap();
+        public
+            .verify(MESSAGE, &signature, SigningVersion::default())
+            .unwrap();
         // Tezos signs the Blake2b digest: ECDSA over it used as the hash, low-S.
         if curve != Curve::Ed25519 {
             assert!(signature.is_low_s(), "{curve}");
         }
     }
-    let e = vault.import(SecretKey::generate(Curve::Bls12_381)).await.unwrap_err();
+    let e = vault
+        .import(SecretKey::generate(Curve::Bls12_381))
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("does not support"), "{e}");
     // A new listing finds the imported keys.
     assert_eq!(vault.list_keys().await.unwrap().len(), 3);
@@ -324,16 +386,34 @@ async fn discovery_skips_what_it_cannot_use_with_reasons() {
     let baker = fake.add_key(
         "baker",
         "ASYMMETRIC_SIGN",
-        &[("EC_SIGN_P256_SHA256", "ENABLED"), ("EC_SIGN_P256_SHA256", "DISABLED")],
+        &[
+            ("EC_SIGN_P256_SHA256", "ENABLED"),
+            ("EC_SIGN_P256_SHA256", "DISABLED"),
+        ],
     );
-    fake.add_key("rsa", "ASYMMETRIC_SIGN", &[("RSA_SIGN_PKCS1_2048_SHA256", "ENABLED")]);
-    fake.add_key("sym", "ENCRYPT_DECRYPT", &[("GOOGLE_SYMMETRIC_ENCRYPTION", "ENABLED")]);
+    fake.add_key(
+        "rsa",
+        "ASYMMETRIC_SIGN",
+        &[("RSA_SIGN_PKCS1_2048_SHA256", "ENABLED")],
+    );
+    fake.add_key(
+        "sym",
+        "ENCRYPT_DECRYPT",
+        &[("GOOGLE_SYMMETRIC_ENCRYPTION", "ENABLED")],
+    );
     fake.add_key(
         "ed",
         "ASYMMETRIC_SIGN",
-        &[("EC_SIGN_ED25519", "DESTROYED"), ("EC_SIGN_ED25519", "ENABLED")],
+        &[
+            ("EC_SIGN_ED25519", "DESTROYED"),
+            ("EC_SIGN_ED25519", "ENABLED"),
+        ],
     );
-    fake.add_key("k1", "ASYMMETRIC_SIGN", &[("EC_SIGN_SECP256K1_SHA256", "ENABLED")]);
+    fake.add_key(
+        "k1",
+        "ASYMMETRIC_SIGN",
+        &[("EC_SIGN_SECP256K1_SHA256", "ENABLED")],
+    );
     let dir = tempfile::tempdir().unwrap();
     let sa = private_file(dir.path(), "sa.json", &fake.service_account_json());
     let vault = open(&config(&fake, &sa, "")).await.unwrap();
@@ -353,7 +433,10 @@ async fn discovery_skips_what_it_cannot_use_with_reasons() {
     assert!(reason("baker/cryptoKeyVersions/2").contains("DISABLED"));
     assert!(reason("rsa/cryptoKeyVersions/1").contains("RSA_SIGN_PKCS1_2048_SHA256"));
     assert!(reason("cryptoKeys/sym").contains("ENCRYPT_DECRYPT"));
-    assert!(!unusable.iter().any(|u| u.id.contains("/ed/")), "{unusable:?}");
+    assert!(
+        !unusable.iter().any(|u| u.id.contains("/ed/")),
+        "{unusable:?}"
+    );
     assert_eq!(unusable.len(), 3, "{unusable:?}");
 }
 
@@ -361,7 +444,11 @@ async fn discovery_skips_what_it_cannot_use_with_reasons() {
 #[tokio::test]
 async fn the_fakes_delay_holds_each_request() {
     let fake = FakeCloudKms::start().await.unwrap();
-    let version = fake.add_key("baker", "ASYMMETRIC_SIGN", &[("EC_SIGN_P256_SHA256", "ENABLED")]);
+    let version = fake.add_key(
+        "baker",
+        "ASYMMETRIC_SIGN",
+        &[("EC_SIGN_P256_SHA256", "ENABLED")],
+    );
     let public = PublicKey::from_spki_der(&fake.public_key_der(&version[0]).unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let sa = private_file(dir.path(), "sa.json", &fake.service_account_json());
@@ -369,6 +456,9 @@ async fn the_fakes_delay_holds_each_request() {
     vault.list_keys().await.unwrap();
     fake.set_delay(Duration::from_millis(20));
     let started = std::time::Instant::now();
-    vault.sign(&public.hash(), MESSAGE, SigningVersion::default()).await.unwrap();
+    vault
+        .sign(&public.hash(), MESSAGE, SigningVersion::default())
+        .await
+        .unwrap();
     assert!(started.elapsed() >= Duration::from_millis(20));
 }

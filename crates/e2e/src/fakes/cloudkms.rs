@@ -202,7 +202,11 @@ pub fn crc32c(bytes: &[u8]) -> u32 {
         for (i, slot) in table.iter_mut().enumerate() {
             let mut c = i as u32;
             for _ in 0..8 {
-                c = if c & 1 == 1 { (c >> 1) ^ 0x82F6_3B78 } else { c >> 1 };
+                c = if c & 1 == 1 {
+                    (c >> 1) ^ 0x82F6_3B78
+                } else {
+                    c >> 1
+                };
             }
             *slot = c;
         }
@@ -315,9 +319,7 @@ impl FakeCloudKms {
                 next_token: 0,
             }),
         });
-        let app = Router::new()
-            .fallback(handle)
-            .with_state(shared.clone());
+        let app = Router::new().fallback(handle).with_state(shared.clone());
         let gate = GateListener {
             inner: listener,
             shared: shared.clone(),
@@ -396,7 +398,10 @@ impl FakeCloudKms {
     /// version names. Versions of an algorithm the fake can make get a real key.
     pub fn add_key(&self, id: &str, purpose: &str, versions: &[(&str, &str)]) -> Vec<String> {
         let mut data = self.shared.data();
-        let algorithm = versions.first().map(|v| v.0).unwrap_or("EC_SIGN_P256_SHA256");
+        let algorithm = versions
+            .first()
+            .map(|v| v.0)
+            .unwrap_or("EC_SIGN_P256_SHA256");
         let key = data.keys.entry(id.to_owned()).or_insert_with(|| FakeKey {
             purpose: purpose.to_owned(),
             algorithm: algorithm.to_owned(),
@@ -469,8 +474,9 @@ impl FakeCloudKms {
         data.keys
             .iter()
             .flat_map(|(id, key)| {
-                (1..=key.versions.len())
-                    .map(move |n| format!("{}/cryptoKeys/{id}/cryptoKeyVersions/{n}", self.shared.ring))
+                (1..=key.versions.len()).map(move |n| {
+                    format!("{}/cryptoKeys/{id}/cryptoKeyVersions/{n}", self.shared.ring)
+                })
             })
             .collect()
     }
@@ -636,8 +642,10 @@ fn issue(data: &mut Data) -> Response {
     let _ = openssl::rand::rand_bytes(&mut random);
     let token = format!("ya29.fake-{}-{}", data.next_token, hex::encode(random));
     let lifetime = data.token_lifetime;
-    data.tokens
-        .insert(token.clone(), Instant::now() + Duration::from_secs(lifetime));
+    data.tokens.insert(
+        token.clone(),
+        Instant::now() + Duration::from_secs(lifetime),
+    );
     axum::Json(json!({"access_token": token, "expires_in": lifetime, "token_type": "Bearer"}))
         .into_response()
 }
@@ -646,7 +654,9 @@ fn issue(data: &mut Data) -> Response {
 fn check_assertion(shared: &Shared, jwt: &str) -> Result<(), &'static str> {
     let parts: Vec<&str> = jwt.split('.').collect();
     if parts.len() != 3 {
-        return Err("Invalid JWT: Token must be a short-lived token and in a reasonable timeframe.");
+        return Err(
+            "Invalid JWT: Token must be a short-lived token and in a reasonable timeframe.",
+        );
     }
     let header: Value = B64URL
         .decode(parts[0])
@@ -656,9 +666,12 @@ fn check_assertion(shared: &Shared, jwt: &str) -> Result<(), &'static str> {
     if header["alg"] != "RS256" {
         return Err("Invalid JWT header: alg must be RS256.");
     }
-    let signature = B64URL.decode(parts[2]).map_err(|_| "Invalid JWT Signature.")?;
+    let signature = B64URL
+        .decode(parts[2])
+        .map_err(|_| "Invalid JWT Signature.")?;
     let verified = (|| -> Result<bool, openssl::error::ErrorStack> {
-        let mut verifier = openssl::sign::Verifier::new(MessageDigest::sha256(), &shared.account_key)?;
+        let mut verifier =
+            openssl::sign::Verifier::new(MessageDigest::sha256(), &shared.account_key)?;
         verifier.update(format!("{}.{}", parts[0], parts[1]).as_bytes())?;
         verifier.verify(&signature)
     })()
@@ -753,7 +766,9 @@ fn kms(shared: &Shared, method: &Method, resource: &str, uri: &Uri, body: &[u8])
     } else {
         match serde_json::from_slice(body) {
             Ok(v) => v,
-            Err(_) => return google_error(400, "INVALID_ARGUMENT", "Invalid JSON payload received."),
+            Err(_) => {
+                return google_error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
+            }
         }
     };
     let mut data = shared.data();
@@ -784,28 +799,51 @@ fn kms(shared: &Shared, method: &Method, resource: &str, uri: &Uri, body: &[u8])
             let Some(id) = q.get("cryptoKeyId").filter(|id| {
                 !id.is_empty()
                     && id.len() <= 63
-                    && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             }) else {
                 return google_error(400, "INVALID_ARGUMENT", "Invalid value for crypto_key_id.");
             };
             if data.keys.contains_key(id) {
-                return google_error(409, "ALREADY_EXISTS", &format!("CryptoKey {ring}/cryptoKeys/{id} already exists."));
+                return google_error(
+                    409,
+                    "ALREADY_EXISTS",
+                    &format!("CryptoKey {ring}/cryptoKeys/{id} already exists."),
+                );
             }
             if request["purpose"] != "ASYMMETRIC_SIGN" {
-                return google_error(400, "INVALID_ARGUMENT", "The fake makes ASYMMETRIC_SIGN keys only.");
+                return google_error(
+                    400,
+                    "INVALID_ARGUMENT",
+                    "The fake makes ASYMMETRIC_SIGN keys only.",
+                );
             }
-            let algorithm = request["versionTemplate"]["algorithm"].as_str().unwrap_or("").to_owned();
+            let algorithm = request["versionTemplate"]["algorithm"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
             let protection = request["versionTemplate"]["protectionLevel"]
                 .as_str()
                 .unwrap_or("SOFTWARE")
                 .to_owned();
             if generate_key(&algorithm).is_none() {
-                return google_error(400, "INVALID_ARGUMENT", &format!("Algorithm {algorithm} is not valid for ASYMMETRIC_SIGN."));
+                return google_error(
+                    400,
+                    "INVALID_ARGUMENT",
+                    &format!("Algorithm {algorithm} is not valid for ASYMMETRIC_SIGN."),
+                );
             }
             if algorithm == "EC_SIGN_SECP256K1_SHA256" && protection != "HSM" {
-                return google_error(400, "INVALID_ARGUMENT", "EC_SIGN_SECP256K1_SHA256 requires protection level HSM.");
+                return google_error(
+                    400,
+                    "INVALID_ARGUMENT",
+                    "EC_SIGN_SECP256K1_SHA256 requires protection level HSM.",
+                );
             }
-            let skip = q.get("skipInitialVersionCreation").is_some_and(|v| v == "true");
+            let skip = q
+                .get("skipInitialVersionCreation")
+                .is_some_and(|v| v == "true");
             let mut key = FakeKey {
                 purpose: "ASYMMETRIC_SIGN".to_owned(),
                 algorithm: algorithm.clone(),
@@ -831,12 +869,19 @@ fn kms(shared: &Shared, method: &Method, resource: &str, uri: &Uri, body: &[u8])
             .into_response()
         }
         (Method::GET, ["cryptoKeys", id, "cryptoKeyVersions"], None) => {
-            let Some(key) = data.keys.get(*id) else { return not_found("CryptoKey") };
+            let Some(key) = data.keys.get(*id) else {
+                return not_found("CryptoKey");
+            };
             let all: Vec<Value> = key
                 .versions
                 .iter()
                 .enumerate()
-                .map(|(i, v)| version_json(&format!("{ring}/cryptoKeys/{id}/cryptoKeyVersions/{}", i + 1), v))
+                .map(|(i, v)| {
+                    version_json(
+                        &format!("{ring}/cryptoKeys/{id}/cryptoKeyVersions/{}", i + 1),
+                        v,
+                    )
+                })
                 .collect();
             let (items, next) = page(&all, uri, max_page);
             let mut answer = json!({"cryptoKeyVersions": items, "totalSize": all.len()});
@@ -847,7 +892,9 @@ fn kms(shared: &Shared, method: &Method, resource: &str, uri: &Uri, body: &[u8])
         }
         (Method::GET, ["cryptoKeys", id, "cryptoKeyVersions", n], None) => {
             let full = format!("{ring}/cryptoKeys/{id}/cryptoKeyVersions/{n}");
-            let Some(v) = version_mut(&mut data, id, n) else { return not_found("CryptoKeyVersion") };
+            let Some(v) = version_mut(&mut data, id, n) else {
+                return not_found("CryptoKeyVersion");
+            };
             if v.state.starts_with("PENDING_") {
                 if v.polls_left == 0 {
                     v.state = "ENABLED".to_owned();
@@ -859,9 +906,15 @@ fn kms(shared: &Shared, method: &Method, resource: &str, uri: &Uri, body: &[u8])
         }
         (Method::GET, ["cryptoKeys", id, "cryptoKeyVersions", n, "publicKey"], None) => {
             let full = format!("{ring}/cryptoKeys/{id}/cryptoKeyVersions/{n}");
-            let Some(v) = version_mut(&mut data, id, n) else { return not_found("CryptoKeyVersion") };
+            let Some(v) = version_mut(&mut data, id, n) else {
+                return not_found("CryptoKeyVersion");
+            };
             if v.state != "ENABLED" {
-                return google_error(400, "FAILED_PRECONDITION", &format!("{full} is not enabled, current state is: {}.", v.state));
+                return google_error(
+                    400,
+                    "FAILED_PRECONDITION",
+                    &format!("{full} is not enabled, current state is: {}.", v.state),
+                );
             }
             let Some(pem) = v.key.as_ref().and_then(|k| k.public_key_to_pem().ok()) else {
                 return google_error(400, "FAILED_PRECONDITION", "No public key.");
@@ -881,7 +934,9 @@ fn kms(shared: &Shared, method: &Method, resource: &str, uri: &Uri, body: &[u8])
             if data.deny_signing {
                 return google_error(403, "PERMISSION_DENIED", &format!("Permission 'cloudkms.cryptoKeyVersions.useToSign' denied on resource '{full}' (or it may not exist)."));
             }
-            let Some(v) = version_mut(&mut data, id, n) else { return not_found("CryptoKeyVersion") };
+            let Some(v) = version_mut(&mut data, id, n) else {
+                return not_found("CryptoKeyVersion");
+            };
             sign(&full, v, &request)
         }
         (Method::POST, ["importJobs"], None) => {
@@ -891,23 +946,41 @@ fn kms(shared: &Shared, method: &Method, resource: &str, uri: &Uri, body: &[u8])
             };
             let name = format!("{ring}/importJobs/{id}");
             if data.jobs.contains_key(&name) {
-                return google_error(409, "ALREADY_EXISTS", &format!("ImportJob {name} already exists."));
+                return google_error(
+                    409,
+                    "ALREADY_EXISTS",
+                    &format!("ImportJob {name} already exists."),
+                );
             }
             if request["importMethod"] != "RSA_OAEP_3072_SHA256_AES_256" {
-                return google_error(400, "INVALID_ARGUMENT", "The fake supports RSA_OAEP_3072_SHA256_AES_256 only.");
+                return google_error(
+                    400,
+                    "INVALID_ARGUMENT",
+                    "The fake supports RSA_OAEP_3072_SHA256_AES_256 only.",
+                );
             }
             let Ok(key) = Rsa::generate(3072).and_then(PKey::from_rsa) else {
                 return google_error(500, "INTERNAL", "Internal error.");
             };
-            let protection = request["protectionLevel"].as_str().unwrap_or("SOFTWARE").to_owned();
-            let job = FakeJob { state: "PENDING_GENERATION".to_owned(), polls_left: 1, key, protection };
+            let protection = request["protectionLevel"]
+                .as_str()
+                .unwrap_or("SOFTWARE")
+                .to_owned();
+            let job = FakeJob {
+                state: "PENDING_GENERATION".to_owned(),
+                polls_left: 1,
+                key,
+                protection,
+            };
             let answer = job_json(&name, &job);
             data.jobs.insert(name, job);
             axum::Json(answer).into_response()
         }
         (Method::GET, ["importJobs", id], None) => {
             let name = format!("{ring}/importJobs/{id}");
-            let Some(job) = data.jobs.get_mut(&name) else { return not_found("ImportJob") };
+            let Some(job) = data.jobs.get_mut(&name) else {
+                return not_found("ImportJob");
+            };
             if job.state == "PENDING_GENERATION" {
                 if job.polls_left == 0 {
                     job.state = "ACTIVE".to_owned();
@@ -950,7 +1023,11 @@ fn job_json(name: &str, job: &FakeJob) -> Value {
 
 fn sign(full: &str, v: &FakeVersion, request: &Value) -> Response {
     if v.state != "ENABLED" {
-        return google_error(400, "FAILED_PRECONDITION", &format!("{full} is not enabled, current state is: {}.", v.state));
+        return google_error(
+            400,
+            "FAILED_PRECONDITION",
+            &format!("{full} is not enabled, current state is: {}.", v.state),
+        );
     }
     let Some(key) = v.key.as_ref() else {
         return google_error(400, "FAILED_PRECONDITION", "No key material.");
@@ -959,16 +1036,28 @@ fn sign(full: &str, v: &FakeVersion, request: &Value) -> Response {
     let (field, crc_field, input) = if ed25519 {
         ("data", "dataCrc32c", request["data"].as_str())
     } else {
-        ("digest.sha256", "digestCrc32c", request["digest"]["sha256"].as_str())
+        (
+            "digest.sha256",
+            "digestCrc32c",
+            request["digest"]["sha256"].as_str(),
+        )
     };
     if ed25519 && !request["digest"].is_null() {
-        return google_error(400, "INVALID_ARGUMENT", "EC_SIGN_ED25519 keys sign data, not a digest.");
+        return google_error(
+            400,
+            "INVALID_ARGUMENT",
+            "EC_SIGN_ED25519 keys sign data, not a digest.",
+        );
     }
     let Some(bytes) = input.and_then(|t| B64.decode(t).ok()) else {
         return google_error(400, "INVALID_ARGUMENT", &format!("{field} is required."));
     };
     if !ed25519 && bytes.len() != 32 {
-        return google_error(400, "INVALID_ARGUMENT", "The digest must be 32 bytes for SHA-256.");
+        return google_error(
+            400,
+            "INVALID_ARGUMENT",
+            "The digest must be 32 bytes for SHA-256.",
+        );
     }
     let verified = match request[crc_field].as_str() {
         Some(text) => {
@@ -980,7 +1069,8 @@ fn sign(full: &str, v: &FakeVersion, request: &Value) -> Response {
         None => false,
     };
     let signature = if ed25519 {
-        openssl::sign::Signer::new_without_digest(key).and_then(|mut s| s.sign_oneshot_to_vec(&bytes))
+        openssl::sign::Signer::new_without_digest(key)
+            .and_then(|mut s| s.sign_oneshot_to_vec(&bytes))
     } else {
         key.ec_key()
             .and_then(|ec| openssl::ecdsa::EcdsaSig::sign(&bytes, &ec))
@@ -995,7 +1085,11 @@ fn sign(full: &str, v: &FakeVersion, request: &Value) -> Response {
         "name": full,
         "protectionLevel": v.protection,
     });
-    answer[if ed25519 { "verifiedDataCrc32c" } else { "verifiedDigestCrc32c" }] = json!(verified);
+    answer[if ed25519 {
+        "verifiedDataCrc32c"
+    } else {
+        "verifiedDigestCrc32c"
+    }] = json!(verified);
     axum::Json(answer).into_response()
 }
 
@@ -1006,7 +1100,11 @@ fn import(data: &mut Data, ring: &str, id: &str, request: &Value) -> Response {
         return google_error(404, "NOT_FOUND", "ImportJob not found.");
     };
     if job.state != "ACTIVE" {
-        return google_error(400, "FAILED_PRECONDITION", &format!("ImportJob {job_name} is not active."));
+        return google_error(
+            400,
+            "FAILED_PRECONDITION",
+            &format!("ImportJob {job_name} is not active."),
+        );
     }
     let wrapped = request["wrappedKey"]
         .as_str()
@@ -1016,20 +1114,36 @@ fn import(data: &mut Data, ring: &str, id: &str, request: &Value) -> Response {
         return google_error(400, "INVALID_ARGUMENT", "wrapped_key is required.");
     };
     let Some(pkcs8) = unwrap_import(&job.key, &wrapped) else {
-        return google_error(400, "INVALID_ARGUMENT", "Failed to unwrap the key material.");
+        return google_error(
+            400,
+            "INVALID_ARGUMENT",
+            "Failed to unwrap the key material.",
+        );
     };
     let Ok(key) = PKey::private_key_from_pkcs8(&pkcs8) else {
-        return google_error(400, "INVALID_ARGUMENT", "The imported key material is not PKCS#8.");
+        return google_error(
+            400,
+            "INVALID_ARGUMENT",
+            "The imported key material is not PKCS#8.",
+        );
     };
     if !key_matches(&key, &algorithm) {
-        return google_error(400, "INVALID_ARGUMENT", &format!("The imported key does not match algorithm {algorithm}."));
+        return google_error(
+            400,
+            "INVALID_ARGUMENT",
+            &format!("The imported key does not match algorithm {algorithm}."),
+        );
     }
     let job_protection = job.protection.clone();
     let Some(fake_key) = data.keys.get_mut(id) else {
         return google_error(404, "NOT_FOUND", "CryptoKey not found.");
     };
     if fake_key.protection != job_protection {
-        return google_error(400, "FAILED_PRECONDITION", "The import job's protection level is not the key's.");
+        return google_error(
+            400,
+            "FAILED_PRECONDITION",
+            "The import job's protection level is not the key's.",
+        );
     }
     fake_key.versions.push(FakeVersion {
         state: "PENDING_IMPORT".to_owned(),
@@ -1038,7 +1152,10 @@ fn import(data: &mut Data, ring: &str, id: &str, request: &Value) -> Response {
         key: Some(key),
         polls_left: 1,
     });
-    let name = format!("{ring}/cryptoKeys/{id}/cryptoKeyVersions/{}", fake_key.versions.len());
+    let name = format!(
+        "{ring}/cryptoKeys/{id}/cryptoKeyVersions/{}",
+        fake_key.versions.len()
+    );
     let answer = fake_key
         .versions
         .last()
@@ -1055,7 +1172,9 @@ fn unwrap_import(job_key: &PKey<Private>, wrapped: &[u8]) -> Option<Vec<u8>> {
     }
     let (encrypted, kwp) = wrapped.split_at(rsa_len);
     let mut decrypter = openssl::encrypt::Decrypter::new(job_key).ok()?;
-    decrypter.set_rsa_padding(openssl::rsa::Padding::PKCS1_OAEP).ok()?;
+    decrypter
+        .set_rsa_padding(openssl::rsa::Padding::PKCS1_OAEP)
+        .ok()?;
     decrypter.set_rsa_oaep_md(MessageDigest::sha256()).ok()?;
     decrypter.set_rsa_mgf1_md(MessageDigest::sha256()).ok()?;
     let mut aes = vec![0u8; decrypter.decrypt_len(encrypted).ok()?];

@@ -286,6 +286,9 @@ impl Kms {
             ));
         }
         refused.store(status, Ordering::Relaxed);
-        Err(Failure::from_status(&self.vault, operation, status, &detail).with_retry_after(retry_after))
+        Err(
+            Failure::from_status(&self.vault, operation, status, &detail)
+                .with_retry_after(retry_after),
+        )
     }
 }

@@ -135,8 +135,7 @@ pub(crate) fn find(
             .map_err(|m| config_error(vault, "application_credentials_data", m));
     }
     if let Some(path) = &settings.application_credentials {
-        return from_file(vault, path)
-            .map_err(|e| keyed(vault, "application_credentials", e));
+        return from_file(vault, path).map_err(|e| keyed(vault, "application_credentials", e));
     }
     if let Some(path) = env(ENV_CREDENTIALS).filter(|p| !p.is_empty()) {
         return from_file(vault, Path::new(&path)).map_err(|e| match e {
@@ -355,7 +354,10 @@ impl TokenSource {
     /// Forget `rejected` (the service answered 401 to it), so the next call fetches anew.
     pub(crate) fn invalidate(&self, rejected: &str) {
         let mut current = self.current.write();
-        if current.as_ref().is_some_and(|t| t.value.as_str() == rejected) {
+        if current
+            .as_ref()
+            .is_some_and(|t| t.value.as_str() == rejected)
+        {
             *current = None;
         }
     }
@@ -369,8 +371,10 @@ impl TokenSource {
                 key,
                 token_uri,
             } => {
-                let assertion = assertion(email, key_id.as_deref(), key, token_uri)
-                    .map_err(|m| Failure::refused(self.error(false, format!("{operation}: {m}"))))?;
+                let assertion =
+                    assertion(email, key_id.as_deref(), key, token_uri).map_err(|m| {
+                        Failure::refused(self.error(false, format!("{operation}: {m}")))
+                    })?;
                 self.client.post(token_uri).form(&[
                     ("grant_type", JWT_BEARER),
                     ("assertion", assertion.as_str()),
@@ -568,13 +572,27 @@ mod tests {
             Credentials::AuthorizedUser { .. }
         ));
         let c = find("kms", &settings(""), &all).unwrap();
-        assert!(matches!(c, Credentials::ServiceAccount { ref email, .. } if email.starts_with("signer@")));
-        let no_adc_env = |var: &str| if var == ENV_CREDENTIALS { None } else { all(var) };
+        assert!(
+            matches!(c, Credentials::ServiceAccount { ref email, .. } if email.starts_with("signer@"))
+        );
+        let no_adc_env = |var: &str| {
+            if var == ENV_CREDENTIALS {
+                None
+            } else {
+                all(var)
+            }
+        };
         assert!(matches!(
             find("kms", &settings(""), &no_adc_env).unwrap(),
             Credentials::AuthorizedUser { .. }
         ));
-        let only_metadata = |var: &str| if var == ENV_METADATA_HOST { all(var) } else { None };
+        let only_metadata = |var: &str| {
+            if var == ENV_METADATA_HOST {
+                all(var)
+            } else {
+                None
+            }
+        };
         match find("kms", &settings(""), &only_metadata).unwrap() {
             Credentials::Metadata { token_url } => assert_eq!(
                 token_url,
@@ -583,7 +601,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match find("kms", &settings(""), &|_| None).unwrap() {
-            Credentials::Metadata { token_url } => assert!(token_url.starts_with("http://169.254.169.254/")),
+            Credentials::Metadata { token_url } => {
+                assert!(token_url.starts_with("http://169.254.169.254/"))
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -592,7 +612,11 @@ mod tests {
     fn credential_files_must_be_private_and_errors_never_quote_them() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sa.json");
-        std::fs::write(&path, service_account_json("https://oauth2.googleapis.com/token")).unwrap();
+        std::fs::write(
+            &path,
+            service_account_json("https://oauth2.googleapis.com/token"),
+        )
+        .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let s = settings(&format!(", application_credentials: '{}'", path.display()));
@@ -600,13 +624,22 @@ mod tests {
         assert!(matches!(e, OpenError::Permissions { .. }), "{e}");
 
         let secret = "-----BEGIN PRIVATE KEY-----TOPSECRET";
-        let bad = format!(r#"{{"type": "service_account", "private_key": "{secret}", "client_email": 7}}"#);
+        let bad = format!(
+            r#"{{"type": "service_account", "private_key": "{secret}", "client_email": 7}}"#
+        );
         let e = parse("kms", bad.as_bytes(), "x").err().unwrap();
         assert!(!e.contains("TOPSECRET"), "{e}");
-        let bad = format!(r#"{{"type": "service_account", "private_key": "{secret}", "client_email": "a@b"}}"#);
+        let bad = format!(
+            r#"{{"type": "service_account", "private_key": "{secret}", "client_email": "a@b"}}"#
+        );
         let e = parse("kms", bad.as_bytes(), "x").err().unwrap();
-        assert!(e.contains("not a PEM private key") && !e.contains("TOPSECRET"), "{e}");
-        let e = parse("kms", br#"{"type": "external_account"}"#, "x").err().unwrap();
+        assert!(
+            e.contains("not a PEM private key") && !e.contains("TOPSECRET"),
+            "{e}"
+        );
+        let e = parse("kms", br#"{"type": "external_account"}"#, "x")
+            .err()
+            .unwrap();
         assert!(e.contains("external_account"), "{e}");
         let e = parse(
             "kms",
@@ -622,8 +655,13 @@ mod tests {
     fn the_assertion_is_an_rs256_jwt_with_googles_claims() {
         let rsa = Rsa::generate(2048).unwrap();
         let key = PKey::from_rsa(rsa).unwrap();
-        let jwt = assertion("sa@p.iam.gserviceaccount.com", Some("kid1"), &key, "https://t/token")
-            .unwrap();
+        let jwt = assertion(
+            "sa@p.iam.gserviceaccount.com",
+            Some("kid1"),
+            &key,
+            "https://t/token",
+        )
+        .unwrap();
         let parts: Vec<&str> = jwt.split('.').collect();
         assert_eq!(parts.len(), 3);
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -655,6 +693,9 @@ mod tests {
             token_uri: GOOGLE_TOKEN_URI.to_owned(),
         };
         let text = format!("{c:?}");
-        assert!(!text.contains("csecret") && !text.contains("rtoken"), "{text}");
+        assert!(
+            !text.contains("csecret") && !text.contains("rtoken"),
+            "{text}"
+        );
     }
 }

@@ -41,8 +41,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
-use tezos_crypto::{blake2b_256, Curve, PublicKey, PublicKeyHash, SecretKey, Signature};
 use tezos_crypto::SigningVersion;
+use tezos_crypto::{blake2b_256, Curve, PublicKey, PublicKeyHash, SecretKey, Signature};
 
 const DRIVER: &str = "cloudkms";
 const PURPOSE: &str = "ASYMMETRIC_SIGN";
@@ -143,12 +143,7 @@ impl fmt::Debug for CloudKmsVault {
 fn is_child_name(name: &str, parent: &str) -> bool {
     name.strip_prefix(parent)
         .and_then(|rest| rest.strip_prefix('/'))
-        .is_some_and(|rest| {
-            !rest.is_empty()
-                && rest
-                    .split('/')
-                    .all(settings::is_resource_id)
-        })
+        .is_some_and(|rest| !rest.is_empty() && rest.split('/').all(settings::is_resource_id))
 }
 
 fn checksum(text: Option<&str>) -> Option<u32> {
@@ -166,7 +161,8 @@ impl CloudKmsVault {
         env: &(dyn Fn(&str) -> Option<String> + Sync),
     ) -> Result<CloudKmsVault, OpenError> {
         let credentials = auth::find(name, &settings, env)?;
-        let client = crate::net::http_client(name, &crate::net::ClientTls::default(), settings.timeout)?;
+        let client =
+            crate::net::http_client(name, &crate::net::ClientTls::default(), settings.timeout)?;
         let described = credentials.describe();
         let policy = RetryPolicy {
             max_retries: settings.max_retries,
@@ -429,11 +425,7 @@ impl CloudKmsVault {
                 let corrupted = |what: &str| {
                     Failure::transient(
                         FailureClass::Server,
-                        VaultError::backend(
-                            &name,
-                            true,
-                            format!("signing with {version}: {what}"),
-                        ),
+                        VaultError::backend(&name, true, format!("signing with {version}: {what}")),
                     )
                 };
                 let verified = if ed25519 {

@@ -58,7 +58,10 @@ impl fmt::Debug for CloudKmsSettings {
             .field("application_credentials", &self.application_credentials)
             .field(
                 "application_credentials_data",
-                &self.application_credentials_data.as_ref().map(|_| "REDACTED"),
+                &self
+                    .application_credentials_data
+                    .as_ref()
+                    .map(|_| "REDACTED"),
             )
             .field("timeout", &self.timeout)
             .field("max_retries", &self.max_retries)
@@ -146,9 +149,7 @@ impl CloudKmsSettings {
         };
         let endpoint = match raw.endpoint.as_deref() {
             None | Some("") => DEFAULT_ENDPOINT.to_owned(),
-            Some(text) => {
-                check_endpoint(text).map_err(|m| config_error(vault, "endpoint", m))?
-            }
+            Some(text) => check_endpoint(text).map_err(|m| config_error(vault, "endpoint", m))?,
         };
         let protection_level = match raw.protection_level.as_deref() {
             None | Some("") | Some("HSM") | Some("hsm") => ProtectionLevel::Hsm,
@@ -168,7 +169,9 @@ impl CloudKmsSettings {
             application_credentials: raw
                 .application_credentials
                 .filter(|p| !p.as_os_str().is_empty()),
-            application_credentials_data: raw.application_credentials_data.filter(|d| !d.is_empty()),
+            application_credentials_data: raw
+                .application_credentials_data
+                .filter(|d| !d.is_empty()),
             timeout,
             max_retries,
             endpoint,
@@ -270,11 +273,11 @@ mod tests {
         assert_eq!((s.timeout, s.max_retries), (Duration::from_secs(10), 3));
         assert_eq!(s.endpoint, DEFAULT_ENDPOINT);
         assert_eq!(s.protection_level, ProtectionLevel::Hsm);
-        let s = parse("{project: p, location: l, key_ring: r, timeout: 0, max_retries: 500}")
-            .unwrap();
+        let s =
+            parse("{project: p, location: l, key_ring: r, timeout: 0, max_retries: 500}").unwrap();
         assert_eq!((s.timeout, s.max_retries), (Duration::from_secs(10), 100));
-        let s = parse("{project: p, location: l, key_ring: r, timeout: 3, max_retries: 0}")
-            .unwrap();
+        let s =
+            parse("{project: p, location: l, key_ring: r, timeout: 3, max_retries: 0}").unwrap();
         assert_eq!((s.timeout, s.max_retries), (Duration::from_secs(3), 0));
     }
 
@@ -291,7 +294,8 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            e.contains("vaults.kms.config.application_credentials_data") && !e.contains("TOPSECRET"),
+            e.contains("vaults.kms.config.application_credentials_data")
+                && !e.contains("TOPSECRET"),
             "{e}"
         );
     }
@@ -300,13 +304,22 @@ mod tests {
     fn bad_settings_name_the_key() {
         let e = |t: &str| parse(t).unwrap_err().to_string();
         assert!(e("{project: p, location: l}").contains("key_ring"));
-        assert!(e("{project: 'a/b', location: l, key_ring: r}").contains("vaults.kms.config.project"));
+        assert!(
+            e("{project: 'a/b', location: l, key_ring: r}").contains("vaults.kms.config.project")
+        );
         assert!(e("{project: p, location: l, key_ring: r, pin: 1}").contains("vaults.kms.config"));
         let http = e("{project: p, location: l, key_ring: r, endpoint: 'http://kms.example.com'}");
-        assert!(http.contains("vaults.kms.config.endpoint") && http.contains("loopback"), "{http}");
-        assert!(e("{project: p, location: l, key_ring: r, endpoint: 'https://h/v1'}").contains("path"));
-        assert!(e("{project: p, location: l, key_ring: r, protection_level: EXTERNAL}")
-            .contains("protection_level"));
+        assert!(
+            http.contains("vaults.kms.config.endpoint") && http.contains("loopback"),
+            "{http}"
+        );
+        assert!(
+            e("{project: p, location: l, key_ring: r, endpoint: 'https://h/v1'}").contains("path")
+        );
+        assert!(
+            e("{project: p, location: l, key_ring: r, protection_level: EXTERNAL}")
+                .contains("protection_level")
+        );
         assert!(e("~").contains("vaults.kms.config"));
     }
 

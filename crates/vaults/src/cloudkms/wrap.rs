@@ -30,7 +30,9 @@ pub(crate) fn pkcs8(key: &SecretKey) -> Result<Zeroizing<Vec<u8>>, String> {
     let secret = key.expose_secret_bytes();
     let fail = |e: openssl::error::ErrorStack| format!("encoding the key as PKCS#8: {e}");
     let pkey = match key.curve() {
-        Curve::Ed25519 => PKey::private_key_from_raw_bytes(&secret[..], Id::ED25519).map_err(fail)?,
+        Curve::Ed25519 => {
+            PKey::private_key_from_raw_bytes(&secret[..], Id::ED25519).map_err(fail)?
+        }
         curve @ (Curve::Secp256k1 | Curve::P256) => {
             let nid = if curve == Curve::P256 {
                 Nid::X9_62_PRIME256V1
@@ -78,7 +80,9 @@ pub(crate) fn wrap_for_import(job_pem: &[u8], pkcs8: &[u8]) -> Result<Vec<u8>, S
         .set_rsa_mgf1_md(openssl::hash::MessageDigest::sha256())
         .map_err(fail)?;
     let mut encrypted = vec![0u8; encrypter.encrypt_len(&aes_key[..]).map_err(fail)?];
-    let written = encrypter.encrypt(&aes_key[..], &mut encrypted).map_err(fail)?;
+    let written = encrypter
+        .encrypt(&aes_key[..], &mut encrypted)
+        .map_err(fail)?;
     encrypted.truncate(written);
 
     let wrapped = kwp_wrap(&aes_key[..], pkcs8)?;
@@ -96,10 +100,11 @@ pub(crate) fn kwp_wrap(kek: &[u8], plain: &[u8]) -> Result<Vec<u8>, String> {
         .map_err(|_| "the wrapping key is not an AES key".to_owned())?;
     // The alternative initial value: A65959A6 ‖ the plaintext length, big-endian.
     let mut iv = [0u8; 8];
-    for (d, s) in iv
-        .iter_mut()
-        .zip([0xA6u8, 0x59, 0x59, 0xA6].iter().chain(length.to_be_bytes().iter()))
-    {
+    for (d, s) in iv.iter_mut().zip(
+        [0xA6u8, 0x59, 0x59, 0xA6]
+            .iter()
+            .chain(length.to_be_bytes().iter()),
+    ) {
         *d = *s;
     }
     let padded_len = plain.len().div_ceil(8) * 8;
