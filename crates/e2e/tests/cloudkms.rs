@@ -462,3 +462,57 @@ async fn the_fakes_delay_holds_each_request() {
         .unwrap();
     assert!(started.elapsed() >= Duration::from_millis(20));
 }
+
+/// A signature altered in transit fails its CRC32C and is asked for again; a token the
+/// service stopped accepting (401) is replaced and the call retried; the vault's `Debug`
+/// shows neither the token nor the key.
+#[tokio::test]
+async fn corrupted_answers_and_rejected_tokens_are_retried() {
+    let fake = FakeCloudKms::start().await.unwrap();
+    let version = fake.add_key(
+        "baker",
+        "ASYMMETRIC_SIGN",
+        &[("EC_SIGN_SECP256K1_SHA256", "ENABLED")],
+    );
+    let public = PublicKey::from_spki_der(&fake.public_key_der(&version[0]).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sa = private_file(dir.path(), "sa.json", &fake.service_account_json());
+    let vault = open(&config(&fake, &sa, "max_retries: 2")).await.unwrap();
+    vault.list_keys().await.unwrap();
+    let pkh = public.hash();
+
+    fake.corrupt_next_signatures(1);
+    let before = fake.stats().sign_requests;
+    let signature = vault
+        .sign(&pkh, MESSAGE, SigningVersion::default())
+        .await
+        .unwrap();
+    public
+        .verify(MESSAGE, &signature, SigningVersion::default())
+        .unwrap();
+    assert_eq!(fake.stats().sign_requests, before + 2);
+    // Every answer corrupted: the call fails (transient) rather than return it.
+    fake.corrupt_next_signatures(3);
+    let e = vault
+        .sign(&pkh, MESSAGE, SigningVersion::default())
+        .await
+        .unwrap_err();
+    assert!(e.is_transient() && e.to_string().contains("CRC32C"), "{e}");
+
+    let grants = fake.stats().token_grants;
+    fake.revoke_tokens();
+    vault
+        .sign(&pkh, MESSAGE, SigningVersion::default())
+        .await
+        .unwrap();
+    let stats = fake.stats();
+    assert_eq!(stats.unauthenticated, 1, "{stats:?}");
+    assert_eq!(stats.token_grants, grants + 1, "{stats:?}");
+
+    let debug = format!("{vault:?}");
+    assert!(
+        !debug.contains("ya29.") && !debug.contains("PRIVATE KEY"),
+        "{debug}"
+    );
+    assert!(debug.contains("signer@"), "{debug}");
+}

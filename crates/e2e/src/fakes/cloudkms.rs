@@ -109,6 +109,7 @@ struct Data {
     mode: Mode,
     fail_next: VecDeque<u16>,
     deny_signing: bool,
+    corrupt_signatures: usize,
     max_page_size: usize,
     stats: Stats,
     next_token: u64,
@@ -314,6 +315,7 @@ impl FakeCloudKms {
                 mode: Mode::Up,
                 fail_next: VecDeque::new(),
                 deny_signing: false,
+                corrupt_signatures: 0,
                 max_page_size: 2,
                 stats: Stats::default(),
                 next_token: 0,
@@ -458,6 +460,17 @@ impl FakeCloudKms {
     /// asymmetricSign answers 403 PERMISSION_DENIED (the account lost useToSign).
     pub fn deny_signing(&self, deny: bool) {
         self.shared.data().deny_signing = deny;
+    }
+
+    /// The next `count` signatures reach the client altered, their `signatureCrc32c` that
+    /// of the signature made (corruption in transit, which the checksum reveals).
+    pub fn corrupt_next_signatures(&self, count: usize) {
+        self.shared.data().corrupt_signatures = count;
+    }
+
+    /// Forget every issued token (revoked, or expired early): the next KMS call gets 401.
+    pub fn revoke_tokens(&self) {
+        self.shared.data().tokens.clear();
     }
 
     pub fn set_max_page_size(&self, size: usize) {
@@ -934,10 +947,14 @@ fn kms(shared: &Shared, method: &Method, resource: &str, uri: &Uri, body: &[u8])
             if data.deny_signing {
                 return google_error(403, "PERMISSION_DENIED", &format!("Permission 'cloudkms.cryptoKeyVersions.useToSign' denied on resource '{full}' (or it may not exist)."));
             }
+            let corrupt = data.corrupt_signatures > 0;
+            if corrupt {
+                data.corrupt_signatures -= 1;
+            }
             let Some(v) = version_mut(&mut data, id, n) else {
                 return not_found("CryptoKeyVersion");
             };
-            sign(&full, v, &request)
+            sign(&full, v, &request, corrupt)
         }
         (Method::POST, ["importJobs"], None) => {
             let q = query_map(uri);
@@ -1021,7 +1038,7 @@ fn job_json(name: &str, job: &FakeJob) -> Value {
     answer
 }
 
-fn sign(full: &str, v: &FakeVersion, request: &Value) -> Response {
+fn sign(full: &str, v: &FakeVersion, request: &Value, corrupt: bool) -> Response {
     if v.state != "ENABLED" {
         return google_error(
             400,
@@ -1079,9 +1096,16 @@ fn sign(full: &str, v: &FakeVersion, request: &Value) -> Response {
     let Ok(signature) = signature else {
         return google_error(500, "INTERNAL", "Internal error encountered.");
     };
+    let crc = crc32c(&signature);
+    let mut sent = signature;
+    if corrupt {
+        if let Some(b) = sent.last_mut() {
+            *b ^= 0x01;
+        }
+    }
     let mut answer = json!({
-        "signature": B64.encode(&signature),
-        "signatureCrc32c": crc32c(&signature).to_string(),
+        "signature": B64.encode(&sent),
+        "signatureCrc32c": crc.to_string(),
         "name": full,
         "protectionLevel": v.protection,
     });
