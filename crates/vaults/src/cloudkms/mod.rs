@@ -64,6 +64,21 @@ impl Driver for CloudKmsDriver {
         CloudKmsSettings::parse(vault, settings).map(drop)
     }
 
+    /// Which credentials the vault will use, found and read (a key file present, private
+    /// and well-formed) without asking Google for anything.
+    fn preflight(
+        &self,
+        vault: &str,
+        settings: &DriverSettings,
+    ) -> Option<Result<String, OpenError>> {
+        let env = |var: &str| std::env::var(var).ok();
+        Some(
+            CloudKmsSettings::parse(vault, settings)
+                .and_then(|s| auth::find(vault, &s, &env))
+                .map(|c| format!("Google credentials: {}", c.describe())),
+        )
+    }
+
     async fn open(
         &self,
         vault: &str,
@@ -750,6 +765,38 @@ mod tests {
         assert_eq!(algorithm_of(Curve::Bls12_381), None);
         assert_eq!(curve_of("EC_SIGN_P384_SHA384"), None);
         assert_eq!(curve_of("RSA_SIGN_PSS_2048_SHA256"), None);
+    }
+
+    #[test]
+    fn preflight_reads_the_credentials_file_without_the_network() {
+        use std::os::unix::fs::PermissionsExt;
+        let key = openssl::rsa::Rsa::generate(2048)
+            .and_then(openssl::pkey::PKey::from_rsa)
+            .unwrap();
+        let pem = String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        let json = serde_json::json!({"type": "service_account", "private_key": pem,
+            "client_email": "sa@p.iam.gserviceaccount.com",
+            "token_uri": "https://oauth2.googleapis.com/token"});
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sa.json");
+        std::fs::write(&path, json.to_string()).unwrap();
+        let settings: DriverSettings = serde_yaml_ng::from_str(&format!(
+            "{{project: p, location: l, key_ring: r, application_credentials: '{}'}}",
+            path.display()
+        ))
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let loose = CloudKmsDriver.preflight("kms", &settings).unwrap();
+        assert!(
+            matches!(loose, Err(OpenError::Permissions { .. })),
+            "{loose:?}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let ok = CloudKmsDriver.preflight("kms", &settings).unwrap().unwrap();
+        assert!(
+            ok.contains("service account sa@p.iam.gserviceaccount.com"),
+            "{ok}"
+        );
     }
 
     #[test]
