@@ -8,6 +8,8 @@
 //!   ([`ledger::LedgerVault`]).
 //! - `yubihsm` (feature `yubihsm`): keys in a YubiHSM 2 through yubihsm-connector
 //!   ([`YubiHsmVault`]).
+//! - `azure` (feature `azure`): EC keys in Azure Key Vault or Managed HSM over its REST API
+//!   ([`azure::AzureVault`]).
 //! - `cloudkms` (feature `cloudkms`): keys in a Google Cloud KMS key ring, over its REST API.
 //!
 //! [`registry`] is the one list of drivers; [`open`] builds an `Arc<dyn Vault>` from a
@@ -15,6 +17,8 @@
 //! instance name and the key path to fix.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "azure")]
+pub mod azure;
 #[cfg(feature = "cloudkms")]
 mod cloudkms;
 mod deadline;

@@ -1,3 +1,5 @@
-//! In-process fakes of network backends, for the drivers' tests.
+//! In-process fakes of the network backends the drivers talk to, faithful to the
+//! documented REST API subset each driver uses.
 
+pub mod azure;
 pub mod cloudkms;
