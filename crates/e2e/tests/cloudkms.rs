@@ -141,6 +141,30 @@ async fn ecads_documented_configuration_starts_and_signs() {
     public
         .verify(&bytes, &signature, SigningVersion::default())
         .unwrap();
+    // A throttled call is retried, and /metrics counts it.
+    fake.fail_next(429, 1);
+    let bytes = Consensus::new(8, 0, 1).preattestation();
+    let mut conn = signer.connect().await.unwrap();
+    let response = conn.sign(&signer.key_path(&pkh), &bytes).await.unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    let wanted = [
+        "signatory_vault_retries_total{vault=\"gcp\"} 1",
+        "signatory_vault_call_failures_total{class=\"throttled\",vault=\"gcp\"} 1",
+    ];
+    let mut metrics = String::new();
+    for _ in 0..20 {
+        let mut utility = signatory_e2e::Connection::connect(signer.utility)
+            .await
+            .unwrap();
+        metrics = utility.get("/metrics").await.unwrap().text();
+        if wanted.iter().all(|w| metrics.lines().any(|l| l == *w)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for w in wanted {
+        assert!(metrics.lines().any(|l| l == w), "{w} not in\n{metrics}");
+    }
     let log = signer.log();
     assert!(
         !log.contains("PRIVATE KEY") && !log.contains("ya29."),
