@@ -10,6 +10,7 @@
 //!   ([`YubiHsmVault`]).
 //! - `azure` (feature `azure`): EC keys in Azure Key Vault or Managed HSM over its REST API
 //!   ([`azure::AzureVault`]).
+//! - `cloudkms` (feature `cloudkms`): keys in a Google Cloud KMS key ring, over its REST API.
 //!
 //! [`registry`] is the one list of drivers; [`open`] builds an `Arc<dyn Vault>` from a
 //! configured instance through it; an unknown driver or bad settings fail with the
@@ -18,6 +19,8 @@
 
 #[cfg(feature = "azure")]
 pub mod azure;
+#[cfg(feature = "cloudkms")]
+mod cloudkms;
 mod deadline;
 mod error;
 mod file;

@@ -101,13 +101,14 @@ pub(crate) async fn open_blocking<V: Vault + 'static>(
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Every driver of the project, and the cargo feature of `signatory-vaults` that builds it.
-pub const ALL_DRIVERS: [(&str, &str); 6] = [
+pub const ALL_DRIVERS: [(&str, &str); 7] = [
     ("file", "file"),
     ("mem", "mem"),
     ("pkcs11", "pkcs11"),
     ("ledger", "ledger"),
     ("yubihsm", "yubihsm"),
     ("azure", "azure"),
+    ("cloudkms", "cloudkms"),
 ];
 
 /// The drivers in this build.
@@ -122,6 +123,8 @@ pub static DRIVERS: &[&dyn Driver] = &[
     &crate::yubi::YubiHsmDriver,
     #[cfg(feature = "azure")]
     &crate::azure::AzureDriver,
+    #[cfg(feature = "cloudkms")]
+    &crate::cloudkms::CloudKmsDriver,
 ];
 
 /// The names of the drivers in this build, in registry order.

@@ -2,3 +2,4 @@
 //! documented REST API subset each driver uses.
 
 pub mod azure;
+pub mod cloudkms;
