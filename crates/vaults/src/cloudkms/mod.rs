@@ -90,12 +90,6 @@ impl Driver for CloudKmsDriver {
         Ok(Arc::new(CloudKmsVault::open(vault, settings, &env).await?))
     }
 
-    /// The vault bounds itself: each HTTP attempt by `timeout`, and the retries by
-    /// `max_retries` with backoff capped at one second, so the registry's fixed deadline
-    /// would only cut a configured longer `timeout` short.
-    fn deadline(&self) -> Option<Duration> {
-        None
-    }
 }
 
 /// The algorithms Tezos signs with, and the curve of each.
