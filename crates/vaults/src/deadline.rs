@@ -12,7 +12,10 @@ use std::time::Duration;
 use tezos_crypto::{Curve, PublicKey, PublicKeyHash, SecretKey, Signature, SigningVersion};
 use zeroize::Zeroizing;
 
-/// `inner`, each call bounded by `deadline`.
+/// How long `generate` and `import` may take at most.
+const KEY_CREATION_DEADLINE: Duration = Duration::from_secs(180);
+
+/// `inner`, each call bounded by `deadline` (key creation by [`KEY_CREATION_DEADLINE`]).
 #[derive(Debug)]
 pub(crate) struct Deadlined {
     inner: Arc<dyn Vault>,
@@ -29,14 +32,34 @@ impl Deadlined {
         operation: &str,
         call: impl Future<Output = Result<T, VaultError>>,
     ) -> Result<T, VaultError> {
-        match tokio::time::timeout(self.deadline, call).await {
+        self.bounded_by(self.deadline, operation, call).await
+    }
+
+    /// Creating or importing a key (an operator's command, never a baker's request) may
+    /// wait for the backend to make it: a cloud HSM key takes seconds to minutes.
+    async fn bounded_admin<T>(
+        &self,
+        operation: &str,
+        call: impl Future<Output = Result<T, VaultError>>,
+    ) -> Result<T, VaultError> {
+        self.bounded_by(self.deadline.max(KEY_CREATION_DEADLINE), operation, call)
+            .await
+    }
+
+    async fn bounded_by<T>(
+        &self,
+        deadline: Duration,
+        operation: &str,
+        call: impl Future<Output = Result<T, VaultError>>,
+    ) -> Result<T, VaultError> {
+        match tokio::time::timeout(deadline, call).await {
             Ok(done) => done,
             Err(_) => Err(VaultError::backend(
                 self.inner.name(),
                 true,
                 format!(
                     "{operation} did not finish within {:.1} s",
-                    self.deadline.as_secs_f64()
+                    deadline.as_secs_f64()
                 ),
             )),
         }
@@ -119,12 +142,12 @@ impl Vault for Deadlined {
     }
 
     async fn generate(&self, curve: Curve) -> Result<VaultKey, VaultError> {
-        self.bounded("generating a key", self.inner.generate(curve))
+        self.bounded_admin("generating a key", self.inner.generate(curve))
             .await
     }
 
     async fn import(&self, key: SecretKey) -> Result<VaultKey, VaultError> {
-        self.bounded("importing the key", self.inner.import(key))
+        self.bounded_admin("importing the key", self.inner.import(key))
             .await
     }
 }

@@ -10,6 +10,9 @@
 //!   ([`YubiHsmVault`]).
 //! - `awskms` (feature `awskms`): tz2 and tz3 keys in AWS KMS, which also seals with KMS
 //!   Encrypt/Decrypt.
+//! - `azure` (feature `azure`): EC keys in Azure Key Vault or Managed HSM over its REST API
+//!   ([`azure::AzureVault`]).
+//! - `cloudkms` (feature `cloudkms`): keys in a Google Cloud KMS key ring, over its REST API.
 //!
 //! [`registry`] is the one list of drivers; [`open`] builds an `Arc<dyn Vault>` from a
 //! configured instance through it; an unknown driver or bad settings fail with the
@@ -18,6 +21,10 @@
 
 #[cfg(feature = "awskms")]
 mod awskms;
+#[cfg(feature = "azure")]
+pub mod azure;
+#[cfg(feature = "cloudkms")]
+mod cloudkms;
 mod deadline;
 mod error;
 mod file;
@@ -35,15 +42,17 @@ mod password;
 mod pkcs11;
 mod private_file;
 pub mod registry;
+mod sealed;
 mod secret_file;
 #[cfg(feature = "yubihsm")]
 mod yubi;
 
 pub use error::OpenError;
-pub use file::{FileVault, FileVaultOptions};
+pub use file::{seal_key_file, FileVault, FileVaultOptions};
 pub use mem::{parse_curve, MemVault};
 pub use password::{EnvPasswords, PasswordSource};
 pub use registry::{driver, driver_names, Driver, DRIVERS};
+pub use sealed::SealedBy;
 #[cfg(feature = "yubihsm")]
 pub use yubi::{YubiHsmOptions, YubiHsmVault};
 
@@ -67,12 +76,29 @@ pub async fn open_with_passwords(
     settings: &DriverSettings,
     passwords: &EnvPasswords,
 ) -> Result<Arc<dyn Vault>, OpenError> {
-    registry::open_vault(name, driver, settings, passwords).await
+    registry::open_vault(name, driver, settings, passwords, &[]).await
 }
 
 /// [`open`] for a configured instance.
 pub async fn open_configured(config: &VaultConfig) -> Result<Arc<dyn Vault>, OpenError> {
     open(&config.name, &config.driver, &config.config).await
+}
+
+/// [`open_configured_with`], with the vaults already open that this one may use (the
+/// vault that unseals a sealed key file).
+pub async fn open_configured_among(
+    config: &VaultConfig,
+    passwords: &EnvPasswords,
+    opened: &[Arc<dyn Vault>],
+) -> Result<Arc<dyn Vault>, OpenError> {
+    registry::open_vault(
+        &config.name,
+        &config.driver,
+        &config.config,
+        passwords,
+        opened,
+    )
+    .await
 }
 
 /// [`open_with_passwords`] for a configured instance.

@@ -1,4 +1,6 @@
-//! In-process fakes of network backends, faithful to the documented API subset the
-//! drivers use, with delays and failures a test can set.
+//! In-process fakes of the network backends the drivers talk to, faithful to the
+//! documented REST API subset each driver uses.
 
 pub mod awskms;
+pub mod azure;
+pub mod cloudkms;
