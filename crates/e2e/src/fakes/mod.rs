@@ -1,0 +1,3 @@
+//! In-process fakes of network backends' APIs, for the drivers' tests and benchmarks.
+
+pub mod transit;
