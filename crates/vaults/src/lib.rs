@@ -8,6 +8,8 @@
 //!   ([`ledger::LedgerVault`]).
 //! - `yubihsm` (feature `yubihsm`): keys in a YubiHSM 2 through yubihsm-connector
 //!   ([`YubiHsmVault`]).
+//! - `hashicorpvault` (feature `hashicorpvault`): keys in a HashiCorp Vault or OpenBao
+//!   transit engine over its HTTP API ([`TransitVault`]).
 //!
 //! [`registry`] is the one list of drivers; [`open`] builds an `Arc<dyn Vault>` from a
 //! configured instance through it; an unknown driver or bad settings fail with the
@@ -27,6 +29,8 @@ mod pkcs11;
 mod private_file;
 pub mod registry;
 mod secret_file;
+#[cfg(feature = "hashicorpvault")]
+mod transit;
 #[cfg(feature = "yubihsm")]
 mod yubi;
 
@@ -35,6 +39,8 @@ pub use file::{FileVault, FileVaultOptions};
 pub use mem::{parse_curve, MemVault};
 pub use password::{EnvPasswords, PasswordSource};
 pub use registry::{driver, driver_names, Driver, DRIVERS};
+#[cfg(feature = "hashicorpvault")]
+pub use transit::{TransitSettings, TransitVault};
 #[cfg(feature = "yubihsm")]
 pub use yubi::{YubiHsmOptions, YubiHsmVault};
 

@@ -88,12 +88,13 @@ pub(crate) async fn open_blocking<V: Vault + 'static>(
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Every driver of the project, and the cargo feature of `signatory-vaults` that builds it.
-pub const ALL_DRIVERS: [(&str, &str); 5] = [
+pub const ALL_DRIVERS: [(&str, &str); 6] = [
     ("file", "file"),
     ("mem", "mem"),
     ("pkcs11", "pkcs11"),
     ("ledger", "ledger"),
     ("yubihsm", "yubihsm"),
+    ("hashicorpvault", "hashicorpvault"),
 ];
 
 /// The drivers in this build.
@@ -106,6 +107,8 @@ pub static DRIVERS: &[&dyn Driver] = &[
     &crate::ledger::LedgerDriver,
     #[cfg(feature = "yubihsm")]
     &crate::yubi::YubiHsmDriver,
+    #[cfg(feature = "hashicorpvault")]
+    &crate::transit::TransitDriver,
 ];
 
 /// The names of the drivers in this build, in registry order.

@@ -84,6 +84,15 @@ pub struct FakeTransit {
     server: tokio::task::JoinHandle<()>,
 }
 
+impl std::fmt::Debug for FakeTransit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeTransit")
+            .field("address", &self.address)
+            .field("mount", &self.mount)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for FakeTransit {
     fn drop(&mut self) {
         self.server.abort();
@@ -120,9 +129,9 @@ fn make_key(curve: Curve) -> Result<FakeKey, HarnessError> {
         Curve::P256 => {
             let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(fake_error)?;
             let d = BigNum::from_slice(&bytes[..]).map_err(fake_error)?;
-            let ctx = BigNumContext::new().map_err(fake_error)?;
+            let mut ctx = BigNumContext::new().map_err(fake_error)?;
             let mut q = EcPoint::new(&group).map_err(fake_error)?;
-            q.mul_generator(&group, &d, &ctx).map_err(fake_error)?;
+            q.mul_generator2(&group, &d, &mut ctx).map_err(fake_error)?;
             let ec = EcKey::from_private_components(&group, &d, &q).map_err(fake_error)?;
             let pem = ec.public_key_to_pem().map_err(fake_error)?;
             (

@@ -26,6 +26,13 @@ pub(crate) enum Answer {
     NotFound(String),
 }
 
+/// A request body.
+#[derive(Clone, Copy)]
+enum Payload<'a> {
+    Json(&'a Value),
+    Secret(&'a [u8]),
+}
+
 /// The HTTP methods the driver uses (`List` is GET with `?list=true`, which Vault treats as
 /// its LIST verb).
 #[derive(Debug, Clone, Copy)]
@@ -93,8 +100,25 @@ impl Api {
         body: Option<&Value>,
     ) -> Result<Answer, VaultError> {
         let url = self.url(path);
+        let body = body.map(Payload::Json);
         with_retries(&self.counters, &self.policy, || {
             self.once(operation, method, url.clone(), token, body)
+        })
+        .await
+    }
+
+    /// POST a body holding a secret (already JSON, in wiped memory) without a token. The
+    /// HTTP stack's own copy of the bytes is not wiped; nothing here can reach it.
+    pub async fn post_secret(
+        &self,
+        operation: &str,
+        path: &[&str],
+        body: &Zeroizing<Vec<u8>>,
+    ) -> Result<Answer, VaultError> {
+        let url = self.url(path);
+        let body = Some(Payload::Secret(body.as_slice()));
+        with_retries(&self.counters, &self.policy, || {
+            self.once(operation, Method::Post, url.clone(), None, body)
         })
         .await
     }
@@ -105,7 +129,7 @@ impl Api {
         method: Method,
         mut url: reqwest::Url,
         token: Option<&Zeroizing<String>>,
-        body: Option<&Value>,
+        body: Option<Payload<'_>>,
     ) -> Result<Answer, Failure> {
         let mut request = match method {
             Method::Get => self.http.get(url),
@@ -121,8 +145,14 @@ impl Api {
         if let Some(namespace) = &self.namespace {
             request = request.header(NAMESPACE_HEADER, namespace);
         }
-        if let Some(body) = body {
-            request = request.json(body);
+        match body {
+            Some(Payload::Json(value)) => request = request.json(value),
+            Some(Payload::Secret(bytes)) => {
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(bytes.to_vec());
+            }
+            None => {}
         }
         let response = request
             .send()

@@ -214,16 +214,21 @@ impl Auth {
                 "the configured Vault token was refused",
             ));
         };
-        let body = Zeroizing::new(json!({"role_id": role_id, "secret_id": secret_id.as_str()}));
+        #[derive(serde::Serialize)]
+        struct Login<'a> {
+            role_id: &'a str,
+            secret_id: &'a str,
+        }
+        let body = Zeroizing::new(
+            serde_json::to_vec(&Login {
+                role_id,
+                secret_id: secret_id.as_str(),
+            })
+            .map_err(|e| VaultError::backend(&api.vault, false, format!("login body: {e}")))?,
+        );
         self.logins.fetch_add(1, Ordering::Relaxed);
         let answer = api
-            .call(
-                "logging in with AppRole",
-                Method::Post,
-                &["auth", "approle", "login"],
-                None,
-                Some(&body),
-            )
+            .post_secret("logging in with AppRole", &["auth", "approle", "login"], &body)
             .await?;
         drop(body);
         let data = match answer {

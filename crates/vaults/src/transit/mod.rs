@@ -26,7 +26,7 @@ mod api;
 mod auth;
 mod settings;
 
-pub use settings::{Credentials, TransitSettings, ENV_SECRET_ID, ENV_TOKEN};
+pub use settings::{Credentials, TransitSettings};
 
 use crate::error::OpenError;
 use crate::net::{ClientTls, RetryPolicy};
@@ -311,13 +311,15 @@ impl TransitVault {
     async fn sign_with(&self, key: &TransitKey, message: &[u8]) -> Result<Signature, VaultError> {
         let operation = "signing";
         let digest = blake2b_256(message);
-        let mut body = json!({"input": STANDARD.encode(digest), "key_version": key.version});
-        if key.curve == Curve::P256 {
+        let input = STANDARD.encode(digest);
+        let body = match key.curve {
             // The digest is the ECDSA hash itself (Tezos's rule), and r ‖ s comes back raw.
-            body["prehashed"] = json!(true);
-            body["hash_algorithm"] = json!("sha2-256");
-            body["marshaling_algorithm"] = json!("jws");
-        }
+            Curve::P256 => json!({
+                "input": input, "key_version": key.version, "prehashed": true,
+                "hash_algorithm": "sha2-256", "marshaling_algorithm": "jws",
+            }),
+            _ => json!({"input": input, "key_version": key.version}),
+        };
         let data = self
             .data(operation, Method::Post, &self.path(&["sign", &key.name]), Some(&body))
             .await?;
