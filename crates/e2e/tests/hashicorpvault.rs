@@ -73,7 +73,7 @@ async fn transit_public_key(bao: &OpenBao, name: &str) -> PublicKey {
             &base64::engine::general_purpose::STANDARD.decode(text).unwrap(),
         )
         .unwrap(),
-        _ => PublicKey::from_spki_pem(text).unwrap(),
+        _ => PublicKey::from_spki_pem(text.as_bytes()).unwrap(),
     }
 }
 

@@ -35,6 +35,8 @@ pub struct Metrics {
     fine_vault_seconds: HistogramVec,
     fine_watermark_seconds: HistogramVec,
     vault_sessions: GaugeVec,
+    vault_retries: CounterVec,
+    vault_call_failures: CounterVec,
 }
 
 /// Metric construction only fails on invalid names or label sets, which are constants here;
@@ -192,6 +194,19 @@ impl Metrics {
                 r.register(Box::new(g.clone()))?;
                 g
             },
+            vault_retries: counter(
+                &r,
+                "signatory_vault_retries_total",
+                "Backend calls of network vaults tried again after a transient failure",
+                &["vault"],
+            )?,
+            vault_call_failures: counter(
+                &r,
+                "signatory_vault_call_failures_total",
+                "Failed backend calls of network vaults, retried or not, by class: throttled, \
+                 server, timeout, connection, refused",
+                &["vault", "class"],
+            )?,
             registry: r,
         })
         .and_then(|m| {
@@ -232,6 +247,27 @@ impl Metrics {
             self.vault_sessions
                 .with_label_values(&[vault, state])
                 .set(value as f64);
+        }
+    }
+
+    /// The backend call counts of vault `vault`, read when metrics are scraped: the
+    /// counters are moved up to the vault's own totals.
+    pub fn vault_calls(&self, vault: &str, stats: signatory_signer::vault::CallStats) {
+        let catch_up = |counter: prometheus::Counter, total: u64| {
+            let behind = total as f64 - counter.get();
+            if behind > 0.0 {
+                counter.inc_by(behind);
+            }
+        };
+        catch_up(
+            self.vault_retries.with_label_values(&[vault]),
+            stats.retries,
+        );
+        for (class, total) in stats.failures() {
+            catch_up(
+                self.vault_call_failures.with_label_values(&[vault, class]),
+                total,
+            );
         }
     }
 
@@ -464,5 +500,43 @@ fn status_label(status: u16) -> &'static str {
         502 => "502",
         503 => "503",
         _ => "other",
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use signatory_signer::vault::CallStats;
+
+    #[test]
+    fn vault_call_counts_follow_the_vaults_own_totals() {
+        let metrics = Metrics::new().unwrap();
+        metrics.vault_calls(
+            "kms",
+            CallStats {
+                retries: 2,
+                throttled: 1,
+                ..CallStats::default()
+            },
+        );
+        metrics.vault_calls(
+            "kms",
+            CallStats {
+                retries: 5,
+                throttled: 1,
+                refused: 3,
+                ..CallStats::default()
+            },
+        );
+        let text = metrics.render().unwrap();
+        for line in [
+            "signatory_vault_retries_total{vault=\"kms\"} 5",
+            "signatory_vault_call_failures_total{class=\"throttled\",vault=\"kms\"} 1",
+            "signatory_vault_call_failures_total{class=\"refused\",vault=\"kms\"} 3",
+            "signatory_vault_call_failures_total{class=\"timeout\",vault=\"kms\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
     }
 }

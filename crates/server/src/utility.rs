@@ -27,6 +27,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
         if let Some(sessions) = vault.sessions() {
             state.metrics.vault_sessions(vault.name(), sessions);
         }
+        if let Some(calls) = vault.call_stats() {
+            state.metrics.vault_calls(vault.name(), calls);
+        }
     }
     match state.metrics.render() {
         Ok(text) => (

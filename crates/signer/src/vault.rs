@@ -62,6 +62,50 @@ pub struct SessionUse {
     pub max: usize,
 }
 
+/// What a network vault's backend calls met, counted since it opened, for `/metrics`:
+/// retries, and failures by class (each failed attempt counts, retried or not).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallStats {
+    pub retries: u64,
+    /// The service asked to slow down (HTTP 429, a throttling error).
+    pub throttled: u64,
+    /// The service failed (HTTP 5xx).
+    pub server_errors: u64,
+    /// No answer in time.
+    pub timeouts: u64,
+    /// No connection, or it broke.
+    pub connection_errors: u64,
+    /// The service refused the call (bad credentials, no permission, no such key): never
+    /// retried.
+    pub refused: u64,
+}
+
+impl CallStats {
+    /// The failure classes and their counts, as `/metrics` labels them.
+    pub fn failures(&self) -> [(&'static str, u64); 5] {
+        [
+            ("throttled", self.throttled),
+            ("server", self.server_errors),
+            ("timeout", self.timeouts),
+            ("connection", self.connection_errors),
+            ("refused", self.refused),
+        ]
+    }
+}
+
+/// A backend that encrypts small secrets (the data key of a sealed key file) under a key
+/// it never reveals: KMS Encrypt/Decrypt, Vault transit encrypt/decrypt. `key` is the
+/// backend's name for that key (a KMS key id or alias, a transit key name).
+#[async_trait]
+pub trait Sealer: Send + Sync {
+    async fn seal(&self, key: &str, plaintext: &[u8]) -> Result<Vec<u8>, VaultError>;
+    async fn unseal(
+        &self,
+        key: &str,
+        sealed: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, VaultError>;
+}
+
 /// Why a vault could not do what was asked. Messages name the vault and the key, never
 /// key material, passwords or backend credentials.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -237,6 +281,16 @@ pub trait Vault: Send + Sync + fmt::Debug {
 
     /// The backend's session pool, for drivers that have one.
     fn sessions(&self) -> Option<SessionUse> {
+        None
+    }
+
+    /// Counts of the backend calls of vaults that talk to a service over the network.
+    fn call_stats(&self) -> Option<CallStats> {
+        None
+    }
+
+    /// The backend's encryption of data keys, for vaults that offer it (sealed key files).
+    fn sealer(&self) -> Option<&dyn Sealer> {
         None
     }
 

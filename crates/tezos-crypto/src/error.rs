@@ -28,6 +28,10 @@ pub enum CryptoError {
     UnknownTag(u8),
     #[error("invalid {curve} public key: {reason}")]
     InvalidPublicKey { curve: Curve, reason: &'static str },
+    /// A public key in a container this library reads (SubjectPublicKeyInfo) but of no
+    /// Tezos curve, or not such a container at all.
+    #[error("unsupported public key: {0}")]
+    UnsupportedPublicKey(&'static str),
     #[error("invalid {curve} secret key: {reason}")]
     InvalidSecretKey { curve: Curve, reason: &'static str },
     #[error("invalid {curve} signature: {reason}")]

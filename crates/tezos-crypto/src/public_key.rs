@@ -197,6 +197,54 @@ impl PublicKey {
         PublicKey::from_bytes(curve, &compressed)
     }
 
+    /// A key from a DER SubjectPublicKeyInfo, the form cloud KMSs return (AWS
+    /// `GetPublicKey`): Ed25519, secp256k1 or P-256; any other algorithm or curve is refused.
+    pub fn from_spki_der(der: &[u8]) -> Result<Self, CryptoError> {
+        let key = openssl::pkey::PKey::public_key_from_der(der).map_err(|_| not_spki())?;
+        Self::from_openssl(&key)
+    }
+
+    /// [`PublicKey::from_spki_der`] for a PEM `PUBLIC KEY` block (Google Cloud KMS, Vault
+    /// transit).
+    pub fn from_spki_pem(pem: &[u8]) -> Result<Self, CryptoError> {
+        let key = openssl::pkey::PKey::public_key_from_pem(pem).map_err(|_| not_spki())?;
+        Self::from_openssl(&key)
+    }
+
+    fn from_openssl(key: &openssl::pkey::PKey<Public>) -> Result<Self, CryptoError> {
+        match key.id() {
+            openssl::pkey::Id::ED25519 => {
+                let raw = key.raw_public_key().map_err(|_| not_spki())?;
+                PublicKey::from_bytes(Curve::Ed25519, &raw)
+            }
+            openssl::pkey::Id::EC => {
+                let ec = key.ec_key().map_err(|_| not_spki())?;
+                let curve = match ec.group().curve_name() {
+                    Some(Nid::X9_62_PRIME256V1) => Curve::P256,
+                    Some(Nid::SECP256K1) => Curve::Secp256k1,
+                    _ => {
+                        return Err(CryptoError::UnsupportedPublicKey(
+                            "an EC key of another curve",
+                        ))
+                    }
+                };
+                let mut ctx = openssl::bn::BigNumContext::new().map_err(backend)?;
+                let point = ec
+                    .public_key()
+                    .to_bytes(
+                        ec.group(),
+                        openssl::ec::PointConversionForm::UNCOMPRESSED,
+                        &mut ctx,
+                    )
+                    .map_err(backend)?;
+                PublicKey::from_uncompressed_point(curve, &point)
+            }
+            _ => Err(CryptoError::UnsupportedPublicKey(
+                "a key of another algorithm than Ed25519 or ECDSA",
+            )),
+        }
+    }
+
     /// The key as an uncompressed SEC1 point (`04 ‖ x ‖ y`), the form PKCS#11 tokens
     /// store; `None` for Ed25519 and BLS keys, which have no such form.
     pub fn to_uncompressed_point(&self) -> Option<Vec<u8>> {
@@ -424,6 +472,10 @@ pub(crate) fn backend(e: openssl::error::ErrorStack) -> CryptoError {
     }
 }
 
+fn not_spki() -> CryptoError {
+    CryptoError::UnsupportedPublicKey("not a DER or PEM SubjectPublicKeyInfo")
+}
+
 fn invalid(curve: Curve, reason: &'static str) -> CryptoError {
     CryptoError::InvalidPublicKey { curve, reason }
 }
@@ -533,6 +585,91 @@ mod tests {
             assert_eq!(json, format!("\"{s}\""));
             let back: Result<PublicKey, _> = serde_json::from_str(&json);
             assert_eq!(back.ok().as_ref(), Some(&pk));
+        }
+    }
+
+    #[test]
+    fn subject_public_key_infos_of_the_three_curves_are_read_and_others_refused() {
+        use openssl::ec::EcKey;
+        use openssl::pkey::PKey;
+        let mut ctx = openssl::bn::BigNumContext::new().unwrap();
+        for (nid, curve) in [
+            (Nid::X9_62_PRIME256V1, Curve::P256),
+            (Nid::SECP256K1, Curve::Secp256k1),
+        ] {
+            let group = EcGroup::from_curve_name(nid).unwrap();
+            let key = EcKey::generate(&group).unwrap();
+            let point = key
+                .public_key()
+                .to_bytes(
+                    &group,
+                    openssl::ec::PointConversionForm::UNCOMPRESSED,
+                    &mut ctx,
+                )
+                .unwrap();
+            let expected = PublicKey::from_uncompressed_point(curve, &point).unwrap();
+            let pkey = PKey::from_ec_key(key).unwrap();
+            let der = pkey.public_key_to_der().unwrap();
+            assert_eq!(PublicKey::from_spki_der(&der).unwrap(), expected);
+            let pem = pkey.public_key_to_pem().unwrap();
+            assert_eq!(PublicKey::from_spki_pem(&pem).unwrap(), expected);
+        }
+        let ed = PKey::generate_ed25519().unwrap();
+        let expected =
+            PublicKey::from_bytes(Curve::Ed25519, &ed.raw_public_key().unwrap()).unwrap();
+        let der = ed.public_key_to_der().unwrap();
+        assert_eq!(PublicKey::from_spki_der(&der).unwrap(), expected);
+
+        let p384 = EcKey::generate(&EcGroup::from_curve_name(Nid::SECP384R1).unwrap()).unwrap();
+        let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
+        for other in [
+            PKey::from_ec_key(p384)
+                .unwrap()
+                .public_key_to_der()
+                .unwrap(),
+            PKey::from_rsa(rsa).unwrap().public_key_to_der().unwrap(),
+            b"not der".to_vec(),
+        ] {
+            assert!(matches!(
+                PublicKey::from_spki_der(&other),
+                Err(CryptoError::UnsupportedPublicKey(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn der_ecdsa_signatures_become_low_s_tezos_signatures_that_verify() {
+        use openssl::ec::EcKey;
+        let msg = b"\x03 an operation";
+        let digest = blake2b_256(msg);
+        let mut ctx = openssl::bn::BigNumContext::new().unwrap();
+        for (nid, curve) in [
+            (Nid::X9_62_PRIME256V1, Curve::P256),
+            (Nid::SECP256K1, Curve::Secp256k1),
+        ] {
+            let group = EcGroup::from_curve_name(nid).unwrap();
+            let key = EcKey::generate(&group).unwrap();
+            let point = key
+                .public_key()
+                .to_bytes(
+                    &group,
+                    openssl::ec::PointConversionForm::UNCOMPRESSED,
+                    &mut ctx,
+                )
+                .unwrap();
+            let pk = PublicKey::from_uncompressed_point(curve, &point).unwrap();
+            // Half of raw ECDSA signatures are high-S: sixteen without normalisation would
+            // all pass only once in 65,536 runs.
+            for _ in 0..16 {
+                let der = EcdsaSig::sign(&digest, &key).unwrap().to_der().unwrap();
+                let sig = Signature::from_der_ecdsa(curve, &der).unwrap();
+                assert!(sig.is_low_s());
+                pk.verify(msg, &sig, SigningVersion::V0).unwrap();
+                let mut trailing = der.clone();
+                trailing.push(0);
+                assert!(Signature::from_der_ecdsa(curve, &trailing).is_err());
+                assert!(Signature::from_der_ecdsa(Curve::Ed25519, &der).is_err());
+            }
         }
     }
 

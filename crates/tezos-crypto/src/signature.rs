@@ -118,6 +118,28 @@ impl Signature {
         }
     }
 
+    /// An ECDSA signature of `curve` (secp256k1 or P-256) from its DER encoding, as KMSs
+    /// and HSMs return it, as `r ‖ s` in low-S form. Only strict DER is read: bytes that do
+    /// not re-encode to the same DER (trailing data, padding) are refused.
+    pub fn from_der_ecdsa(curve: Curve, der: &[u8]) -> Result<Self, CryptoError> {
+        let bad = |reason| CryptoError::InvalidSignature { curve, reason };
+        if !matches!(curve, Curve::Secp256k1 | Curve::P256) {
+            return Err(bad("only secp256k1 and P-256 signatures are ECDSA"));
+        }
+        let sig = openssl::ecdsa::EcdsaSig::from_der(der).map_err(|_| bad("not DER ECDSA"))?;
+        if sig.to_der().ok().as_deref() != Some(der) {
+            return Err(bad("not strict DER ECDSA"));
+        }
+        let mut raw = Vec::with_capacity(64);
+        for scalar in [sig.r(), sig.s()] {
+            let padded = scalar
+                .to_vec_padded(32)
+                .map_err(|_| bad("an ECDSA scalar longer than 32 bytes"))?;
+            raw.extend_from_slice(&padded);
+        }
+        Ok(Signature::from_bytes(curve, &raw)?.normalize_low_s())
+    }
+
     /// Whether an ECDSA signature has its `s` in the lower half of the group order (the
     /// only form libsecp256k1, and so Octez, accepts for tz2). True for other curves.
     pub fn is_low_s(&self) -> bool {

@@ -3,11 +3,14 @@
 //! request, and its watermark slot, until the client gives up.
 
 use async_trait::async_trait;
-use signatory_signer::vault::{SessionUse, UnusableKey, Vault, VaultError, VaultKey};
+use signatory_signer::vault::{
+    CallStats, Sealer, SessionUse, UnusableKey, Vault, VaultError, VaultKey,
+};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tezos_crypto::{Curve, PublicKey, PublicKeyHash, SecretKey, Signature, SigningVersion};
+use zeroize::Zeroizing;
 
 /// `inner`, each call bounded by `deadline`.
 #[derive(Debug)]
@@ -106,6 +109,15 @@ impl Vault for Deadlined {
         self.inner.sessions()
     }
 
+    fn call_stats(&self) -> Option<CallStats> {
+        self.inner.call_stats()
+    }
+
+    fn sealer(&self) -> Option<&dyn Sealer> {
+        // The inner sealer, its calls bounded too.
+        self.inner.sealer().map(|_| self as &dyn Sealer)
+    }
+
     async fn generate(&self, curve: Curve) -> Result<VaultKey, VaultError> {
         self.bounded("generating a key", self.inner.generate(curve))
             .await
@@ -113,6 +125,27 @@ impl Vault for Deadlined {
 
     async fn import(&self, key: SecretKey) -> Result<VaultKey, VaultError> {
         self.bounded("importing the key", self.inner.import(key))
+            .await
+    }
+}
+
+#[async_trait]
+impl Sealer for Deadlined {
+    async fn seal(&self, key: &str, plaintext: &[u8]) -> Result<Vec<u8>, VaultError> {
+        let sealer = self
+            .inner
+            .sealer()
+            .ok_or_else(|| self.inner.unsupported("sealing data keys"))?;
+        self.bounded("sealing a data key", sealer.seal(key, plaintext))
+            .await
+    }
+
+    async fn unseal(&self, key: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        let sealer = self
+            .inner
+            .sealer()
+            .ok_or_else(|| self.inner.unsupported("sealing data keys"))?;
+        self.bounded("unsealing a data key", sealer.unseal(key, sealed))
             .await
     }
 }

@@ -23,6 +23,8 @@ mod keyring;
 #[cfg(feature = "ledger")]
 pub mod ledger;
 mod mem;
+#[cfg(feature = "net")]
+mod net;
 mod password;
 #[cfg(feature = "pkcs11")]
 mod pkcs11;

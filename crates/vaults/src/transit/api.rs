@@ -2,7 +2,7 @@
 //! out, Vault's `{"errors": [...]}` bodies turned into messages, and transient failures
 //! (429, 5xx such as a sealed or standby node, timeouts, refused connections) retried.
 
-use crate::net::{with_retries, CallCounters, Failure, RetryPolicy};
+use crate::net::{retry_after, with_retries, CallCounters, Failure, RetryPolicy};
 use serde_json::Value;
 use signatory_signer::vault::VaultError;
 use std::fmt;
@@ -159,6 +159,7 @@ impl Api {
             .await
             .map_err(|e| Failure::from_reqwest(&self.vault, operation, e))?;
         let status = response.status().as_u16();
+        let asked_wait = retry_after(response.headers());
         let text = response
             .text()
             .await
@@ -178,12 +179,10 @@ impl Api {
             }
             403 => Ok(Answer::Forbidden(detail(&text))),
             404 => Ok(Answer::NotFound(detail(&text))),
-            _ => Err(Failure::from_status(
-                &self.vault,
-                operation,
-                status,
-                &detail(&text),
-            )),
+            _ => Err(
+                Failure::from_status(&self.vault, operation, status, &detail(&text))
+                    .with_retry_after(asked_wait),
+            ),
         }
     }
 }

@@ -360,7 +360,7 @@ fn describe_key(name: &str, data: &Value) -> Result<TransitKey, String> {
         .and_then(Value::as_str)
         .ok_or_else(|| format!("version {version} has no public key"))?;
     let public_key = match curve {
-        Curve::P256 => PublicKey::from_spki_pem(public).map_err(|e| e.to_string())?,
+        Curve::P256 => PublicKey::from_spki_pem(public.as_bytes()).map_err(|e| e.to_string())?,
         _ => {
             let raw = STANDARD
                 .decode(public)
