@@ -234,6 +234,11 @@ impl FakeTransit {
         Ok(public_key)
     }
 
+    /// Delete key `name` (signing with it is then Vault's 400 "signing key not found").
+    pub fn remove_key(&self, name: &str) {
+        self.lock_keys().remove(name);
+    }
+
     fn lock_keys(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, FakeKey>> {
         self.inner.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }

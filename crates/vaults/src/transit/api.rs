@@ -28,8 +28,10 @@ pub(crate) enum Answer {
 
 /// A request body.
 #[derive(Clone, Copy)]
-enum Payload<'a> {
+pub(crate) enum Payload<'a> {
     Json(&'a Value),
+    /// JSON holding a secret, serialised into wiped memory by the caller. The HTTP stack's
+    /// own copy of the bytes is not wiped; nothing here can reach it.
     Secret(&'a [u8]),
 }
 
@@ -97,28 +99,11 @@ impl Api {
         method: Method,
         path: &[&str],
         token: Option<&Zeroizing<String>>,
-        body: Option<&Value>,
+        body: Option<Payload<'_>>,
     ) -> Result<Answer, VaultError> {
         let url = self.url(path);
-        let body = body.map(Payload::Json);
         with_retries(&self.counters, &self.policy, || {
             self.once(operation, method, url.clone(), token, body)
-        })
-        .await
-    }
-
-    /// POST a body holding a secret (already JSON, in wiped memory) without a token. The
-    /// HTTP stack's own copy of the bytes is not wiped; nothing here can reach it.
-    pub async fn post_secret(
-        &self,
-        operation: &str,
-        path: &[&str],
-        body: &Zeroizing<Vec<u8>>,
-    ) -> Result<Answer, VaultError> {
-        let url = self.url(path);
-        let body = Some(Payload::Secret(body.as_slice()));
-        with_retries(&self.counters, &self.policy, || {
-            self.once(operation, Method::Post, url.clone(), None, body)
         })
         .await
     }
@@ -160,16 +145,19 @@ impl Api {
             .map_err(|e| Failure::from_reqwest(&self.vault, operation, e))?;
         let status = response.status().as_u16();
         let asked_wait = retry_after(response.headers());
-        let text = response
-            .text()
-            .await
-            .map_err(|e| Failure::from_reqwest(&self.vault, operation, e))?;
+        // Wiped: a decryption's answer holds the plaintext.
+        let text = Zeroizing::new(
+            response
+                .text()
+                .await
+                .map_err(|e| Failure::from_reqwest(&self.vault, operation, e))?,
+        );
         match status {
             200..=299 => {
                 if text.trim().is_empty() {
                     return Ok(Answer::Done(Value::Null));
                 }
-                serde_json::from_str(&text).map(Answer::Done).map_err(|e| {
+                serde_json::from_str(text.as_str()).map(Answer::Done).map_err(|e| {
                     Failure::refused(VaultError::backend(
                         &self.vault,
                         false,

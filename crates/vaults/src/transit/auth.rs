@@ -3,7 +3,7 @@
 //! the role's max TTL is near. Callers share one token behind an async lock, so concurrent
 //! requests that find it due wait for one renewal or login instead of each making their own.
 
-use super::api::{at, Answer, Api, Method};
+use super::api::{at, Answer, Api, Method, Payload};
 use serde_json::{json, Value};
 use signatory_signer::vault::VaultError;
 use std::fmt;
@@ -228,7 +228,13 @@ impl Auth {
         );
         self.logins.fetch_add(1, Ordering::Relaxed);
         let answer = api
-            .post_secret("logging in with AppRole", &["auth", "approle", "login"], &body)
+            .call(
+                "logging in with AppRole",
+                Method::Post,
+                &["auth", "approle", "login"],
+                None,
+                Some(Payload::Secret(&body)),
+            )
             .await?;
         drop(body);
         let data = match answer {
@@ -264,7 +270,7 @@ impl Auth {
                 Method::Post,
                 &["auth", "token", "renew-self"],
                 Some(token),
-                Some(&json!({})),
+                Some(Payload::Json(&json!({}))),
             )
             .await;
         match answer {

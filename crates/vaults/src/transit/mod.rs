@@ -32,14 +32,14 @@ use crate::error::OpenError;
 use crate::net::{ClientTls, RetryPolicy};
 use crate::password::EnvPasswords;
 use crate::registry::Driver;
-use api::{at, Answer, Api, Method};
+use api::{at, Answer, Api, Method, Payload};
 use auth::{refused, Auth, Credential, Token};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use parking_lot::RwLock;
 use serde_json::{json, Value};
 use signatory_config::DriverSettings;
-use signatory_signer::vault::{CallStats, UnusableKey, Vault, VaultError, VaultKey};
+use signatory_signer::vault::{CallStats, Sealer, UnusableKey, Vault, VaultError, VaultKey};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -201,7 +201,7 @@ impl TransitVault {
         operation: &str,
         method: Method,
         path: &[&str],
-        body: Option<&Value>,
+        body: Option<Payload<'_>>,
     ) -> Result<Answer, VaultError> {
         let token = self.auth.token(&self.api).await?;
         let answer = self.once_with(&token, operation, method, path, body).await?;
@@ -225,7 +225,7 @@ impl TransitVault {
         operation: &str,
         method: Method,
         path: &[&str],
-        body: Option<&Value>,
+        body: Option<Payload<'_>>,
     ) -> Result<Answer, VaultError> {
         self.api
             .call(operation, method, path, Some(&token.secret), body)
@@ -238,7 +238,7 @@ impl TransitVault {
         operation: &str,
         method: Method,
         path: &[&str],
-        body: Option<&Value>,
+        body: Option<Payload<'_>>,
     ) -> Result<Value, VaultError> {
         match self.authed(operation, method, path, body).await? {
             Answer::Done(v) => Ok(v),
@@ -321,7 +321,12 @@ impl TransitVault {
             _ => json!({"input": input, "key_version": key.version}),
         };
         let data = self
-            .data(operation, Method::Post, &self.path(&["sign", &key.name]), Some(&body))
+            .data(
+                operation,
+                Method::Post,
+                &self.path(&["sign", &key.name]),
+                Some(Payload::Json(&body)),
+            )
             .await?;
         let text = at(&data, &["data", "signature"])
             .and_then(Value::as_str)
@@ -474,6 +479,10 @@ impl Vault for TransitVault {
         Some(self.api.counters.stats())
     }
 
+    fn sealer(&self) -> Option<&dyn Sealer> {
+        Some(self)
+    }
+
     async fn generate(&self, curve: Curve) -> Result<VaultKey, VaultError> {
         let kind = match curve {
             Curve::Ed25519 => "ed25519",
@@ -487,7 +496,7 @@ impl Vault for TransitVault {
             operation,
             Method::Post,
             &self.path(&["keys", &name]),
-            Some(&json!({"type": kind, "exportable": false})),
+            Some(Payload::Json(&json!({"type": kind, "exportable": false}))),
         )
         .await?;
         let key = self
@@ -499,6 +508,74 @@ impl Vault for TransitVault {
         }
         self.keys.write().insert(key.public_key.hash(), key.clone());
         Ok(self.describe(&key))
+    }
+}
+
+/// Data keys sealed with transit `encrypt`/`decrypt` under the aes256-gcm96 key `key`
+/// (created by the first `encrypt` if the policy allows it). The sealed form is Vault's
+/// ciphertext text `vault:v<n>:…`, which names the key version that can open it.
+#[async_trait::async_trait]
+impl Sealer for TransitVault {
+    async fn seal(&self, key: &str, plaintext: &[u8]) -> Result<Vec<u8>, VaultError> {
+        let operation = "sealing a data key";
+        #[derive(serde::Serialize)]
+        struct Encrypt<'a> {
+            plaintext: &'a str,
+            #[serde(rename = "type")]
+            kind: &'static str,
+        }
+        let encoded = Zeroizing::new(STANDARD.encode(plaintext));
+        let body = Zeroizing::new(
+            serde_json::to_vec(&Encrypt {
+                plaintext: &encoded,
+                kind: "aes256-gcm96",
+            })
+            .map_err(|e| self.bad_answer(operation, &format!("cannot be asked for: {e}")))?,
+        );
+        let data = self
+            .data(
+                operation,
+                Method::Post,
+                &self.path(&["encrypt", key]),
+                Some(Payload::Secret(&body)),
+            )
+            .await?;
+        let ciphertext = at(&data, &["data", "ciphertext"])
+            .and_then(Value::as_str)
+            .filter(|c| c.starts_with("vault:v"))
+            .ok_or_else(|| self.bad_answer(operation, "has no ciphertext"))?;
+        Ok(ciphertext.as_bytes().to_vec())
+    }
+
+    async fn unseal(&self, key: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        let operation = "unsealing a data key";
+        let ciphertext = std::str::from_utf8(sealed)
+            .ok()
+            .filter(|c| c.starts_with("vault:v"))
+            .ok_or_else(|| {
+                VaultError::backend(
+                    &self.api.vault,
+                    false,
+                    format!("{operation}: the sealed key is not a transit ciphertext"),
+                )
+            })?;
+        let mut data = self
+            .data(
+                operation,
+                Method::Post,
+                &self.path(&["decrypt", key]),
+                Some(Payload::Json(&json!({"ciphertext": ciphertext}))),
+            )
+            .await?;
+        // Moved out of the answer, so this is the one copy, and it is wiped.
+        let encoded = match data.pointer_mut("/data/plaintext") {
+            Some(Value::String(text)) => Zeroizing::new(std::mem::take(text)),
+            _ => return Err(self.bad_answer(operation, "has no plaintext")),
+        };
+        STANDARD
+            .decode(encoded.as_bytes())
+            .map(Zeroizing::new)
+            .map_err(|_| self.bad_answer(operation, "has a plaintext that is not base64"))
     }
 }
 
