@@ -151,7 +151,9 @@ impl OpenBao {
         let tls_dir = dir.path().join("tls");
         if tls {
             std::fs::create_dir(&tls_dir).map_err(HarnessError::io("creating the TLS dir"))?;
-            command.arg("-dev-tls").arg(format!("-dev-tls-cert-dir={}", tls_dir.display()));
+            command
+                .arg("-dev-tls")
+                .arg(format!("-dev-tls-cert-dir={}", tls_dir.display()));
         }
         let child = command
             .spawn()
@@ -208,10 +210,7 @@ impl OpenBao {
         std::fs::read_to_string(self.dir.path().join("bao.log")).unwrap_or_default()
     }
 
-    async fn send(
-        &self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<(u16, Value), HarnessError> {
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<(u16, Value), HarnessError> {
         let response = request
             .header("X-Vault-Token", ROOT_TOKEN)
             .send()
@@ -234,7 +233,9 @@ impl OpenBao {
 
     /// `POST /v1/<path>` as root; a status other than 2xx is an error.
     pub async fn post(&self, path: &str, body: Value) -> Result<Value, HarnessError> {
-        let (status, value) = self.send(self.http.post(self.url(path)).json(&body)).await?;
+        let (status, value) = self
+            .send(self.http.post(self.url(path)).json(&body))
+            .await?;
         if !(200..300).contains(&status) {
             return Err(fail(format!("POST {path}: {status} {value}")));
         }
@@ -249,7 +250,12 @@ impl OpenBao {
     }
 
     /// A transit key `name` of `kind` (`ed25519`, `ecdsa-p256`, `aes256-gcm96`, …) on `mount`.
-    pub async fn create_key(&self, mount: &str, name: &str, kind: &str) -> Result<(), HarnessError> {
+    pub async fn create_key(
+        &self,
+        mount: &str,
+        name: &str,
+        kind: &str,
+    ) -> Result<(), HarnessError> {
         self.post(&format!("{mount}/keys/{name}"), json!({"type": kind}))
             .await
             .map(drop)
@@ -273,7 +279,8 @@ impl OpenBao {
     ) -> Result<(String, String), HarnessError> {
         let (_, auths) = self.get("sys/auth").await?;
         if auths.get("approle/").is_none() && auths.pointer("/data/approle~1").is_none() {
-            self.post("sys/auth/approle", json!({"type": "approle"})).await?;
+            self.post("sys/auth/approle", json!({"type": "approle"}))
+                .await?;
         }
         self.post(
             &format!("auth/approle/role/{role}"),
@@ -285,7 +292,9 @@ impl OpenBao {
             }),
         )
         .await?;
-        let (_, role_id) = self.get(&format!("auth/approle/role/{role}/role-id")).await?;
+        let (_, role_id) = self
+            .get(&format!("auth/approle/role/{role}/role-id"))
+            .await?;
         let secret = self
             .post(&format!("auth/approle/role/{role}/secret-id"), json!({}))
             .await?;

@@ -66,11 +66,17 @@ fn approle_yaml(address: &str, role_id: &str, secret_id: &str, extra: &str) -> S
 async fn transit_public_key(bao: &OpenBao, name: &str) -> PublicKey {
     let (status, key) = bao.get(&format!("transit/keys/{name}")).await.unwrap();
     assert_eq!(status, 200, "{key}");
-    let text = key.pointer("/data/keys/1/public_key").unwrap().as_str().unwrap();
+    let text = key
+        .pointer("/data/keys/1/public_key")
+        .unwrap()
+        .as_str()
+        .unwrap();
     match key.pointer("/data/type").unwrap().as_str().unwrap() {
         "ed25519" => PublicKey::from_bytes(
             Curve::Ed25519,
-            &base64::engine::general_purpose::STANDARD.decode(text).unwrap(),
+            &base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .unwrap(),
         )
         .unwrap(),
         _ => PublicKey::from_spki_pem(text.as_bytes()).unwrap(),
@@ -133,11 +139,18 @@ async fn the_hashicorpvault_driver_conforms_on_openbao_with_approle_and_the_leas
 /// `type=ed25519`, its configuration keys; plus keys Tezos cannot use, which are skipped.
 #[tokio::test]
 async fn an_ecad_configuration_and_policy_start_and_sign_unchanged() {
-    let ecad_policy = "path \"transit/*\" {\n  capabilities = [\"read\", \"create\", \"update\", \"list\"]\n}\n";
+    let ecad_policy =
+        "path \"transit/*\" {\n  capabilities = [\"read\", \"create\", \"update\", \"list\"]\n}\n";
     let (bao, role_id, secret_id) = openbao_with_role(ecad_policy, "20m", "30m").await;
-    bao.create_key("transit", "my-key", "ed25519").await.unwrap();
-    bao.create_key("transit", "secrets", "aes256-gcm96").await.unwrap();
-    bao.create_key("transit", "legacy", "rsa-2048").await.unwrap();
+    bao.create_key("transit", "my-key", "ed25519")
+        .await
+        .unwrap();
+    bao.create_key("transit", "secrets", "aes256-gcm96")
+        .await
+        .unwrap();
+    bao.create_key("transit", "legacy", "rsa-2048")
+        .await
+        .unwrap();
     let public_key = transit_public_key(&bao, "my-key").await;
     let signer = signer_for(
         approle_yaml(&bao.address, &role_id, &secret_id, ""),
@@ -148,7 +161,10 @@ async fn an_ecad_configuration_and_policy_start_and_sign_unchanged() {
     assert_eq!(status, 200, "{body}");
     let listed = signer.cli(&["list"]).unwrap();
     let listing = String::from_utf8_lossy(&listed.stdout);
-    assert!(listing.contains(&public_key.hash().to_b58check()), "{listing}");
+    assert!(
+        listing.contains(&public_key.hash().to_b58check()),
+        "{listing}"
+    );
     let everything = format!("{listing}{}", String::from_utf8_lossy(&listed.stderr));
     assert!(everything.contains("aes256-gcm96"), "{everything}");
     assert!(everything.contains("rsa-2048"), "{everything}");
@@ -187,7 +203,9 @@ async fn the_approle_token_is_reused_and_renewed_not_logged_in_per_signature() {
 #[tokio::test]
 async fn a_token_at_its_max_ttl_is_replaced_by_a_new_login() {
     let (bao, role_id, secret_id) = openbao_with_role(LEAST_POLICY, "2s", "4s").await;
-    bao.create_key("transit", "baker", "ecdsa-p256").await.unwrap();
+    bao.create_key("transit", "baker", "ecdsa-p256")
+        .await
+        .unwrap();
     let public_key = transit_public_key(&bao, "baker").await;
     let signer = signer_for(
         approle_yaml(&bao.address, &role_id, &secret_id, ""),
@@ -203,7 +221,10 @@ async fn a_token_at_its_max_ttl_is_replaced_by_a_new_login() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let logins = bao.audited("auth/approle/login");
-    assert!((2..=4).contains(&logins), "{logins} logins in 9 s with a 4 s max TTL");
+    assert!(
+        (2..=4).contains(&logins),
+        "{logins} logins in 9 s with a 4 s max TTL"
+    );
 }
 
 /// The policy without `transit/sign`: with AppRole one re-login is tried, then the request
@@ -227,7 +248,11 @@ async fn a_token_without_sign_permission_is_refused_and_not_retried() {
     .await;
     let (status, body) = sign_transfer(&signer, &public_key, 1).await;
     assert_eq!(status, 500, "{body}");
-    assert_eq!(bao.audited("transit/sign/baker"), 2, "one try, one after re-login");
+    assert_eq!(
+        bao.audited("transit/sign/baker"),
+        2,
+        "one try, one after re-login"
+    );
     assert_eq!(bao.audited("auth/approle/login"), 2);
     drop(signer);
 
@@ -251,8 +276,13 @@ async fn tls_with_the_servers_ca_in_tls_ca_cert() {
     let bao = OpenBao::start_tls().await.unwrap();
     bao.enable_transit("transit").await.unwrap();
     bao.put_policy("signatory", LEAST_POLICY).await.unwrap();
-    let (role_id, secret_id) = bao.approle("signer", "signatory", "1h", "2h").await.unwrap();
-    bao.create_key("transit", "baker", "ecdsa-p256").await.unwrap();
+    let (role_id, secret_id) = bao
+        .approle("signer", "signatory", "1h", "2h")
+        .await
+        .unwrap();
+    bao.create_key("transit", "baker", "ecdsa-p256")
+        .await
+        .unwrap();
     let public_key = transit_public_key(&bao, "baker").await;
     let ca: &Path = bao.ca_cert.as_deref().unwrap();
     let with_ca = format!("      tlsCaCert: \"{}\"\n", ca.display());

@@ -47,7 +47,9 @@ impl Failing {
     fn answer(self) -> Response {
         match self {
             Failing::Sealed => errors(StatusCode::SERVICE_UNAVAILABLE, "Vault is sealed"),
-            Failing::Throttled => errors(StatusCode::TOO_MANY_REQUESTS, "rate limit quota exceeded"),
+            Failing::Throttled => {
+                errors(StatusCode::TOO_MANY_REQUESTS, "rate limit quota exceeded")
+            }
             Failing::Internal => errors(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
         }
     }
@@ -104,9 +106,11 @@ fn errors(status: StatusCode, message: &str) -> Response {
 }
 
 fn data(value: Value) -> Response {
-    Json(json!({"request_id": "fake", "lease_id": "", "renewable": false,
+    Json(
+        json!({"request_id": "fake", "lease_id": "", "renewable": false,
                 "lease_duration": 0, "data": value, "wrap_info": null,
-                "warnings": null, "auth": null}))
+                "warnings": null, "auth": null}),
+    )
     .into_response()
 }
 
@@ -183,9 +187,11 @@ impl FakeKey {
                 }
             }
             _ => {
-                let mut signer =
-                    openssl::sign::Signer::new_without_digest(&self.secret).map_err(|e| e.to_string())?;
-                let sig = signer.sign_oneshot_to_vec(input).map_err(|e| e.to_string())?;
+                let mut signer = openssl::sign::Signer::new_without_digest(&self.secret)
+                    .map_err(|e| e.to_string())?;
+                let sig = signer
+                    .sign_oneshot_to_vec(input)
+                    .map_err(|e| e.to_string())?;
                 Ok(STANDARD.encode(sig))
             }
         }
@@ -204,8 +210,14 @@ impl FakeTransit {
             .route("/v1/auth/token/lookup-self", get(lookup_self))
             .route("/v1/auth/token/renew-self", axum::routing::post(renew_self))
             .route(&format!("/v1/{mount}/keys"), get(list_keys))
-            .route(&format!("/v1/{mount}/keys/{{name}}"), get(read_key).post(create_key))
-            .route(&format!("/v1/{mount}/sign/{{name}}"), axum::routing::post(sign))
+            .route(
+                &format!("/v1/{mount}/keys/{{name}}"),
+                get(read_key).post(create_key),
+            )
+            .route(
+                &format!("/v1/{mount}/sign/{{name}}"),
+                axum::routing::post(sign),
+            )
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -240,7 +252,10 @@ impl FakeTransit {
     }
 
     fn lock_keys(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, FakeKey>> {
-        self.inner.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Hold every answer this long.
@@ -303,8 +318,10 @@ async fn lookup_self(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Res
     if let Some(r) = gate(&inner, &headers).await {
         return r;
     }
-    data(json!({"id": "REDACTED", "ttl": 0, "renewable": false, "policies": ["signer"],
-                "type": "service", "display_name": "token"}))
+    data(
+        json!({"id": "REDACTED", "ttl": 0, "renewable": false, "policies": ["signer"],
+                "type": "service", "display_name": "token"}),
+    )
 }
 
 async fn renew_self(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
@@ -323,7 +340,10 @@ async fn list_keys(
         return r;
     }
     if query.get("list").map(String::as_str) != Some("true") {
-        return errors(StatusCode::METHOD_NOT_ALLOWED, "1 error occurred: unsupported operation");
+        return errors(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "1 error occurred: unsupported operation",
+        );
     }
     let names: Vec<String> = lock(&inner.keys).keys().cloned().collect();
     if names.is_empty() {
@@ -355,7 +375,11 @@ async fn create_key(
     if let Some(r) = gate(&inner, &headers).await {
         return r;
     }
-    let curve = match body.get("type").and_then(Value::as_str).unwrap_or("aes256-gcm96") {
+    let curve = match body
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("aes256-gcm96")
+    {
         "ed25519" => Curve::Ed25519,
         "ecdsa-p256" => Curve::P256,
         other => {
@@ -402,7 +426,10 @@ async fn sign(
     };
     if let Some(version) = body.get("key_version").and_then(Value::as_u64) {
         if version != 1 {
-            return errors(StatusCode::BAD_REQUEST, "requested version for signing does not exist");
+            return errors(
+                StatusCode::BAD_REQUEST,
+                "requested version for signing does not exist",
+            );
         }
     }
     let prehashed = body.get("prehashed").and_then(Value::as_bool) == Some(true);
@@ -410,7 +437,10 @@ async fn sign(
     if key.curve == Curve::P256 && (!prehashed || input.len() != 32) {
         // Without `prehashed` Vault would hash the input with SHA-256 first: not Tezos's
         // signature. The fake refuses rather than sign something else.
-        return errors(StatusCode::BAD_REQUEST, "this fake signs P-256 only prehashed 32-byte input");
+        return errors(
+            StatusCode::BAD_REQUEST,
+            "this fake signs P-256 only prehashed 32-byte input",
+        );
     }
     match key.sign(&input, jws) {
         Ok(signature) => {

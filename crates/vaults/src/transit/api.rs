@@ -157,13 +157,15 @@ impl Api {
                 if text.trim().is_empty() {
                     return Ok(Answer::Done(Value::Null));
                 }
-                serde_json::from_str(text.as_str()).map(Answer::Done).map_err(|e| {
-                    Failure::refused(VaultError::backend(
-                        &self.vault,
-                        false,
-                        format!("{operation}: Vault's answer is not JSON: {e}"),
-                    ))
-                })
+                serde_json::from_str(text.as_str())
+                    .map(Answer::Done)
+                    .map_err(|e| {
+                        Failure::refused(VaultError::backend(
+                            &self.vault,
+                            false,
+                            format!("{operation}: Vault's answer is not JSON: {e}"),
+                        ))
+                    })
             }
             403 => Ok(Answer::Forbidden(detail(&text))),
             404 => Ok(Answer::NotFound(detail(&text))),

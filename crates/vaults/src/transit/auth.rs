@@ -191,11 +191,18 @@ impl Auth {
                         return Err(refused(api, "looking up the token", &d))
                     }
                 };
-                let ttl = at(&data, &["data", "ttl"]).and_then(Value::as_u64).unwrap_or(0);
+                let ttl = at(&data, &["data", "ttl"])
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
                 let renewable = at(&data, &["data", "renewable"])
                     .and_then(Value::as_bool)
                     .unwrap_or(false);
-                Lease::new(token.clone(), self.next_generation(), Duration::from_secs(ttl), renewable)
+                Lease::new(
+                    token.clone(),
+                    self.next_generation(),
+                    Duration::from_secs(ttl),
+                    renewable,
+                )
             }
         };
         *self.lease.lock().await = Some(lease);
@@ -253,16 +260,27 @@ impl Auth {
                     "logging in with AppRole: Vault's answer has no token",
                 )
             })?;
-        let ttl = at(&data, &["auth", "lease_duration"]).and_then(Value::as_u64).unwrap_or(0);
+        let ttl = at(&data, &["auth", "lease_duration"])
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
         let renewable = at(&data, &["auth", "renewable"])
             .and_then(Value::as_bool)
             .unwrap_or(false);
         tracing::info!(vault = %api.vault, ttl_s = ttl, "logged in to Vault with AppRole");
-        Ok(Lease::new(token, self.next_generation(), Duration::from_secs(ttl), renewable))
+        Ok(Lease::new(
+            token,
+            self.next_generation(),
+            Duration::from_secs(ttl),
+            renewable,
+        ))
     }
 
     /// The new TTL, or `None` when Vault refused to renew.
-    async fn renew(&self, api: &Api, token: &Zeroizing<String>) -> Result<Option<Duration>, VaultError> {
+    async fn renew(
+        &self,
+        api: &Api,
+        token: &Zeroizing<String>,
+    ) -> Result<Option<Duration>, VaultError> {
         self.renewals.fetch_add(1, Ordering::Relaxed);
         let answer = api
             .call(

@@ -119,7 +119,11 @@ impl fmt::Debug for TransitVault {
 }
 
 /// The key file `what` at `path`, read for the TLS configuration.
-fn read_file(vault: &str, what: &'static str, path: &std::path::Path) -> Result<Vec<u8>, OpenError> {
+fn read_file(
+    vault: &str,
+    what: &'static str,
+    path: &std::path::Path,
+) -> Result<Vec<u8>, OpenError> {
     std::fs::read(path).map_err(|e| OpenError::Io {
         vault: vault.to_owned(),
         action: what,
@@ -146,7 +150,14 @@ impl TransitVault {
             }
             None => None,
         };
-        let http = crate::net::http_client(name, &ClientTls { ca_pem, identity_pem }, REQUEST_TIMEOUT)?;
+        let http = crate::net::http_client(
+            name,
+            &ClientTls {
+                ca_pem,
+                identity_pem,
+            },
+            REQUEST_TIMEOUT,
+        )?;
         let (credential, key_path) = match settings.credentials {
             Credentials::Token(token) => (Credential::Fixed(token), "token"),
             Credentials::TokenFile(path) => {
@@ -156,14 +167,23 @@ impl TransitVault {
                     key_path: format!("vaults.{name}.config.token_file"),
                     message: format!("{} is not UTF-8 text", path.display()),
                 })?;
-                (Credential::Fixed(Zeroizing::new(text.trim().to_owned())), "token_file")
+                (
+                    Credential::Fixed(Zeroizing::new(text.trim().to_owned())),
+                    "token_file",
+                )
             }
             Credentials::AppRole { role_id, secret_id } => {
                 (Credential::AppRole { role_id, secret_id }, "secretID")
             }
         };
         let vault = TransitVault {
-            api: Api::new(name, http, settings.address, settings.namespace, RetryPolicy::default()),
+            api: Api::new(
+                name,
+                http,
+                settings.address,
+                settings.namespace,
+                RetryPolicy::default(),
+            ),
             auth: Auth::new(credential),
             mount: settings.mount,
             keys: RwLock::new(BTreeMap::new()),
@@ -191,7 +211,11 @@ impl TransitVault {
 
     /// `<mount>/<rest…>` as path segments.
     fn path<'a>(&'a self, rest: &[&'a str]) -> Vec<&'a str> {
-        self.mount.iter().map(String::as_str).chain(rest.iter().copied()).collect()
+        self.mount
+            .iter()
+            .map(String::as_str)
+            .chain(rest.iter().copied())
+            .collect()
     }
 
     /// A call with the vault's token. A 403 drops the token and, with AppRole, logs in
@@ -204,7 +228,9 @@ impl TransitVault {
         body: Option<Payload<'_>>,
     ) -> Result<Answer, VaultError> {
         let token = self.auth.token(&self.api).await?;
-        let answer = self.once_with(&token, operation, method, path, body).await?;
+        let answer = self
+            .once_with(&token, operation, method, path, body)
+            .await?;
         let Answer::Forbidden(detail) = answer else {
             return Ok(answer);
         };
@@ -213,7 +239,10 @@ impl TransitVault {
         }
         tracing::info!(vault = %self.api.vault, "{operation}: Vault answered 403 ({detail}); logging in again once");
         let token = self.auth.token(&self.api).await?;
-        match self.once_with(&token, operation, method, path, body).await? {
+        match self
+            .once_with(&token, operation, method, path, body)
+            .await?
+        {
             Answer::Forbidden(detail) => Err(refused(&self.api, operation, &detail)),
             answer => Ok(answer),
         }
@@ -247,7 +276,11 @@ impl TransitVault {
     }
 
     fn bad_answer(&self, operation: &str, what: &str) -> VaultError {
-        VaultError::backend(&self.api.vault, false, format!("{operation}: Vault's answer {what}"))
+        VaultError::backend(
+            &self.api.vault,
+            false,
+            format!("{operation}: Vault's answer {what}"),
+        )
     }
 
     /// Read key `name`: a signing key of a Tezos curve, or the reason it cannot sign.
@@ -341,7 +374,9 @@ impl TransitVault {
 
 /// A key's description from `GET <mount>/keys/<name>`.
 fn describe_key(name: &str, data: &Value) -> Result<TransitKey, String> {
-    let kind = at(data, &["data", "type"]).and_then(Value::as_str).unwrap_or("unknown");
+    let kind = at(data, &["data", "type"])
+        .and_then(Value::as_str)
+        .unwrap_or("unknown");
     let curve = match kind {
         "ed25519" => Curve::Ed25519,
         "ecdsa-p256" => Curve::P256,
@@ -417,7 +452,11 @@ fn fresh_name(curve: Curve) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    format!("signatory-{}-{now}-{}", curve.address_kind(), hex::encode(random))
+    format!(
+        "signatory-{}-{now}-{}",
+        curve.address_kind(),
+        hex::encode(random)
+    )
 }
 
 #[async_trait::async_trait]
@@ -611,7 +650,9 @@ mod tests {
         let found = describe_key("baker", &ed).unwrap();
         assert_eq!((found.version, found.public_key), (2, key));
         let aes = json!({"data": {"type": "aes256-gcm96", "latest_version": 1, "keys": {"1": 1}}});
-        assert!(describe_key("a", &aes).unwrap_err().contains("aes256-gcm96"));
+        assert!(describe_key("a", &aes)
+            .unwrap_err()
+            .contains("aes256-gcm96"));
         let rsa = json!({"data": {"type": "rsa-2048", "latest_version": 1}});
         assert!(describe_key("r", &rsa).unwrap_err().contains("rsa-2048"));
         let derived = json!({"data": {"type": "ed25519", "derived": true, "latest_version": 1}});

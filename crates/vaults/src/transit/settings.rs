@@ -205,7 +205,9 @@ impl TransitSettings {
                 .get(key)
                 .and_then(DriverSettings::as_str)
                 .is_some_and(|v| !v.trim().is_empty())
-                || settings.get(key).is_some_and(|v| !v.is_null() && !v.is_string())
+                || settings
+                    .get(key)
+                    .is_some_and(|v| !v.is_null() && !v.is_string())
         };
         if given("roleID") {
             if given("secretID") {
@@ -223,7 +225,9 @@ impl TransitSettings {
 
 /// An `http://` or `https://` URL with a host and nothing after the port.
 fn parse_address(text: &str) -> Result<reqwest::Url, String> {
-    let bad = |why: &str| format!("`{text}` is not a Vault address ({why}); e.g. https://vault.example:8200");
+    let bad = |why: &str| {
+        format!("`{text}` is not a Vault address ({why}); e.g. https://vault.example:8200")
+    };
     let url = reqwest::Url::parse(text.trim()).map_err(|e| bad(&e.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(bad("the scheme must be http or https"));
@@ -250,7 +254,8 @@ fn parse_mount(text: &str) -> Result<Vec<String>, String> {
         !s.is_empty()
             && s != "."
             && s != ".."
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     };
     if segments.iter().all(valid) {
         Ok(segments)
@@ -286,15 +291,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.mount, vec!["transit".to_owned()]);
-        assert!(matches!(&s.credentials, Credentials::AppRole { role_id, .. } if role_id == "5970e31e"));
+        assert!(
+            matches!(&s.credentials, Credentials::AppRole { role_id, .. } if role_id == "5970e31e")
+        );
         assert!(!format!("{s:?}").contains("aa9c4a24-secret"));
         assert_eq!(s.address.as_str(), "http://127.0.0.1:8200/");
     }
 
     #[test]
     fn a_token_comes_from_the_settings_a_file_or_vault_token() {
-        let s = TransitSettings::parse("hv", &yaml("{address: 'https://v:8200', token: s.abc}"), &no_env)
-            .unwrap();
+        let s = TransitSettings::parse(
+            "hv",
+            &yaml("{address: 'https://v:8200', token: s.abc}"),
+            &no_env,
+        )
+        .unwrap();
         assert!(matches!(&s.credentials, Credentials::Token(t) if t.as_str() == "s.abc"));
         assert!(!format!("{s:?}").contains("s.abc"));
         let env = |name: &str| (name == ENV_TOKEN).then(|| Zeroizing::new("s.env".to_owned()));
@@ -328,17 +339,29 @@ mod tests {
         let e = err("{address: 'ftp://v', token: t}");
         assert!(e.contains("vaults.hv.config.address"), "{e}");
         let e = err("{address: 'http://v', token: t, roleID: r, secretID: s}");
-        assert!(e.contains("vaults.hv.config.token") && e.contains("not both"), "{e}");
+        assert!(
+            e.contains("vaults.hv.config.token") && e.contains("not both"),
+            "{e}"
+        );
         let e = err("{address: 'http://v', roleID: r}");
-        assert!(e.contains("vaults.hv.config.secretID") && e.contains(ENV_SECRET_ID), "{e}");
+        assert!(
+            e.contains("vaults.hv.config.secretID") && e.contains(ENV_SECRET_ID),
+            "{e}"
+        );
         let e = err("{address: 'http://v'}");
         assert!(e.contains("no credentials"), "{e}");
         let e = err("{address: 'http://v', token: t, transitConfig: {mountPoint: '../sys'}}");
-        assert!(e.contains("vaults.hv.config.transitConfig.mountPoint"), "{e}");
+        assert!(
+            e.contains("vaults.hv.config.transitConfig.mountPoint"),
+            "{e}"
+        );
         let e = err("{address: 'http://v', token: t, tlsClientCert: /c.pem}");
         assert!(e.contains("vaults.hv.config.tlsClientKey"), "{e}");
         let e = err("{address: 'http://v', token: {nested: hunter22}}");
-        assert!(e.contains("vaults.hv.config.token") && !e.contains("hunter22"), "{e}");
+        assert!(
+            e.contains("vaults.hv.config.token") && !e.contains("hunter22"),
+            "{e}"
+        );
         let e = err("{address: 'http://v', token: t, mountpoint: x}");
         assert!(e.contains("vaults.hv.config"), "{e}");
     }
