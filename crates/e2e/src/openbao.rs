@@ -21,7 +21,7 @@ pub const ROOT_TOKEN: &str = "signatory-test-root";
 /// encrypt and decrypt under the sealing key, and its own token's lookup and renewal.
 pub const LEAST_POLICY: &str = r#"
 path "transit/keys" { capabilities = ["list"] }
-path "transit/keys/*" { capabilities = ["read", "create", "update"] }
+path "transit/keys/*" { capabilities = ["read", "update"] }
 path "transit/sign/*" { capabilities = ["update"] }
 path "transit/encrypt/signatory-sealer" { capabilities = ["create", "update"] }
 path "transit/decrypt/signatory-sealer" { capabilities = ["update"] }
