@@ -217,6 +217,38 @@ async fn refused_credentials_name_the_setting_and_a_server_down_is_unavailable()
     assert!(e.is_unavailable(), "{e}");
 }
 
+/// A token in `token_file` (as a Vault Agent sink writes it, newline included), with TLS
+/// files that are ignored on an http address as ECAD ignores them.
+#[tokio::test]
+async fn a_token_file_is_read_and_tls_files_are_ignored_over_http() {
+    let (bao, _, _) = openbao("1h").await;
+    bao.create_key("transit", "baker", "ed25519").await.unwrap();
+    let token = bao.token("signatory", "1h").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    let vault = signatory_vaults::open(
+        "hv",
+        "hashicorpvault",
+        &settings(&format!(
+            "{{address: '{}', token_file: '{}', tlsCaCert: /nonexistent/ca.pem}}",
+            bao.address,
+            file.display()
+        )),
+    )
+    .await
+    .unwrap();
+    let public_key = listed(vault.as_ref(), "baker").await;
+    let signature = vault
+        .sign(&public_key.hash(), MESSAGE, SigningVersion::default())
+        .await
+        .unwrap();
+    public_key
+        .verify(MESSAGE, &signature, SigningVersion::default())
+        .unwrap();
+    assert!(!format!("{vault:?}").contains(&token));
+}
+
 /// Sequential signatures through the driver: p50 and p99 per curve, printed for
 /// docs/benchmarks.md (`--nocapture`).
 #[tokio::test]

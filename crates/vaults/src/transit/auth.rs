@@ -144,8 +144,13 @@ impl Auth {
                 }
             }
             if !self.can_log_in() {
-                // A fixed token that can no longer be renewed: Vault decides when it ends.
-                return Ok(current.handle());
+                // A fixed token that can no longer be renewed: used until Vault refuses it,
+                // without asking for a renewal on every call.
+                let handle = current.handle();
+                if let Some(current) = lease.as_mut() {
+                    current.renew_at = None;
+                }
+                return Ok(handle);
             }
         }
         let fresh = self.log_in(api).await?;

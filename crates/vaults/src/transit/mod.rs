@@ -136,11 +136,17 @@ impl TransitVault {
     /// Connect, authenticate and list the keys. Vault down, sealed or unreachable gives
     /// [`OpenError::Unavailable`]; refused credentials name the setting to fix.
     pub async fn open(name: &str, settings: TransitSettings) -> Result<TransitVault, OpenError> {
-        let ca_pem = match &settings.tls_ca_cert {
+        // As ECAD Signatory does, the TLS files are used (and must be readable) only for an
+        // https address.
+        let https = settings.address.scheme() == "https";
+        if !https && (settings.tls_ca_cert.is_some() || settings.tls_client.is_some()) {
+            tracing::warn!(vault = %name, "the TLS settings are ignored: the address is http://");
+        }
+        let ca_pem = match settings.tls_ca_cert.as_ref().filter(|_| https) {
             Some(path) => Some(read_file(name, "read the CA certificate", path)?),
             None => None,
         };
-        let identity_pem = match &settings.tls_client {
+        let identity_pem = match settings.tls_client.as_ref().filter(|_| https) {
             Some((cert, key)) => {
                 let mut pem = Zeroizing::new(read_file(name, "read the client certificate", cert)?);
                 let key = Zeroizing::new(read_file(name, "read the client key", key)?);
