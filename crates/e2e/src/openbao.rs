@@ -242,6 +242,25 @@ impl OpenBao {
         Ok(value)
     }
 
+    /// `POST /v1/<path>` as root in namespace `namespace`; a status other than 2xx is an error.
+    pub async fn post_in(
+        &self,
+        namespace: &str,
+        path: &str,
+        body: Value,
+    ) -> Result<Value, HarnessError> {
+        let request = self
+            .http
+            .post(self.url(path))
+            .header("X-Vault-Namespace", namespace)
+            .json(&body);
+        let (status, value) = self.send(request).await?;
+        if !(200..300).contains(&status) {
+            return Err(fail(format!("POST {namespace}/{path}: {status} {value}")));
+        }
+        Ok(value)
+    }
+
     /// Mount the transit engine at `mount`.
     pub async fn enable_transit(&self, mount: &str) -> Result<(), HarnessError> {
         self.post(&format!("sys/mounts/{mount}"), json!({"type": "transit"}))

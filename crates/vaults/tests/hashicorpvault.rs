@@ -249,6 +249,47 @@ async fn a_token_file_is_read_and_tls_files_are_ignored_over_http() {
     assert!(!format!("{vault:?}").contains(&token));
 }
 
+/// `namespace` sends `X-Vault-Namespace`: the keys of transit in namespace `team`; without
+/// it the mount is not found, which fails the listing instead of reading as "no keys".
+#[tokio::test]
+async fn the_namespace_setting_selects_the_namespace() {
+    let bao = OpenBao::start().await.unwrap();
+    bao.post("sys/namespaces/team", json!({})).await.unwrap();
+    bao.post_in("team", "sys/mounts/transit", json!({"type": "transit"}))
+        .await
+        .unwrap();
+    bao.post_in("team", "transit/keys/baker", json!({"type": "ed25519"}))
+        .await
+        .unwrap();
+    let root = signatory_e2e::openbao::ROOT_TOKEN;
+    let vault = signatory_vaults::open(
+        "hv",
+        "hashicorpvault",
+        &settings(&format!(
+            "{{address: '{}', token: {root}, namespace: team}}",
+            bao.address
+        )),
+    )
+    .await
+    .unwrap();
+    let public_key = listed(vault.as_ref(), "baker").await;
+    let signature = vault
+        .sign(&public_key.hash(), MESSAGE, SigningVersion::default())
+        .await
+        .unwrap();
+    public_key
+        .verify(MESSAGE, &signature, SigningVersion::default())
+        .unwrap();
+    let e = signatory_vaults::open(
+        "hv",
+        "hashicorpvault",
+        &settings(&format!("{{address: '{}', token: {root}}}", bao.address)),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("no handler for route"), "{e}");
+}
+
 /// Sequential signatures through the driver: p50 and p99 per curve, printed for
 /// docs/benchmarks.md (`--nocapture`).
 #[tokio::test]

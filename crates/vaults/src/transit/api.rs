@@ -12,6 +12,9 @@ use zeroize::Zeroizing;
 const TOKEN_HEADER: &str = "X-Vault-Token";
 /// The header that selects a Vault Enterprise / OpenBao namespace.
 const NAMESPACE_HEADER: &str = "X-Vault-Namespace";
+/// The detail of an answer whose `errors` list is empty (Vault's LIST of an empty directory
+/// is a 404 so, while a path with no handler, such as a wrong mount, names the problem).
+pub(crate) const NO_DETAIL: &str = "no error text";
 /// The longest piece of Vault's own error text kept in a message.
 const DETAIL_LIMIT: usize = 300;
 
@@ -199,7 +202,7 @@ fn detail(body: &str) -> String {
         text.push('…');
     }
     if text.is_empty() {
-        "no error text".to_owned()
+        NO_DETAIL.to_owned()
     } else {
         text
     }

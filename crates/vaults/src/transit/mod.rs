@@ -314,9 +314,11 @@ impl TransitVault {
                 .filter(|n| !n.ends_with('/'))
                 .map(str::to_owned)
                 .collect(),
-            // An engine with no keys answers 404.
-            Answer::NotFound(_) => Vec::new(),
-            Answer::Forbidden(d) => return Err(refused(&self.api, operation, &d)),
+            // An engine with no keys answers 404 with no error; a wrong mount names itself.
+            Answer::NotFound(d) if d == api::NO_DETAIL => Vec::new(),
+            Answer::NotFound(d) | Answer::Forbidden(d) => {
+                return Err(refused(&self.api, operation, &d))
+            }
         };
         let mut keys = Vec::new();
         let mut unusable = Vec::new();
