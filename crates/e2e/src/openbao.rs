@@ -23,6 +23,7 @@ pub const LEAST_POLICY: &str = r#"
 path "transit/keys" { capabilities = ["list"] }
 path "transit/keys/*" { capabilities = ["read", "update"] }
 path "transit/sign/*" { capabilities = ["update"] }
+path "transit/wrapping_key" { capabilities = ["read"] }
 path "transit/encrypt/signatory-sealer" { capabilities = ["create", "update"] }
 path "transit/decrypt/signatory-sealer" { capabilities = ["update"] }
 path "auth/token/lookup-self" { capabilities = ["read"] }

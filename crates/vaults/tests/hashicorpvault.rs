@@ -94,6 +94,32 @@ async fn data_keys_seal_and_unseal_with_transit_and_the_least_policy() {
         .is_err());
 }
 
+/// BYOK: tz1 and tz3 keys imported (wrapped for the engine's wrapping key) sign as themselves.
+#[tokio::test]
+async fn keys_are_imported_with_byok_wrapping_and_sign() {
+    let (bao, role_id, secret_id) = openbao("1h").await;
+    let vault = open_approle(&bao, &role_id, &secret_id).await;
+    for curve in [Curve::Ed25519, Curve::P256] {
+        let secret = tezos_crypto::SecretKey::generate(curve);
+        let public_key = secret.public_key();
+        let imported = vault.import(secret).await.unwrap();
+        assert_eq!(imported.public_key, public_key);
+        let signature = vault
+            .sign(&public_key.hash(), MESSAGE, SigningVersion::default())
+            .await
+            .unwrap();
+        public_key
+            .verify(MESSAGE, &signature, SigningVersion::default())
+            .unwrap();
+    }
+    assert_eq!(vault.list_keys().await.unwrap().len(), 2);
+    let e = vault
+        .import(tezos_crypto::SecretKey::generate(Curve::Secp256k1))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("does not support"), "{e}");
+}
+
 /// 32 requests that all find the token due for renewal share one renewal.
 #[tokio::test]
 async fn concurrent_requests_share_one_login_and_one_renewal() {

@@ -24,6 +24,7 @@
 
 mod api;
 mod auth;
+mod byok;
 mod settings;
 
 pub use settings::{Credentials, TransitSettings};
@@ -44,7 +45,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
-use tezos_crypto::{blake2b_256, Curve, PublicKey, PublicKeyHash, Signature, SigningVersion};
+use tezos_crypto::{
+    blake2b_256, Curve, PublicKey, PublicKeyHash, SecretKey, Signature, SigningVersion,
+};
 use zeroize::Zeroizing;
 
 const DRIVER: &str = "hashicorpvault";
@@ -552,6 +555,58 @@ impl Vault for TransitVault {
             .map_err(|why| self.bad_answer(operation, &format!("describes key `{name}`: {why}")))?;
         if key.curve != curve {
             return Err(self.bad_answer(operation, &format!("made key `{name}` of another type")));
+        }
+        self.keys.write().insert(key.public_key.hash(), key.clone());
+        Ok(self.describe(&key))
+    }
+
+    /// Transit's BYOK import: the key wrapped for the engine's wrapping key, then checked to
+    /// be the key transit now holds.
+    async fn import(&self, secret: SecretKey) -> Result<VaultKey, VaultError> {
+        let curve = secret.curve();
+        let kind = match curve {
+            Curve::Ed25519 => "ed25519",
+            Curve::P256 => "ecdsa-p256",
+            Curve::Secp256k1 => return Err(self.unsupported("importing secp256k1 (tz2) keys")),
+            Curve::Bls12_381 => return Err(self.unsupported("importing BLS (tz4) keys")),
+        };
+        let expected = secret.public_key();
+        if let Some(held) = self.keys.read().get(&expected.hash()) {
+            return Ok(self.describe(held));
+        }
+        let operation = "importing a key";
+        let wrapping = self
+            .data(operation, Method::Get, &self.path(&["wrapping_key"]), None)
+            .await?;
+        let wrapping_pem = at(&wrapping, &["data", "public_key"])
+            .and_then(Value::as_str)
+            .ok_or_else(|| self.bad_answer(operation, "has no wrapping key"))?;
+        let ciphertext =
+            byok::wrap_for_import(&secret, wrapping_pem.as_bytes()).map_err(|why| {
+                VaultError::backend(&self.api.vault, false, format!("{operation}: {why}"))
+            })?;
+        drop(secret);
+        let name = fresh_name(curve);
+        let body = json!({
+            "ciphertext": STANDARD.encode(ciphertext), "type": kind,
+            "hash_function": "SHA256", "exportable": false,
+        });
+        self.data(
+            operation,
+            Method::Post,
+            &self.path(&["keys", &name, "import"]),
+            Some(Payload::Json(&body)),
+        )
+        .await?;
+        let key = self
+            .read_key(&name)
+            .await?
+            .map_err(|why| self.bad_answer(operation, &format!("describes key `{name}`: {why}")))?;
+        if key.public_key != expected {
+            return Err(self.bad_answer(
+                operation,
+                &format!("holds another public key under `{name}` than the imported one"),
+            ));
         }
         self.keys.write().insert(key.public_key.hash(), key.clone());
         Ok(self.describe(&key))
