@@ -9,13 +9,17 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use tezos_crypto::SecretKey;
+use tezos_crypto::{PublicKeyHash, SecretKey};
 
 #[derive(Debug, Args)]
 pub struct WriteConfigArgs {
     /// The file vault (JSON list of {"name", "value": `"unencrypted:<secret key>"`}).
-    #[arg(long)]
-    vault_file: PathBuf,
+    #[arg(long, required_unless_present = "pkhs_file")]
+    vault_file: Option<PathBuf>,
+    /// Instead of a file vault's keys, enable these addresses (one per line), held by the
+    /// vault of `--vault-yaml` (a network vault's fake, say).
+    #[arg(long, requires = "vault_yaml", conflicts_with = "vault_file")]
+    pkhs_file: Option<PathBuf>,
     /// The signer's base directory (file watermarks live under it).
     #[arg(long)]
     base_dir: PathBuf,
@@ -86,10 +90,37 @@ pub fn read_vault(path: &Path) -> Result<Vec<SecretKey>, BenchError> {
         .collect()
 }
 
+/// Addresses, one per line.
+fn read_pkhs(path: &Path) -> Result<Vec<PublicKeyHash>, BenchError> {
+    let text = std::fs::read_to_string(path).map_err(|source| BenchError::Io {
+        context: format!("reading {}", path.display()),
+        source,
+    })?;
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            PublicKeyHash::from_b58check(line)
+                .map_err(|e| BenchError::Setup(format!("{}: `{line}`: {e}", path.display())))
+        })
+        .collect()
+}
+
 pub fn write_config(args: &WriteConfigArgs) -> Result<(), BenchError> {
-    let pkhs: Vec<_> = read_vault(&args.vault_file)?
-        .iter()
-        .map(|key| key.public_key().hash())
+    let pkhs: Vec<PublicKeyHash> = match (&args.vault_file, &args.pkhs_file) {
+        (Some(file), _) => read_vault(file)?
+            .iter()
+            .map(|key| key.public_key().hash())
+            .collect(),
+        (None, Some(list)) => read_pkhs(list)?,
+        (None, None) => {
+            return Err(BenchError::Setup(
+                "give --vault-file or --pkhs-file".to_owned(),
+            ))
+        }
+    };
+    let pkhs: Vec<_> = pkhs
+        .into_iter()
         .filter(|pkh| {
             args.curves.is_empty() || args.curves.iter().any(|c| c == pkh.curve().address_kind())
         })
@@ -111,12 +142,9 @@ pub fn write_config(args: &WriteConfigArgs) -> Result<(), BenchError> {
             let _ = writeln!(y, "vaults:\n{}", vault.trim_end());
         }
         None => {
+            let file = args.vault_file.as_deref().unwrap_or(Path::new(""));
             let _ = writeln!(y, "vaults:\n  local:\n    driver: file\n    config:");
-            let _ = writeln!(
-                y,
-                "      file: {}",
-                quote(&args.vault_file.to_string_lossy())
-            );
+            let _ = writeln!(y, "      file: {}", quote(&file.to_string_lossy()));
         }
     }
     let _ = writeln!(y, "watermark:\n  driver: {}", args.watermark_driver.name());
@@ -163,7 +191,8 @@ mod tests {
         std::fs::write(&vault, entry.to_string()).unwrap();
         let output = dir.join(format!("signatory-{}.yaml", driver.name()));
         write_config(&WriteConfigArgs {
-            vault_file: vault,
+            vault_file: Some(vault),
+            pkhs_file: None,
             base_dir: dir.join("base"),
             address: "127.0.0.1:6732".to_string(),
             utility_address: "127.0.0.1:9583".to_string(),

@@ -13,6 +13,7 @@ mod ceiling;
 mod client;
 mod config;
 mod load;
+mod network;
 mod pkcs11;
 
 use clap::{Parser, Subcommand};
@@ -44,6 +45,8 @@ enum Command {
     Ceiling(ceiling::CeilingArgs),
     /// What the `pkcs11` vault adds to a raw C_Sign on the same token, in one process.
     Pkcs11Overhead(pkcs11::OverheadArgs),
+    /// A network vault's fake answering after a fixed delay, until SIGTERM.
+    FakeBackend(network::FakeBackendArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Wait(args) => load::block_on(1, load::wait(args)),
         Command::Ceiling(args) => ceiling::serve(args),
         Command::Pkcs11Overhead(args) => load::block_on(2, pkcs11::overhead(args)),
+        Command::FakeBackend(args) => load::block_on(2, network::fake_backend(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -46,20 +46,33 @@ pub async fn open_vaults_with(
     passwords: &EnvPasswords,
 ) -> Result<OpenedVaults, CliError> {
     let mut opened = OpenedVaults::default();
-    for vault in config.vaults.values() {
-        match signatory_vaults::open_configured_with(vault, passwords).await {
-            Ok(v) => {
-                tracing::info!(vault = %vault.name, driver = %vault.driver, "vault opened");
-                opened.vaults.push(v);
+    // A vault may need one opened before it (a sealed key file, the vault that unseals
+    // it): those unavailable in the first round are tried once more with every vault the
+    // first round opened.
+    let mut waiting: Vec<&signatory_config::VaultConfig> = config.vaults.values().collect();
+    for last_round in [false, true] {
+        let mut unavailable = Vec::new();
+        for vault in waiting {
+            match signatory_vaults::open_configured_among(vault, passwords, &opened.vaults).await {
+                Ok(v) => {
+                    tracing::info!(vault = %vault.name, driver = %vault.driver, "vault opened");
+                    opened.vaults.push(v);
+                }
+                Err(e) if e.is_unavailable() => unavailable.push((vault, e)),
+                Err(e) => return Err(CliError::vault_open(&config.origin)(e)),
             }
-            Err(e) if e.is_unavailable() => {
+        }
+        if last_round || unavailable.is_empty() {
+            for (vault, e) in unavailable {
                 let reason = signatory_signer::vault::error_chain(&e);
                 tracing::error!(vault = %vault.name, driver = %vault.driver, error = %reason, "vault unavailable; the other vaults serve without it");
                 opened.unavailable.push((vault.name.clone(), reason));
             }
-            Err(e) => return Err(CliError::vault_open(&config.origin)(e)),
+            break;
         }
+        waiting = unavailable.into_iter().map(|(vault, _)| vault).collect();
     }
+    opened.vaults.sort_by(|a, b| a.name().cmp(b.name()));
     Ok(opened)
 }
 
@@ -71,6 +84,9 @@ pub struct OpenedService {
     pub unavailable: Vec<(String, String)>,
     /// Enabled keys no open vault holds (only when some vault is unavailable).
     pub missing: Vec<PublicKeyHash>,
+    /// The vaults that opened, those holding no key included (a vault that only unseals
+    /// key files).
+    pub vaults: Vec<Arc<dyn Vault>>,
 }
 
 /// The vault checks `serve` makes before it starts, and `config check` makes the same way:
@@ -98,6 +114,7 @@ pub async fn open_and_check_vaults(
             keys: require_all_enabled(config, &found.keys)?,
             unavailable,
             missing: Vec::new(),
+            vaults: opened.vaults,
         });
     }
     let (keys, missing) = key_entries(&config.tezos, &found.keys);
@@ -108,6 +125,7 @@ pub async fn open_and_check_vaults(
         keys,
         unavailable,
         missing,
+        vaults: opened.vaults,
     })
 }
 
@@ -122,6 +140,7 @@ pub async fn reopen_unavailable(
     config: Config,
     service: Arc<signatory_signer::service::SignService>,
     passwords: EnvPasswords,
+    mut opened: Vec<Arc<dyn Vault>>,
     interval: std::time::Duration,
 ) {
     let mut given_up: Vec<String> = Vec::new();
@@ -141,7 +160,12 @@ pub async fn reopen_unavailable(
                 given_up.push(name);
                 continue;
             };
-            let vault = match signatory_vaults::open_configured_with(vault_config, &passwords).await
+            let vault = match signatory_vaults::open_configured_among(
+                vault_config,
+                &passwords,
+                &opened,
+            )
+            .await
             {
                 Ok(vault) => vault,
                 Err(e) if e.is_unavailable() => {
@@ -158,6 +182,7 @@ pub async fn reopen_unavailable(
             if !found.unlisted.is_empty() {
                 continue;
             }
+            opened.push(Arc::clone(&vault));
             let (entries, _) = key_entries(&config.tezos, &found.keys);
             let count = entries.len();
             service.add_vault_keys(&name, entries);

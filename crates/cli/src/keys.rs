@@ -5,6 +5,7 @@ use crate::error::CliError;
 use crate::options::GlobalOptions;
 use signatory_config::{Config, VaultConfig};
 use signatory_signer::vault::{Vault, VaultKey};
+use signatory_vaults::{EnvPasswords, OpenError};
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Read};
 use std::sync::Arc;
@@ -28,6 +29,23 @@ pub struct GenerateArgs {
     /// How many keys to create.
     #[arg(short = 'n', long = "count", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_GENERATE)))]
     pub count: u32,
+    #[command(flatten)]
+    pub seal: SealArgs,
+}
+
+/// Sealing a `file` vault's keys under a data key that another vault encrypts.
+#[derive(Debug, clap::Args)]
+pub struct SealArgs {
+    /// Seal the `file` vault's key file with this vault (a KMS or Vault transit vault under
+    /// `vaults:`): its keys are stored encrypted under a data key that this vault
+    /// encrypts, and are unsealed through it at every start. The file must be new or hold
+    /// no key yet; once sealed it stays sealed.
+    #[arg(long, value_name = "VAULT", requires = "seal_key")]
+    pub seal_with: Option<String>,
+    /// The sealing vault's key that encrypts the data key: a KMS key id, ARN or alias
+    /// (symmetric, ENCRYPT_DECRYPT), or a transit key name.
+    #[arg(long, value_name = "KEY", requires = "seal_with")]
+    pub seal_key: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -44,6 +62,8 @@ pub struct ImportArgs {
     /// asking on the terminal.
     #[arg(long, value_name = "VAR")]
     pub password_env: Option<String>,
+    #[command(flatten)]
+    pub seal: SealArgs,
 }
 
 fn parse_key_type(s: &str) -> Result<Curve, String> {
@@ -161,8 +181,13 @@ fn vault_config<'a>(config: &'a Config, name: &str) -> Result<&'a VaultConfig, C
 }
 
 /// Open the named vault for writing keys into it, after its driver made it ready (a new
-/// `file` vault gets an empty key file, so a new signer can start from `generate`).
-async fn open_for_writing(config: &Config, name: &str) -> Result<Arc<dyn Vault>, CliError> {
+/// `file` vault gets an empty key file, so a new signer can start from `generate`), and,
+/// with `--seal-with`, after its key file was sealed.
+async fn open_for_writing(
+    config: &Config,
+    name: &str,
+    seal: &SealArgs,
+) -> Result<Arc<dyn Vault>, CliError> {
     let vault = vault_config(config, name)?;
     let driver = signatory_vaults::driver(name, &vault.driver)
         .map_err(CliError::vault_open(&config.origin))?;
@@ -173,10 +198,39 @@ async fn open_for_writing(config: &Config, name: &str) -> Result<Arc<dyn Vault>,
             driver.name()
         )));
     }
-    driver
-        .prepare_for_writing(name, &vault.config)
+    let (Some(seal_with), Some(seal_key)) = (&seal.seal_with, &seal.seal_key) else {
+        driver
+            .prepare_for_writing(name, &vault.config)
+            .map_err(CliError::vault_open(&config.origin))?;
+        let opened = signatory_vaults::open_configured(vault).await;
+        // A sealed key file names the vault that unseals it.
+        let Err(OpenError::NeedsVault { needs, .. }) = &opened else {
+            return opened.map_err(CliError::vault_open(&config.origin));
+        };
+        let sealing = signatory_vaults::open_configured(vault_config(config, needs)?)
+            .await
+            .map_err(CliError::vault_open(&config.origin))?;
+        return signatory_vaults::open_configured_among(
+            vault,
+            &EnvPasswords::default(),
+            &[sealing],
+        )
+        .await
+        .map_err(CliError::vault_open(&config.origin));
+    };
+    if driver.name() != "file" {
+        return Err(CliError::Usage(format!(
+            "--seal-with seals a `file` vault's key file; vault `{name}` uses the `{}` driver",
+            driver.name()
+        )));
+    }
+    let sealing = signatory_vaults::open_configured(vault_config(config, seal_with)?)
+        .await
         .map_err(CliError::vault_open(&config.origin))?;
-    signatory_vaults::open_configured(vault)
+    signatory_vaults::seal_key_file(name, &vault.config, &sealing, seal_key)
+        .await
+        .map_err(CliError::vault_open(&config.origin))?;
+    signatory_vaults::open_configured_among(vault, &EnvPasswords::default(), &[sealing])
         .await
         .map_err(CliError::vault_open(&config.origin))
 }
@@ -196,7 +250,7 @@ fn print_added(keys: &[VaultKey], vault: &str, config: &Config) {
 pub fn generate(args: &GenerateArgs, opts: &GlobalOptions) -> Result<(), CliError> {
     let config = opts.load_config()?;
     let keys = runtime()?.block_on(async {
-        let vault = open_for_writing(&config, &args.vault).await?;
+        let vault = open_for_writing(&config, &args.vault, &args.seal).await?;
         let mut keys = Vec::new();
         for _ in 0..args.count {
             keys.push(vault.generate(args.key_type).await?);
@@ -216,7 +270,7 @@ pub fn import(args: &ImportArgs, opts: &GlobalOptions) -> Result<(), CliError> {
     };
     let key = parse_secret(text.trim(), &|| password(args.password_env.as_deref()))?;
     let added = runtime()?.block_on(async {
-        let vault = open_for_writing(&config, &args.vault).await?;
+        let vault = open_for_writing(&config, &args.vault, &args.seal).await?;
         Ok::<_, CliError>(vault.import(key).await?)
     })?;
     print_added(&[added], &args.vault, &config);
@@ -294,6 +348,11 @@ pub fn parse_secret(
 mod tests {
     use super::*;
 
+    const NO_SEAL: SealArgs = SealArgs {
+        seal_with: None,
+        seal_key: None,
+    };
+
     fn no_password() -> Result<Zeroizing<String>, CliError> {
         panic!("a password was asked for an unencrypted key")
     }
@@ -356,9 +415,13 @@ mod tests {
     async fn keys_are_never_written_into_a_vault_that_forgets_them() {
         let yaml = "vaults:\n  scratch:\n    driver: mem\n";
         let config = Config::parse(yaml, "s.yaml", &|_| None).unwrap();
-        let e = open_for_writing(&config, "scratch").await.unwrap_err();
+        let e = open_for_writing(&config, "scratch", &NO_SEAL)
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("would be lost"), "{e}");
-        let e = open_for_writing(&config, "other").await.unwrap_err();
+        let e = open_for_writing(&config, "other", &NO_SEAL)
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("configured vaults: scratch"), "{e}");
     }
 }

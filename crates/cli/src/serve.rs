@@ -13,6 +13,7 @@ use crate::watermark_store::StoreChoice;
 use signatory_config::{Config, ListenAddress, ListenHost};
 use signatory_server::ServerConfig;
 use signatory_signer::service::SignService;
+use signatory_signer::vault::Vault;
 use signatory_vaults::EnvPasswords;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,7 +62,8 @@ pub fn run(
         .map_err(CliError::Runtime)?;
     let store_flags = opts.store_flags();
     runtime.block_on(async move {
-        let service = Arc::new(assemble(&config, &store_flags, &passwords).await?);
+        let (service, opened) = assemble(&config, &store_flags, &passwords).await?;
+        let service = Arc::new(service);
         // Vaults unavailable at start are tried again in the background; their keys join
         // the service when they open.
         let reopening = (!service.unavailable_vaults().is_empty()).then(|| {
@@ -69,6 +71,7 @@ pub fn run(
                 config.clone(),
                 Arc::clone(&service),
                 passwords,
+                opened,
                 crate::assemble::REOPEN_INTERVAL,
             ))
         });
@@ -80,13 +83,14 @@ pub fn run(
     })
 }
 
-/// Build the signing service the configuration describes. `store_flags` are the `-c` and
-/// `--base-dir` flags to repeat in a command suggested when the store is missing.
+/// Build the signing service the configuration describes, and give the vaults that
+/// opened. `store_flags` are the `-c` and `--base-dir` flags to repeat in a command
+/// suggested when the store is missing.
 pub async fn assemble(
     config: &Config,
     store_flags: &str,
     passwords: &EnvPasswords,
-) -> Result<SignService, CliError> {
+) -> Result<(SignService, Vec<Arc<dyn Vault>>), CliError> {
     let choice = StoreChoice::from_config(config)?;
     let store_flags = store_flags.to_owned();
     let store = tokio::task::spawn_blocking(move || choice.open(&store_flags))
@@ -118,7 +122,7 @@ pub async fn assemble(
             ),
         }
     }
-    Ok(service)
+    Ok((service, opened.vaults))
 }
 
 /// Resolves when the process is asked to stop (SIGINT or SIGTERM).

@@ -5,9 +5,10 @@
 //! For each curve the backend signs: a key made with `signatory generate` (or given by the
 //! backend when it cannot make keys), listed by `signatory list`, its public key served,
 //! a signature that verifies against it (ECDSA low-S), sixteen concurrent signatures (of
-//! transfers, which no watermark orders) that all verify; `generate` of a curve the backend lacks refused with a message; and, for
-//! backends that can be taken down, a transient failure (503, `/healthz` naming the vault)
-//! while down and signing again once back.
+//! transfers, which no watermark orders) that all verify; `generate` of a curve the backend
+//! lacks refused with a message; and, for backends that can be taken down, a transient
+//! failure (503, `/healthz` naming the vault) while down, while a key of a second vault
+//! beside it still signs, and signing again once back.
 
 use crate::requests::{generic, Consensus, Op};
 use crate::signer::{Policy, SignerConfig, TestSigner};
@@ -15,6 +16,9 @@ use crate::HarnessError;
 use std::future::Future;
 use std::pin::Pin;
 use tezos_crypto::{Curve, PublicKey, PublicKeyHash, Signature, SigningVersion};
+
+/// The vault that runs beside the one under test.
+const BYSTANDER: &str = "bystander";
 
 /// A backend brought down and back by the test (a connector stopped, a token removed).
 pub trait Outage: Send + Sync {
@@ -69,8 +73,19 @@ fn generate(
 
 /// Run the suite; an error says which step failed and how.
 pub async fn run(backend: Backend) -> Result<(), HarnessError> {
+    // A second vault beside the one under test: while that one is down, this one must
+    // keep signing.
+    let bystander = tezos_crypto::SecretKey::generate(Curve::Ed25519);
+    let bystander_yaml = format!(
+        "    driver: mem\n    config: [\"{}\"]\n",
+        bystander.to_b58check().as_str()
+    );
+    let bystander = bystander.public_key().hash();
     let mut signer = TestSigner::new(SignerConfig {
-        vaults: vec![(backend.vault.clone(), backend.yaml.clone())],
+        vaults: vec![
+            (backend.vault.clone(), backend.yaml.clone()),
+            (BYSTANDER.to_owned(), bystander_yaml),
+        ],
         env: backend.env.clone(),
         ..SignerConfig::default()
     })?;
@@ -120,7 +135,7 @@ pub async fn run(backend: Backend) -> Result<(), HarnessError> {
             )));
         }
     }
-    for pkh in &keys {
+    for pkh in keys.iter().chain([&bystander]) {
         signer.enable(
             *pkh,
             Some(
@@ -191,6 +206,11 @@ pub async fn run(backend: Backend) -> Result<(), HarnessError> {
                 down.text()
             )));
         }
+        let bystander_key = public_key(&signer, &bystander).await?;
+        level += 1;
+        sign_and_verify(&signer, &bystander, &bystander_key, level)
+            .await
+            .map_err(|e| fail(format!("vault `{BYSTANDER}` while the other was down: {e}")))?;
         let mut utility = crate::Connection::connect(signer.utility).await?;
         let health = utility.get("/healthz").await?;
         if health.status != 503 || !health.text().contains(&backend.vault) {

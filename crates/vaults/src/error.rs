@@ -32,6 +32,10 @@ pub enum OpenError {
         #[source]
         source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
+    /// The vault needs vault `needs` open first (its key file is sealed by it): it is
+    /// unavailable until then.
+    #[error("vault `{vault}` is unavailable: its key file is sealed by vault `{needs}`, which is not open")]
+    NeedsVault { vault: String, needs: String },
     /// The driver's settings are wrong; `key_path` is where in the configuration.
     #[error("vault `{vault}`: `{key_path}`: {message}")]
     Config {
@@ -101,6 +105,7 @@ impl OpenError {
             OpenError::UnknownDriver { vault, .. }
             | OpenError::NotInBuild { vault, .. }
             | OpenError::Unavailable { vault, .. }
+            | OpenError::NeedsVault { vault, .. }
             | OpenError::Config { vault, .. }
             | OpenError::Io { vault, .. }
             | OpenError::Permissions { vault, .. }
@@ -115,7 +120,10 @@ impl OpenError {
 
     /// Whether the vault is down rather than misconfigured: `serve` starts without it.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, OpenError::Unavailable { .. })
+        matches!(
+            self,
+            OpenError::Unavailable { .. } | OpenError::NeedsVault { .. }
+        )
     }
 }
 

@@ -27,7 +27,8 @@ use crate::keyring::Keyring;
 use crate::password::EnvPasswords;
 use crate::password::{PasswordSource, Prompter, TerminalPrompter};
 use crate::private_file;
-use crate::secret_file::{self, Entry, SecretText, Stored};
+use crate::sealed::{DataKey, SealHeader, SealedBy};
+use crate::secret_file::{self, Entry, KeyFile, SecretText, Stored};
 use serde::Deserialize;
 use signatory_config::DriverSettings;
 use signatory_signer::vault::{Vault, VaultError, VaultKey};
@@ -166,10 +167,38 @@ impl crate::registry::Driver for FileDriver {
         settings: &DriverSettings,
         passwords: &EnvPasswords,
     ) -> Result<Arc<dyn Vault>, OpenError> {
+        self.open_among(vault, settings, passwords, &[]).await
+    }
+
+    /// A sealed key file is unsealed by the vault it names, which must be in `opened`;
+    /// until it is, this vault is unavailable (and tried again).
+    async fn open_among(
+        &self,
+        vault: &str,
+        settings: &DriverSettings,
+        passwords: &EnvPasswords,
+        opened: &[Arc<dyn Vault>],
+    ) -> Result<Arc<dyn Vault>, OpenError> {
         let mut options = FileVaultOptions::from_settings(vault, settings)?;
         passwords.apply(&mut options);
+        let header = {
+            let (name, path) = (vault.to_owned(), options.path.clone());
+            tokio::task::spawn_blocking(move || read_key_file(&name, &path).map(|f| f.sealed))
+                .await
+                .map_err(|e| OpenError::Internal {
+                    vault: vault.to_owned(),
+                    message: e.to_string(),
+                })??
+        };
+        let data_key = match header {
+            Some(header) => Some(unseal_data_key(vault, &options.path, &header, opened).await?),
+            None => None,
+        };
         let name = vault.to_owned();
-        crate::registry::open_blocking(vault, move || FileVault::open(&name, &options)).await
+        crate::registry::open_blocking(vault, move || {
+            FileVault::open_sealed(&name, &options, data_key)
+        })
+        .await
     }
 
     /// A new signer can start from `generate`: a key file that does not exist yet is
@@ -187,6 +216,139 @@ impl crate::registry::Driver for FileDriver {
     fn deadline(&self) -> Option<std::time::Duration> {
         None
     }
+}
+
+/// The data key of the sealed key file of vault `vault`, unsealed by the vault its header
+/// names: a sealing vault not open (yet) or failing transiently leaves this vault
+/// unavailable; a refusal or a wrong key stops it.
+async fn unseal_data_key(
+    vault: &str,
+    path: &Path,
+    header: &SealHeader,
+    opened: &[Arc<dyn Vault>],
+) -> Result<DataKey, OpenError> {
+    let by = &header.sealed_by;
+    let key_file_error = |message: String| OpenError::KeyFile {
+        vault: vault.to_owned(),
+        path: path.to_owned(),
+        message,
+    };
+    let Some(sealing) = opened.iter().find(|v| v.name() == by.vault) else {
+        return Err(OpenError::NeedsVault {
+            vault: vault.to_owned(),
+            needs: by.vault.clone(),
+        });
+    };
+    let sealer = sealing.sealer().ok_or_else(|| {
+        key_file_error(format!(
+            "it is sealed by vault `{}`, whose driver `{}` cannot unseal",
+            by.vault,
+            sealing.driver()
+        ))
+    })?;
+    let sealed = hex::decode(&header.data_key)
+        .map_err(|_| key_file_error("its `data_key` is not hex".to_owned()))?;
+    match sealer.unseal(&by.key, &sealed).await {
+        Ok(unsealed) => DataKey::from_unsealed(&unsealed).map_err(|e| key_file_error(e.to_owned())),
+        Err(e) if e.is_transient() => Err(OpenError::Unavailable {
+            vault: vault.to_owned(),
+            message: format!("vault `{}` cannot unseal its key file now", by.vault),
+            source: Some(Arc::new(e)),
+        }),
+        Err(e) => Err(key_file_error(format!(
+            "vault `{}` did not unseal its data key with key `{}`: {}",
+            by.vault,
+            by.key,
+            signatory_signer::vault::error_chain(&e)
+        ))),
+    }
+}
+
+/// Make the key file of vault `vault` a sealed one, its data key sealed by `sealing`
+/// under `key`: a missing file, or one holding no key, gets a new data key; a file already
+/// sealed by `sealing` is kept. A file holding keys is refused (they would stay in clear
+/// or under a password beside the sealed ones). The new data key is unsealed again before
+/// the file is written, so a sealing key that can encrypt but not decrypt is caught here
+/// and not at the next start.
+pub async fn seal_key_file(
+    vault: &str,
+    settings: &DriverSettings,
+    sealing: &Arc<dyn Vault>,
+    key: &str,
+) -> Result<(), OpenError> {
+    let options = FileVaultOptions::from_settings(vault, settings)?;
+    let path = options.path.clone();
+    let key_file_error = |message: String| OpenError::KeyFile {
+        vault: vault.to_owned(),
+        path: path.clone(),
+        message,
+    };
+    let existing = if path.exists() {
+        Some(read_key_file(vault, &path)?)
+    } else {
+        None
+    };
+    match existing.as_ref().map(|f| (&f.sealed, f.entries.len())) {
+        Some((Some(header), _)) if header.sealed_by.vault == sealing.name() => return Ok(()),
+        Some((Some(header), _)) => {
+            return Err(key_file_error(format!(
+                "it is already sealed by vault `{}`",
+                header.sealed_by.vault
+            )))
+        }
+        Some((None, held)) if held > 0 => {
+            return Err(key_file_error(format!(
+                "it holds {held} key(s) that are not sealed; seal keys into a new file"
+            )))
+        }
+        _ => {}
+    }
+    let sealer = sealing.sealer().ok_or_else(|| OpenError::Config {
+        vault: vault.to_owned(),
+        key_path: "--seal-with".to_owned(),
+        message: format!(
+            "vault `{}` (driver `{}`) cannot seal data keys",
+            sealing.name(),
+            sealing.driver()
+        ),
+    })?;
+    let data_key = DataKey::generate();
+    let failed = |what: &str, e: VaultError| {
+        key_file_error(format!(
+            "vault `{}` did not {what} the data key with key `{key}`: {}",
+            sealing.name(),
+            signatory_signer::vault::error_chain(&e)
+        ))
+    };
+    let sealed = sealer
+        .seal(key, data_key.expose())
+        .await
+        .map_err(|e| failed("seal", e))?;
+    let unsealed = sealer
+        .unseal(key, &sealed)
+        .await
+        .map_err(|e| failed("unseal", e))?;
+    if unsealed.as_slice() != data_key.expose() {
+        return Err(key_file_error(format!(
+            "vault `{}` unsealed another data key than it sealed",
+            sealing.name()
+        )));
+    }
+    let file = KeyFile {
+        sealed: Some(SealHeader {
+            sealed_by: SealedBy {
+                vault: sealing.name().to_owned(),
+                key: key.to_owned(),
+            },
+            data_key: hex::encode(&sealed),
+        }),
+        entries: Vec::new(),
+    };
+    let bytes = secret_file::serialize_file(&file);
+    private_file::replace(&path, &bytes)
+        .map_err(|e| private_file::io_error(vault, "write the sealed key file", &path, e))?;
+    tracing::info!(vault, path = %path.display(), sealed_by = sealing.name(), "created a sealed key file");
+    Ok(())
 }
 
 /// Create `path` holding an empty key list, mode 0600; an existing file is kept.
@@ -218,6 +380,8 @@ pub struct FileVault {
     write_password: Option<Zeroizing<String>>,
     /// Whether the file holds encrypted keys (then new keys are never written in clear).
     holds_encrypted: bool,
+    /// The data key of a sealed key file: new keys are sealed with it.
+    sealing: Option<DataKey>,
     /// One rewrite of the file at a time.
     write_lock: tokio::sync::Mutex<()>,
 }
@@ -246,22 +410,52 @@ impl FileVault {
     /// Read, check and decrypt the key file. Blocking: it reads files, may ask on the
     /// terminal, and each encrypted key costs a PBKDF2 derivation.
     pub fn open(name: &str, options: &FileVaultOptions) -> Result<FileVault, OpenError> {
+        Self::open_sealed(name, options, None)
+    }
+
+    /// [`FileVault::open`] for a file that may be sealed, with its data key unsealed.
+    fn open_sealed(
+        name: &str,
+        options: &FileVaultOptions,
+        data_key: Option<DataKey>,
+    ) -> Result<FileVault, OpenError> {
         let prompter: &dyn Prompter = if options.prompt {
             &TerminalPrompter
         } else {
             &crate::password::NoPrompter
         };
-        Self::open_with(name, options, &|var| std::env::var(var).ok(), prompter)
+        Self::open_with(
+            name,
+            options,
+            &|var| std::env::var(var).ok(),
+            prompter,
+            data_key,
+        )
     }
 
+    /// [`FileVault::open`] with the password lookup and prompter given, and the data key of
+    /// a sealed key file already unsealed.
     pub(crate) fn open_with(
         name: &str,
         options: &FileVaultOptions,
         lookup: &dyn Fn(&str) -> Option<String>,
         prompter: &dyn Prompter,
+        data_key: Option<DataKey>,
     ) -> Result<FileVault, OpenError> {
         let path = &options.path;
-        let entries = read_entries(name, path)?;
+        let file = read_key_file(name, path)?;
+        let key_file_error = |message: String| OpenError::KeyFile {
+            vault: name.to_owned(),
+            path: path.clone(),
+            message,
+        };
+        if let (Some(header), None) = (&file.sealed, &data_key) {
+            return Err(key_file_error(format!(
+                "it is sealed by vault `{}`, which must be open to unseal it",
+                header.sealed_by.vault
+            )));
+        }
+        let entries = file.entries;
         let configured = options.password.read(name, lookup)?;
         let mut unlocker = Unlocker {
             vault: name,
@@ -287,6 +481,22 @@ impl FileVault {
                     holds_encrypted = true;
                     unlocker.decrypt(label, text)?
                 }
+                Stored::Sealed(text) => {
+                    let data_key = data_key.as_ref().ok_or_else(|| {
+                        key_file_error(format!(
+                            "key `{label}` is sealed but the file has no seal header"
+                        ))
+                    })?;
+                    let opened = data_key
+                        .open(text)
+                        .map_err(|e| key_file_error(format!("key `{label}`: {e}")))?;
+                    SecretKey::from_b58check(&opened).map_err(|source| OpenError::Key {
+                        vault: name.to_owned(),
+                        path: path.clone(),
+                        label: label.clone(),
+                        source,
+                    })?
+                }
                 Stored::Elsewhere(scheme) => {
                     tracing::warn!(
                         vault = name,
@@ -310,6 +520,7 @@ impl FileVault {
             path: path.clone(),
             write_password: configured,
             holds_encrypted,
+            sealing: data_key,
             write_lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -325,8 +536,11 @@ impl FileVault {
         if let Some(existing) = self.keys.key(&pkh) {
             return Ok(existing);
         }
-        let value = match (&self.write_password, self.holds_encrypted) {
-            (Some(password), _) => {
+        let value = match (&self.sealing, &self.write_password, self.holds_encrypted) {
+            (Some(data_key), _, _) => data_key
+                .seal(key.to_b58check().as_str())
+                .map_err(|e| self.write_failed(e.to_owned()))?,
+            (None, Some(password), _) => {
                 let password = password.clone();
                 let key = key.clone();
                 // PBKDF2 with 32768 rounds takes tens of milliseconds.
@@ -339,7 +553,7 @@ impl FileVault {
                 .await
                 .map_err(|e| self.write_failed(e.to_string()))?
             }
-            (None, true) => {
+            (None, None, true) => {
                 return Err(VaultError::Locked {
                     vault: self.name().to_owned(),
                     key: pkh.to_string(),
@@ -350,7 +564,9 @@ impl FileVault {
                     ),
                 })
             }
-            (None, false) => Zeroizing::new(format!("unencrypted:{}", key.to_b58check().as_str())),
+            (None, None, false) => {
+                Zeroizing::new(format!("unencrypted:{}", key.to_b58check().as_str()))
+            }
         };
         let vault = self.name().to_owned();
         let path = self.path.clone();
@@ -375,7 +591,7 @@ impl FileVault {
     }
 }
 
-fn read_entries(vault: &str, path: &Path) -> Result<Vec<Entry>, OpenError> {
+fn read_key_file(vault: &str, path: &Path) -> Result<KeyFile, OpenError> {
     let mut file = private_file::open(vault, path, "read the secret key file")?;
     let mut bytes = Zeroizing::new(Vec::with_capacity(
         // Sized to the file so the buffer does not reallocate (leaving unwiped copies).
@@ -401,12 +617,12 @@ fn append_entry(
     label: String,
     value: Zeroizing<String>,
 ) -> Result<(), OpenError> {
-    let mut entries = read_entries(vault, path)?;
-    entries.push(Entry {
+    let mut file = read_key_file(vault, path)?;
+    file.entries.push(Entry {
         name: label,
         value: SecretText(value),
     });
-    let bytes = secret_file::serialize(&entries);
+    let bytes = secret_file::serialize_file(&file);
     private_file::replace(path, &bytes)
         .map_err(|e| private_file::io_error(vault, "rewrite the secret key file", path, e))
 }
@@ -613,6 +829,7 @@ mod tests {
             &FileVaultOptions::new(file.path()),
             &|_| None,
             prompter,
+            None,
         )
     }
 
@@ -675,17 +892,17 @@ mod tests {
             ..FileVaultOptions::new(file.path())
         };
         let wrong = |_: &str| Some("not it".to_owned());
-        let err = FileVault::open_with("v", &options, &wrong, &prompter).unwrap_err();
+        let err = FileVault::open_with("v", &options, &wrong, &prompter, None).unwrap_err();
         assert!(matches!(err, OpenError::BadPassword { .. }), "{err}");
         assert_eq!(prompter.asked(), 0);
         let right = |name: &str| (name == "KEY_PASSWORD").then(|| "pw".to_owned());
-        let vault = FileVault::open_with("v", &options, &right, &prompter).unwrap();
+        let vault = FileVault::open_with("v", &options, &right, &prompter, None).unwrap();
         assert_eq!(
             vault.write_password.as_deref().map(String::as_str),
             Some("pw")
         );
         let unset = |_: &str| None;
-        let err = FileVault::open_with("v", &options, &unset, &prompter).unwrap_err();
+        let err = FileVault::open_with("v", &options, &unset, &prompter, None).unwrap_err();
         assert!(
             err.to_string().contains("`KEY_PASSWORD`, which is not set"),
             "{err}"

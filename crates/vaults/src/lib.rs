@@ -8,6 +8,8 @@
 //!   ([`ledger::LedgerVault`]).
 //! - `yubihsm` (feature `yubihsm`): keys in a YubiHSM 2 through yubihsm-connector
 //!   ([`YubiHsmVault`]).
+//! - `azure` (feature `azure`): EC keys in Azure Key Vault or Managed HSM over its REST API
+//!   ([`azure::AzureVault`]).
 //! - `hashicorpvault` (feature `hashicorpvault`): keys in a HashiCorp Vault or OpenBao
 //!   transit engine over its HTTP API ([`TransitVault`]).
 //!
@@ -16,6 +18,8 @@
 //! instance name and the key path to fix.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "azure")]
+pub mod azure;
 mod deadline;
 mod error;
 mod file;
@@ -30,6 +34,7 @@ mod password;
 mod pkcs11;
 mod private_file;
 pub mod registry;
+mod sealed;
 mod secret_file;
 #[cfg(feature = "hashicorpvault")]
 mod transit;
@@ -37,10 +42,11 @@ mod transit;
 mod yubi;
 
 pub use error::OpenError;
-pub use file::{FileVault, FileVaultOptions};
+pub use file::{seal_key_file, FileVault, FileVaultOptions};
 pub use mem::{parse_curve, MemVault};
 pub use password::{EnvPasswords, PasswordSource};
 pub use registry::{driver, driver_names, Driver, DRIVERS};
+pub use sealed::SealedBy;
 #[cfg(feature = "hashicorpvault")]
 pub use transit::{TransitSettings, TransitVault};
 #[cfg(feature = "yubihsm")]
@@ -66,12 +72,29 @@ pub async fn open_with_passwords(
     settings: &DriverSettings,
     passwords: &EnvPasswords,
 ) -> Result<Arc<dyn Vault>, OpenError> {
-    registry::open_vault(name, driver, settings, passwords).await
+    registry::open_vault(name, driver, settings, passwords, &[]).await
 }
 
 /// [`open`] for a configured instance.
 pub async fn open_configured(config: &VaultConfig) -> Result<Arc<dyn Vault>, OpenError> {
     open(&config.name, &config.driver, &config.config).await
+}
+
+/// [`open_configured_with`], with the vaults already open that this one may use (the
+/// vault that unseals a sealed key file).
+pub async fn open_configured_among(
+    config: &VaultConfig,
+    passwords: &EnvPasswords,
+    opened: &[Arc<dyn Vault>],
+) -> Result<Arc<dyn Vault>, OpenError> {
+    registry::open_vault(
+        &config.name,
+        &config.driver,
+        &config.config,
+        passwords,
+        opened,
+    )
+    .await
 }
 
 /// [`open_with_passwords`] for a configured instance.

@@ -160,6 +160,13 @@ impl MemVault {
                             .to_owned(),
                     ))
                 }
+                Stored::Sealed(_) => {
+                    return Err(config_error(
+                        at,
+                        "sealed keys are read from a sealed key file; use the `file` driver for them"
+                            .to_owned(),
+                    ))
+                }
                 Stored::Elsewhere(scheme) => {
                     return Err(config_error(
                         at,

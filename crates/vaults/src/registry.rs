@@ -43,6 +43,19 @@ pub trait Driver: Sync {
         passwords: &EnvPasswords,
     ) -> Result<Arc<dyn Vault>, OpenError>;
 
+    /// [`Driver::open`], for a driver that uses vaults opened before it (a sealed key
+    /// file is unsealed by the vault it names). Other drivers ignore `opened`.
+    async fn open_among(
+        &self,
+        vault: &str,
+        settings: &DriverSettings,
+        passwords: &EnvPasswords,
+        opened: &[Arc<dyn Vault>],
+    ) -> Result<Arc<dyn Vault>, OpenError> {
+        let _ = opened;
+        self.open(vault, settings, passwords).await
+    }
+
     /// Environment variables holding secrets this vault reads at open (a PIN fallback):
     /// taken out of the environment at start, as `password_env` variables are.
     fn secret_variables(&self, vault: &str, settings: &DriverSettings) -> Vec<String> {
@@ -88,12 +101,13 @@ pub(crate) async fn open_blocking<V: Vault + 'static>(
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Every driver of the project, and the cargo feature of `signatory-vaults` that builds it.
-pub const ALL_DRIVERS: [(&str, &str); 6] = [
+pub const ALL_DRIVERS: [(&str, &str); 7] = [
     ("file", "file"),
     ("mem", "mem"),
     ("pkcs11", "pkcs11"),
     ("ledger", "ledger"),
     ("yubihsm", "yubihsm"),
+    ("azure", "azure"),
     ("hashicorpvault", "hashicorpvault"),
 ];
 
@@ -107,6 +121,8 @@ pub static DRIVERS: &[&dyn Driver] = &[
     &crate::ledger::LedgerDriver,
     #[cfg(feature = "yubihsm")]
     &crate::yubi::YubiHsmDriver,
+    #[cfg(feature = "azure")]
+    &crate::azure::AzureDriver,
     #[cfg(feature = "hashicorpvault")]
     &crate::transit::TransitDriver,
 ];
@@ -136,15 +152,19 @@ pub fn driver(vault: &str, name: &str) -> Result<&'static dyn Driver, OpenError>
     }
 }
 
-/// Open vault `vault` of driver `name`, its backend calls bounded by the driver's deadline.
+/// Open vault `vault` of driver `name`, its backend calls bounded by the driver's deadline;
+/// `opened` are the vaults already open, which it may use.
 pub async fn open_vault(
     vault: &str,
     name: &str,
     settings: &DriverSettings,
     passwords: &EnvPasswords,
+    opened: &[Arc<dyn Vault>],
 ) -> Result<Arc<dyn Vault>, OpenError> {
     let driver = driver(vault, name)?;
-    let opened = driver.open(vault, settings, passwords).await?;
+    let opened = driver
+        .open_among(vault, settings, passwords, opened)
+        .await?;
     Ok(match driver.deadline() {
         Some(deadline) => Arc::new(Deadlined::new(opened, deadline)),
         None => opened,

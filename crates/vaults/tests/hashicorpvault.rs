@@ -395,7 +395,7 @@ async fn sealed_and_throttled_answers_are_retried_and_refusals_are_not() {
     assert_eq!((stats.retries, stats.server_errors), (2, 2), "{stats:?}");
 
     // Throttled throughout: a transient error after the retries run out.
-    fake.fail(Some(Failing::Throttled));
+    fake.set_failing(Some(Failing::Throttled));
     let before = fake.requests();
     let e = vault
         .sign(&ed.hash(), MESSAGE, SigningVersion::default())
@@ -403,7 +403,7 @@ async fn sealed_and_throttled_answers_are_retried_and_refusals_are_not() {
         .unwrap_err();
     assert!(e.is_transient(), "{e}");
     assert_eq!(fake.requests() - before, 4, "one try and three retries");
-    fake.fail(None);
+    fake.set_failing(None);
 
     // A key the backend lost since the listing (400 "signing key not found"): refused at
     // once, one request.

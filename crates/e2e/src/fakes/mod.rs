@@ -1,3 +1,5 @@
-//! In-process fakes of network backends' APIs, for the drivers' tests and benchmarks.
+//! In-process fakes of the network backends the drivers talk to, faithful to the
+//! documented REST API subset each driver uses.
 
+pub mod azure;
 pub mod transit;

@@ -8,8 +8,8 @@
 //! ECDSA P-256 over the prehashed input (`marshaling_algorithm=jws` gives base64url r ‖ s,
 //! left high-S half the time as Vault does, so the driver's low-S step is exercised).
 //!
-//! [`FakeTransit::delay`] holds every answer (the lead's benchmark uses 20 ms);
-//! [`FakeTransit::fail`] switches every answer to a failure, [`FakeTransit::fail_next`] only
+//! [`FakeTransit::set_delay`] holds every answer (the lead's benchmark uses 20 ms);
+//! [`FakeTransit::set_failing`] switches every answer to a failure, [`FakeTransit::fail_next`] only
 //! the next few.
 
 use crate::HarnessError;
@@ -259,12 +259,12 @@ impl FakeTransit {
     }
 
     /// Hold every answer this long.
-    pub fn delay(&self, delay: Duration) {
+    pub fn set_delay(&self, delay: Duration) {
         *lock(&self.inner.delay) = delay;
     }
 
     /// Answer every request with `failing` (`None`: answer normally again).
-    pub fn fail(&self, failing: Option<Failing>) {
+    pub fn set_failing(&self, failing: Option<Failing>) {
         *lock(&self.inner.failing) = failing;
     }
 

@@ -1,0 +1,148 @@
+//! `fake-backend`: a network vault's fake (the test suite's own, `signatory_e2e::fakes`)
+//! answering every call after a fixed delay, holding `--keys` tz3 keys, for the
+//! network-vault benchmark (`bench/network.sh`). It writes the vault's YAML and the keys'
+//! addresses for `write-config`, prints how long its own delay really takes (a timer
+//! sleeps at least as long as asked, often a little longer), and serves until SIGTERM.
+
+use crate::BenchError;
+use clap::Args;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tezos_crypto::{Curve, PublicKeyHash};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NetworkDriver {
+    Awskms,
+    Cloudkms,
+    Azure,
+    Hashicorpvault,
+}
+
+#[derive(Debug, Args)]
+pub struct FakeBackendArgs {
+    #[arg(long, value_enum)]
+    driver: NetworkDriver,
+    /// How long the fake waits before it answers each call.
+    #[arg(long, default_value_t = 20)]
+    delay_ms: u64,
+    /// How many tz3 keys it holds.
+    #[arg(long, default_value_t = 32)]
+    keys: usize,
+    /// A directory for the files it writes: `vault.yaml` (the YAML under `vaults:`),
+    /// `pkhs` (the keys' addresses), and credential files.
+    #[arg(long)]
+    dir: PathBuf,
+}
+
+/// A started fake; dropping it stops it.
+type Running = Box<dyn std::any::Any + Send>;
+
+/// What a fake gives the benchmark: the vault YAML and the addresses of its keys.
+struct Started {
+    fake: Running,
+    yaml: String,
+    pkhs: Vec<PublicKeyHash>,
+}
+
+fn harness(e: signatory_e2e::HarnessError) -> BenchError {
+    BenchError::Setup(e.to_string())
+}
+
+async fn start(args: &FakeBackendArgs, delay: Duration) -> Result<Started, BenchError> {
+    match args.driver {
+        NetworkDriver::Azure => {
+            use signatory_e2e::fakes::azure::{FakeAzure, TENANT};
+            const CLIENT: &str = "bench-client";
+            const SECRET: &str = "bench-secret";
+            let fake = FakeAzure::start().map_err(harness)?;
+            fake.add_secret_client(CLIENT, SECRET, &["list", "get", "sign"]);
+            let mut pkhs = Vec::new();
+            for i in 0..args.keys {
+                let key = fake
+                    .add_ec_key(&format!("bench-{i}"), Curve::P256)
+                    .map_err(harness)?;
+                pkhs.push(key.hash());
+            }
+            fake.set_delay(delay);
+            let yaml = format!(
+                "  azure:\n    driver: azure\n    config:\n      vault: {url}/\n      \
+                 tenant_id: {TENANT}\n      client_id: {CLIENT}\n      client_secret: {SECRET}\n      \
+                 authority_host: {url}\n",
+                url = fake.url
+            );
+            Ok(Started {
+                fake: Box::new(fake),
+                yaml,
+                pkhs,
+            })
+        }
+        other => Err(BenchError::Setup(format!(
+            "no fake for {other:?} in this build"
+        ))),
+    }
+}
+
+/// Median and 99th percentile of `samples`.
+fn p50_p99(samples: &mut [Duration]) -> (Duration, Duration) {
+    samples.sort();
+    let at = |q: f64| {
+        let rank = ((q * samples.len() as f64).ceil() as usize).saturating_sub(1);
+        samples.get(rank).copied().unwrap_or_default()
+    };
+    (at(0.50), at(0.99))
+}
+
+pub async fn fake_backend(args: FakeBackendArgs) -> Result<(), BenchError> {
+    let delay = Duration::from_millis(args.delay_ms);
+    let started = start(&args, delay).await?;
+    std::fs::create_dir_all(&args.dir).map_err(|source| BenchError::Io {
+        context: format!("creating {}", args.dir.display()),
+        source,
+    })?;
+    let write = |name: &str, text: String| {
+        let path = args.dir.join(name);
+        std::fs::write(&path, text).map_err(|source| BenchError::Io {
+            context: format!("writing {}", path.display()),
+            source,
+        })
+    };
+    write("vault.yaml", started.yaml.clone())?;
+    let pkhs: Vec<String> = started.pkhs.iter().map(|p| p.to_b58check()).collect();
+    write("pkhs", pkhs.join("\n") + "\n")?;
+    // The fake's delay as this process's timer really keeps it: what the signer is
+    // measured against ("the backend's own latency").
+    let mut sleeps = Vec::with_capacity(200);
+    for _ in 0..200 {
+        let began = Instant::now();
+        tokio::time::sleep(delay).await;
+        sleeps.push(began.elapsed());
+    }
+    let (p50, p99) = p50_p99(&mut sleeps);
+    write(
+        "delay",
+        format!(
+            "{:.2} {:.2}\n",
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3
+        ),
+    )?;
+    eprintln!(
+        "fake {:?}: {} keys, delay {} ms (the timer's own: p50 {:.2} ms, p99 {:.2} ms)",
+        args.driver,
+        started.pkhs.len(),
+        args.delay_ms,
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|source| BenchError::Io {
+            context: "waiting for SIGTERM".to_owned(),
+            source,
+        })?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    drop(started.fake);
+    Ok(())
+}
