@@ -311,3 +311,74 @@ async fn tls_with_the_servers_ca_in_tls_ca_cert() {
     assert!(!text.contains(&public_key.hash().to_b58check()), "{text}");
     assert!(text.contains("unavailable"), "{text}");
 }
+
+/// A tz4 key in a `file` vault sealed by transit (`--seal-with`): the data key is encrypted
+/// under OpenBao's `signatory-sealer` key with the least policy, decrypted once at start,
+/// and the tz4 key signs.
+#[tokio::test]
+async fn a_key_file_sealed_by_transit_serves_a_tz4_key() {
+    let (bao, role_id, secret_id) = openbao_with_role(LEAST_POLICY, "1h", "2h").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("consensus.sealed.json");
+    let consensus = format!(
+        "    driver: file\n    config:\n      file: \"{}\"\n",
+        file.display()
+    );
+    let mut signer = TestSigner::new(SignerConfig {
+        vaults: vec![
+            (
+                "transit".to_owned(),
+                approle_yaml(&bao.address, &role_id, &secret_id, ""),
+            ),
+            ("consensus".to_owned(), consensus),
+        ],
+        ..SignerConfig::default()
+    })
+    .unwrap();
+    let out = signer
+        .cli(&[
+            "generate",
+            "--vault",
+            "consensus",
+            "-t",
+            "tz4",
+            "--seal-with",
+            "transit",
+            "--seal-key",
+            "signatory-sealer",
+        ])
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pkh = stdout
+        .split_whitespace()
+        .find_map(|w| PublicKeyHash::from_b58check(w).ok())
+        .unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let sealed: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(sealed["sealed_by"]["vault"], "transit", "{text}");
+    assert_eq!(sealed["sealed_by"]["key"], "signatory-sealer", "{text}");
+    let data_key = hex::decode(sealed["data_key"].as_str().unwrap()).unwrap();
+    assert!(data_key.starts_with(b"vault:v1:"), "{text}");
+
+    signer
+        .enable(pkh, Some(Policy::allow(&[]).generic(&["transaction"])))
+        .unwrap();
+    let decrypts_before = bao.audited("transit/decrypt/signatory-sealer");
+    signer.start().await.unwrap();
+    let mut conn = signer.connect().await.unwrap();
+    let response = conn.get(&signer.key_path(&pkh)).await.unwrap();
+    let public_key = PublicKey::from_b58check(&response.json_str("public_key").unwrap()).unwrap();
+    assert_eq!(public_key.hash(), pkh);
+    let (status, body) = sign_transfer(&signer, &public_key, 9).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        bao.audited("transit/decrypt/signatory-sealer") - decrypts_before,
+        1,
+        "the data key is unsealed once at start"
+    );
+}
