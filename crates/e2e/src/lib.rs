@@ -11,6 +11,7 @@ pub mod binary;
 pub mod client;
 pub mod conformance;
 pub mod fakes;
+pub mod openbao;
 pub mod requests;
 pub mod signer;
 pub mod socket;

@@ -153,7 +153,12 @@ impl EnvPasswords {
     }
 
     /// Variable `name`: the value taken from it at start, else the environment's.
-    #[cfg(any(feature = "pkcs11", feature = "yubihsm", feature = "azure"))]
+    #[cfg(any(
+        feature = "pkcs11",
+        feature = "yubihsm",
+        feature = "azure",
+        feature = "hashicorpvault"
+    ))]
     pub(crate) fn lookup(&self, name: &str) -> Option<Zeroizing<String>> {
         self.values
             .get(name)

@@ -101,7 +101,7 @@ pub(crate) async fn open_blocking<V: Vault + 'static>(
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Every driver of the project, and the cargo feature of `signatory-vaults` that builds it.
-pub const ALL_DRIVERS: [(&str, &str); 7] = [
+pub const ALL_DRIVERS: [(&str, &str); 8] = [
     ("file", "file"),
     ("mem", "mem"),
     ("pkcs11", "pkcs11"),
@@ -109,6 +109,7 @@ pub const ALL_DRIVERS: [(&str, &str); 7] = [
     ("yubihsm", "yubihsm"),
     ("azure", "azure"),
     ("cloudkms", "cloudkms"),
+    ("hashicorpvault", "hashicorpvault"),
 ];
 
 /// The drivers in this build.
@@ -125,6 +126,8 @@ pub static DRIVERS: &[&dyn Driver] = &[
     &crate::azure::AzureDriver,
     #[cfg(feature = "cloudkms")]
     &crate::cloudkms::CloudKmsDriver,
+    #[cfg(feature = "hashicorpvault")]
+    &crate::transit::TransitDriver,
 ];
 
 /// The names of the drivers in this build, in registry order.

@@ -3,3 +3,4 @@
 
 pub mod azure;
 pub mod cloudkms;
+pub mod transit;
