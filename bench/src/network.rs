@@ -76,10 +76,95 @@ async fn start(args: &FakeBackendArgs, delay: Duration) -> Result<Started, Bench
                 pkhs,
             })
         }
+        NetworkDriver::Cloudkms => {
+            use signatory_e2e::fakes::cloudkms::FakeCloudKms;
+            let fake = FakeCloudKms::start()
+                .await
+                .map_err(|source| BenchError::Io {
+                    context: "starting the fake Cloud KMS".to_owned(),
+                    source,
+                })?;
+            fake.set_max_page_size(1000);
+            let mut pkhs = Vec::new();
+            for i in 0..args.keys {
+                let versions = fake.add_key(
+                    &format!("bench-{i}"),
+                    "ASYMMETRIC_SIGN",
+                    &[("EC_SIGN_P256_SHA256", "ENABLED")],
+                );
+                let der = versions
+                    .first()
+                    .and_then(|version| fake.public_key_der(version))
+                    .ok_or_else(|| BenchError::Setup("the fake made no key".to_owned()))?;
+                let key = tezos_crypto::PublicKey::from_spki_der(&der)
+                    .map_err(|e| BenchError::Setup(e.to_string()))?;
+                pkhs.push(key.hash());
+            }
+            fake.set_delay(delay);
+            let credentials = args.dir.join("service-account.json");
+            write_private(&credentials, &fake.service_account_json())?;
+            let yaml = format!(
+                "  gcp:\n    driver: cloudkms\n    config:\n      project: {}\n      \
+                 location: {}\n      key_ring: {}\n      application_credentials: {}\n      \
+                 endpoint: {}\n",
+                fake.project,
+                fake.location,
+                fake.key_ring,
+                credentials.display(),
+                fake.endpoint()
+            );
+            Ok(Started {
+                fake: Box::new(fake),
+                yaml,
+                pkhs,
+            })
+        }
+        NetworkDriver::Hashicorpvault => {
+            use signatory_e2e::fakes::transit::FakeTransit;
+            const TOKEN: &str = "bench-token";
+            let fake = FakeTransit::start(TOKEN).await.map_err(harness)?;
+            let mut pkhs = Vec::new();
+            for i in 0..args.keys {
+                let key = fake
+                    .add_key(&format!("bench-{i}"), Curve::P256)
+                    .map_err(harness)?;
+                pkhs.push(key.hash());
+            }
+            fake.set_delay(delay);
+            let yaml = format!(
+                "  transit:\n    driver: hashicorpvault\n    config:\n      address: {}\n      \
+                 token: {TOKEN}\n",
+                fake.address
+            );
+            Ok(Started {
+                fake: Box::new(fake),
+                yaml,
+                pkhs,
+            })
+        }
         other => Err(BenchError::Setup(format!(
             "no fake for {other:?} in this build"
         ))),
     }
+}
+
+/// A file only the signer's user can read (credential files must be).
+fn write_private(path: &std::path::Path, text: &str) -> Result<(), BenchError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| BenchError::Io {
+        context: format!("writing {}", path.display()),
+        source,
+    };
+    std::fs::create_dir_all(path.parent().unwrap_or(std::path::Path::new("."))).map_err(io)?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(text.as_bytes()))
+        .map_err(io)
 }
 
 /// Median and 99th percentile of `samples`.

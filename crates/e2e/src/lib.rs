@@ -12,6 +12,7 @@ pub mod client;
 pub mod conformance;
 pub mod fakes;
 pub mod moto;
+pub mod openbao;
 pub mod requests;
 pub mod signer;
 pub mod socket;

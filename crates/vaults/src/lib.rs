@@ -13,6 +13,8 @@
 //! - `azure` (feature `azure`): EC keys in Azure Key Vault or Managed HSM over its REST API
 //!   ([`azure::AzureVault`]).
 //! - `cloudkms` (feature `cloudkms`): keys in a Google Cloud KMS key ring, over its REST API.
+//! - `hashicorpvault` (feature `hashicorpvault`): keys in a HashiCorp Vault or OpenBao
+//!   transit engine over its HTTP API ([`TransitVault`]).
 //!
 //! [`registry`] is the one list of drivers; [`open`] builds an `Arc<dyn Vault>` from a
 //! configured instance through it; an unknown driver or bad settings fail with the
@@ -44,6 +46,8 @@ mod private_file;
 pub mod registry;
 mod sealed;
 mod secret_file;
+#[cfg(feature = "hashicorpvault")]
+mod transit;
 #[cfg(feature = "yubihsm")]
 mod yubi;
 
@@ -53,6 +57,8 @@ pub use mem::{parse_curve, MemVault};
 pub use password::{EnvPasswords, PasswordSource};
 pub use registry::{driver, driver_names, Driver, DRIVERS};
 pub use sealed::SealedBy;
+#[cfg(feature = "hashicorpvault")]
+pub use transit::{TransitSettings, TransitVault};
 #[cfg(feature = "yubihsm")]
 pub use yubi::{YubiHsmOptions, YubiHsmVault};
 

@@ -157,7 +157,8 @@ impl EnvPasswords {
         feature = "pkcs11",
         feature = "yubihsm",
         feature = "azure",
-        feature = "awskms"
+        feature = "awskms",
+        feature = "hashicorpvault"
     ))]
     pub(crate) fn lookup(&self, name: &str) -> Option<Zeroizing<String>> {
         self.values

@@ -101,7 +101,7 @@ pub(crate) async fn open_blocking<V: Vault + 'static>(
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Every driver of the project, and the cargo feature of `signatory-vaults` that builds it.
-pub const ALL_DRIVERS: [(&str, &str); 8] = [
+pub const ALL_DRIVERS: [(&str, &str); 9] = [
     ("file", "file"),
     ("mem", "mem"),
     ("pkcs11", "pkcs11"),
@@ -110,6 +110,7 @@ pub const ALL_DRIVERS: [(&str, &str); 8] = [
     ("awskms", "awskms"),
     ("azure", "azure"),
     ("cloudkms", "cloudkms"),
+    ("hashicorpvault", "hashicorpvault"),
 ];
 
 /// The drivers in this build.
@@ -128,6 +129,8 @@ pub static DRIVERS: &[&dyn Driver] = &[
     &crate::azure::AzureDriver,
     #[cfg(feature = "cloudkms")]
     &crate::cloudkms::CloudKmsDriver,
+    #[cfg(feature = "hashicorpvault")]
+    &crate::transit::TransitDriver,
 ];
 
 /// The names of the drivers in this build, in registry order.

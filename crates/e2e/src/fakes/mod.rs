@@ -4,3 +4,4 @@
 pub mod awskms;
 pub mod azure;
 pub mod cloudkms;
+pub mod transit;

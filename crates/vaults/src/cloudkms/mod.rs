@@ -89,7 +89,6 @@ impl Driver for CloudKmsDriver {
         let env = |var: &str| std::env::var(var).ok();
         Ok(Arc::new(CloudKmsVault::open(vault, settings, &env).await?))
     }
-
 }
 
 /// The algorithms Tezos signs with, and the curve of each.
