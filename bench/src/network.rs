@@ -2,7 +2,7 @@
 //! answering every call after a fixed delay, holding `--keys` tz3 keys, for the
 //! network-vault benchmark (`bench/network.sh`). It writes the vault's YAML and the keys'
 //! addresses for `write-config`, prints how long its own delay really takes (a timer
-//! sleeps at least as long as asked, often a little longer), and serves until SIGTERM.
+//! wakes at least as late as asked, a little later), and serves until SIGTERM.
 
 use crate::BenchError;
 use clap::Args;
@@ -142,9 +142,26 @@ async fn start(args: &FakeBackendArgs, delay: Duration) -> Result<Started, Bench
                 pkhs,
             })
         }
-        other => Err(BenchError::Setup(format!(
-            "no fake for {other:?} in this build"
-        ))),
+        NetworkDriver::Awskms => {
+            use signatory_e2e::fakes::awskms::FakeKms;
+            let fake = FakeKms::start().await.map_err(harness)?;
+            let mut pkhs = Vec::new();
+            for _ in 0..args.keys {
+                let (_, key) = fake.add_key(Curve::P256).map_err(harness)?;
+                pkhs.push(key.hash());
+            }
+            fake.set_delay(delay);
+            let yaml = format!(
+                "  aws:\n    driver: awskms\n    config:\n      access_key_id: AKIDBENCH\n      \
+                 secret_access_key: bench-secret\n      region: us-east-1\n      endpoint: {}\n",
+                fake.endpoint()
+            );
+            Ok(Started {
+                fake: Box::new(fake),
+                yaml,
+                pkhs,
+            })
+        }
     }
 }
 
@@ -194,12 +211,12 @@ pub async fn fake_backend(args: FakeBackendArgs) -> Result<(), BenchError> {
     write("vault.yaml", started.yaml.clone())?;
     let pkhs: Vec<String> = started.pkhs.iter().map(|p| p.to_b58check()).collect();
     write("pkhs", pkhs.join("\n") + "\n")?;
-    // The fake's delay as this process's timer really keeps it: what the signer is
-    // measured against ("the backend's own latency").
+    // The fakes' delay as it is really kept (`fakes::wait`): what the signer is measured
+    // against ("the backend's own latency").
     let mut sleeps = Vec::with_capacity(200);
     for _ in 0..200 {
         let began = Instant::now();
-        tokio::time::sleep(delay).await;
+        signatory_e2e::fakes::wait(delay).await;
         sleeps.push(began.elapsed());
     }
     let (p50, p99) = p50_p99(&mut sleeps);

@@ -363,7 +363,7 @@ async fn handle(
         (shared.delay, fault)
     };
     if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+        super::wait(delay).await;
     }
     if let Some(fault) = fault {
         return fault.answer(&target);

@@ -740,7 +740,7 @@ async fn admit<'a>(
 ) -> Result<parking_lot::MutexGuard<'a, Inner>, Response> {
     let delay = state.lock().delay;
     if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+        super::wait(delay).await;
     }
     let mut inner = state.lock();
     match inner.mode {

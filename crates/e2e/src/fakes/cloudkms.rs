@@ -554,7 +554,7 @@ async fn handle(
         (data.delay, data.mode)
     };
     if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+        super::wait(delay).await;
     }
     match mode {
         Mode::Up => {}

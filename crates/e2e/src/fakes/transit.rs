@@ -293,7 +293,7 @@ async fn gate(inner: &Inner, headers: &HeaderMap) -> Option<Response> {
     inner.requests.fetch_add(1, Ordering::SeqCst);
     let delay = *lock(&inner.delay);
     if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+        super::wait(delay).await;
     }
     {
         let mut next = lock(&inner.fail_next);
