@@ -198,3 +198,68 @@ async fn no_credentials_anywhere_is_reported_not_guessed() {
     assert_eq!(fake.requests("ListKeys"), 0, "nothing unsigned reaches KMS");
     let _ = signer.terminate();
 }
+
+/// A tz4 key (no KMS signs BLS) in a key file sealed by a moto KMS key: `import
+/// --seal-with` writes it, `serve` unseals it through KMS Decrypt once and signs with it.
+/// The file holds neither the key nor the data key in clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_file_sealed_by_kms_serves_a_tz4_key() {
+    let moto = Moto::start().await.unwrap();
+    let sealing = moto
+        .create_key("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("consensus.sealed.json");
+    let consensus = format!(
+        "    driver: file\n    config:\n      file: \"{}\"\n",
+        file.display()
+    );
+    let secret = tezos_crypto::SecretKey::generate(Curve::Bls12_381);
+    let public = secret.public_key();
+    let mut signer = TestSigner::new(SignerConfig {
+        vaults: vec![
+            ("kms".to_owned(), yaml(&moto.endpoint())),
+            ("consensus".to_owned(), consensus),
+        ],
+        env: hermetic_aws_env(),
+        ..SignerConfig::default()
+    })
+    .unwrap();
+    let out = signer
+        .cli(&[
+            "import",
+            "--vault",
+            "consensus",
+            "--seal-with",
+            "kms",
+            "--seal-key",
+            &sealing,
+            secret.to_b58check().as_str(),
+        ])
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(!text.contains(secret.to_b58check().as_str()), "{text}");
+    let sealed: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(sealed["sealed_by"]["vault"], "kms", "{text}");
+    assert_eq!(sealed["sealed_by"]["key"], sealing.as_str(), "{text}");
+    assert_eq!(sealed["keys"].as_array().unwrap().len(), 1, "{text}");
+
+    signer
+        .enable(public.hash(), Some(Policy::allow(&["preattestation"])))
+        .unwrap();
+    signer.start().await.unwrap();
+    let bytes = Consensus::new(7, 0, 1).preattestation();
+    let mut conn = signer.connect().await.unwrap();
+    let response = conn
+        .sign(&signer.key_path(&public.hash()), &bytes)
+        .await
+        .unwrap();
+    verified(&public, &bytes, &response);
+    let _ = signer.terminate();
+}
