@@ -391,7 +391,7 @@ fn version_names_the_version_and_drivers() {
         "{text}"
     );
     assert!(
-        text.contains("vault drivers: file, mem, pkcs11, ledger, yubihsm\n"),
+        text.contains("vault drivers: file, mem, pkcs11, ledger, yubihsm, awskms, azure, cloudkms, hashicorpvault\n"),
         "{text}"
     );
 }
